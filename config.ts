@@ -1,0 +1,333 @@
+/**
+ * The stack configuration: the one place that knows every key, its default and its rule.
+ *
+ * Components never read `pulumi.Config`; they receive the `ClusterConfig` this module returns.
+ * Validation reports every problem at once, each as `<key>: <value> — <rule>`, and throws before
+ * any resource is registered, so a bad stack config never half-applies.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { Netmask } from "netmask";
+import { z } from "zod";
+
+/** Kubernetes minors this blueprint renders for. kubeadm's v1beta4 config API first shipped in 1.31. */
+export const SUPPORTED_MINORS = { min: 31, max: 36 } as const;
+/** The default Kubernetes release. */
+export const DEFAULT_KUBERNETES_VERSION = "1.35.0";
+
+const CLUSTER_NAME = /^[a-z]([a-z0-9-]{0,22}[a-z0-9])?$/;
+const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
+const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
+const ZONE = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$/;
+const GO_DURATION = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
+const POOL_NAME = /^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$/;
+
+/** Parses a Go duration string (`15s`, `1m30s`, `500ms`) to milliseconds. */
+export function durationMs(d: string): number {
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 };
+  let total = 0;
+  for (const m of d.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += parseFloat(m[1]) * unit[m[2]];
+  return total;
+}
+
+/** True when `s` is an IPv4 CIDR in canonical form (no host bits set). */
+export function isCanonicalCidr(s: string): boolean {
+  if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(s)) return false;
+  try {
+    const block = new Netmask(s);
+    return `${block.base}/${block.bitmask}` === s;
+  } catch {
+    return false;
+  }
+}
+
+/** True when two canonical IPv4 CIDRs share any address. */
+export function cidrsOverlap(a: string, b: string): boolean {
+  const x = new Netmask(a);
+  const y = new Netmask(b);
+  return x.contains(y.base) || y.contains(x.base);
+}
+
+const cidr = (what: string) =>
+  z.string({ error: `must be an IPv4 CIDR string (${what})` }).refine(isCanonicalCidr, {
+    error: "must be an IPv4 CIDR such as 10.0.0.0/16 with no host bits set",
+  });
+
+const prefixBetween = (lo: number, hi: number, why: string) => (s: string) => {
+  const bits = Number(s.split("/")[1]);
+  return bits >= lo && bits <= hi ? undefined : `prefix must be /${lo} to /${hi} (${why})`;
+};
+
+const oddAtLeast3 = (what: string) =>
+  z
+    .int({ error: "must be a whole number" })
+    .refine((n) => n >= 3 && n <= 7 && n % 2 === 1, { error: `must be 3, 5 or 7 (odd so ${what} keeps quorum; etcd advises at most 7)` });
+
+const instanceType = (dflt: string) =>
+  z.string().regex(INSTANCE_TYPE, { error: "must be an EC2 instance type such as m7i.large" }).default(dflt);
+
+const duration = (dflt: string) =>
+  z
+    .string({ error: "must be a Go duration string such as 15s" })
+    .regex(GO_DURATION, { error: "must be a Go duration string such as 15s or 1m30s", abort: true })
+    .refine((d) => durationMs(d) > 0, { error: "must be greater than zero" })
+    .default(dflt);
+
+const KubernetesVersion = z
+  .string({ error: "must be a string such as \"1.35.0\" (quote it in YAML)" })
+  .regex(/^\d+\.\d+\.\d+$/, { error: "must be MAJOR.MINOR.PATCH such as 1.35.0, without a leading v", abort: true })
+  .refine(
+    (v) => {
+      const [major, minor] = v.split(".").map(Number);
+      return major === 1 && minor >= SUPPORTED_MINORS.min && minor <= SUPPORTED_MINORS.max;
+    },
+    {
+      error:
+        `must be 1.${SUPPORTED_MINORS.min} to 1.${SUPPORTED_MINORS.max}: kubeadm's v1beta4 config API first ` +
+        `shipped in 1.${SUPPORTED_MINORS.min}, and 1.${SUPPORTED_MINORS.max} is the newest minor this blueprint is tested with`,
+    },
+  );
+
+const ControlPlane = z.strictObject({
+  /** Control plane machines, one API server and one stacked etcd member each. Default 3. */
+  count: oddAtLeast3("stacked etcd").default(3),
+  /** EC2 instance type of a control plane machine. Default m7i.large. */
+  instanceType: instanceType("m7i.large"),
+  /** Root volume size in GiB. Default 50. */
+  rootVolumeGiB: z.int().min(20, { error: "must be at least 20 (images, etcd data and logs)" }).max(16384).default(50),
+});
+
+const Etcd = z.strictObject({
+  /** `stacked`: etcd members on the control plane machines; `external`: etcd on its own machines. Default stacked. */
+  topology: z.enum(["stacked", "external"], { error: "must be stacked or external" }).default("stacked"),
+  /** External etcd machines (external topology only). Default 3. */
+  nodeCount: oddAtLeast3("etcd").default(3),
+  /** EC2 instance type of an external etcd machine. Default m7i.large. */
+  instanceType: instanceType("m7i.large"),
+});
+
+const Network = z.strictObject({
+  /** The VPC's address range, split evenly into one public and one private subnet a zone. Default 10.0.0.0/16. */
+  vpcCidr: cidr("the VPC").default("10.0.0.0/16"),
+  /** Availability zones, at least three distinct; control plane machines are spread over them. Required. */
+  availabilityZones: z
+    .array(z.string().regex(ZONE, { error: "must be an availability zone name such as eu-west-1a" }), {
+      error: "must be a list of availability zone names",
+    })
+    .min(3, { error: "must list at least 3 zones so losing one zone leaves quorum" }),
+  /** Pod network, kubeadm `networking.podSubnet`. Default 10.244.0.0/16. */
+  podCidr: cidr("pods").default("10.244.0.0/16"),
+  /** Service network, kubeadm `networking.serviceSubnet`. Default 10.96.0.0/12. */
+  serviceCidr: cidr("services").default("10.96.0.0/12"),
+  /** `perZone`: a NAT gateway in every zone (no cross-zone egress dependency); `single`: one, cheaper. Default perZone. */
+  natGateways: z.enum(["perZone", "single"], { error: "must be perZone or single" }).default("perZone"),
+});
+
+const ApiLoadBalancer = z.strictObject({
+  /** NLB scheme. Default internet-facing. */
+  scheme: z.enum(["internet-facing", "internal"], { error: "must be internet-facing or internal" }).default("internet-facing"),
+  /** Client CIDRs allowed to reach TCP 6443 on the NLB. Default ["0.0.0.0/0"], as kOps and CAPA. */
+  allowedCidrs: z
+    .array(cidr("an allowed client range"), { error: "must be a list of CIDRs" })
+    .min(1, { error: "must list at least one CIDR, or nobody can reach the API" })
+    .default(["0.0.0.0/0"]),
+});
+
+const LeaderElection = z.strictObject({
+  /** `--leader-elect-lease-duration` of kube-controller-manager and kube-scheduler. Default 15s. */
+  leaseDuration: duration("15s"),
+  /** `--leader-elect-renew-deadline`. Default 10s. */
+  renewDeadline: duration("10s"),
+  /** `--leader-elect-retry-period`. Default 2s. */
+  retryPeriod: duration("2s"),
+});
+
+const WorkerPool = z.strictObject({
+  /** Pool name, unique in the cluster; part of AWS resource names. Required. */
+  name: z.string().regex(POOL_NAME, { error: "must be 1-16 lowercase letters, digits or hyphens, starting with a letter" }),
+  /** EC2 instance type. Default m7i.large. */
+  instanceType: instanceType("m7i.large"),
+  /** Auto scaling group minimum. Default 1. */
+  minSize: z.int().min(0, { error: "must be 0 or more" }).default(1),
+  /** Auto scaling group maximum. Default 3. */
+  maxSize: z.int().min(1, { error: "must be 1 or more" }).default(3),
+  /** Initial desired capacity; later left to the autoscaler. Default minSize. */
+  desiredCapacity: z.int().min(0, { error: "must be 0 or more" }).optional(),
+});
+
+const Schema = z.strictObject({
+  /** AWS region, from `aws:region`. Required. */
+  region: z.string({ error: "must be set (pulumi config set aws:region <region>)" }).regex(REGION, {
+    error: "must be an AWS region name such as eu-west-1",
+  }),
+  /** Cluster name: tags, AWS names and the kubeconfig context. Required. */
+  clusterName: z
+    .string({ error: "must be set (pulumi config set clusterName <name>)" })
+    .regex(CLUSTER_NAME, {
+      error: "must be 1-24 lowercase letters, digits or hyphens, start with a letter and not end with a hyphen (AWS load balancer names are 32 characters at most)",
+    }),
+  /** Kubernetes release for kubeadm, kubelet and kubectl. Default 1.35.0. */
+  kubernetesVersion: KubernetesVersion.default(DEFAULT_KUBERNETES_VERSION),
+  controlPlane: ControlPlane.prefault({}),
+  etcd: Etcd.prefault({}),
+  network: Network,
+  apiLoadBalancer: ApiLoadBalancer.prefault({}),
+  leaderElection: LeaderElection.prefault({}),
+  /** Worker pools. Default none. */
+  workerPools: z.array(WorkerPool, { error: "must be a list of pools" }).default([]),
+  /** Extra tags on every AWS resource. Default none. */
+  tags: z.record(z.string(), z.string(), { error: "must be a map of strings" }).default({}),
+});
+
+export type ClusterConfig = z.output<typeof Schema>;
+export type WorkerPoolConfig = z.output<typeof WorkerPool>;
+export type EtcdTopology = ClusterConfig["etcd"]["topology"];
+
+/** Thrown with every problem in the stack config; nothing has been registered when it is. */
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(`Invalid stack config (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` + problems.map((p) => `  - ${p}`).join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+const keyOf = (path: PropertyKey[]) =>
+  path.reduce<string>((acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), "");
+
+function valueAt(raw: unknown, path: PropertyKey[]): unknown {
+  let v: unknown = raw;
+  for (const p of path) v = v !== null && typeof v === "object" ? (v as Record<PropertyKey, unknown>)[p] : undefined;
+  return v;
+}
+
+const show = (v: unknown) => (v === undefined ? "(not set)" : JSON.stringify(v));
+const problem = (key: string, value: unknown, rule: string) => `${key}: ${show(value)} — ${rule}`;
+
+/**
+ * Rules across fields. Each runs only when the fields it reads are individually valid, so a
+ * single bad value gives one message, not a cascade.
+ */
+function crossFieldProblems(raw: Record<string, unknown>, c: Partial<ClusterConfig>): string[] {
+  const out: string[] = [];
+  const net = c.network;
+  if (net) {
+    const vpc = prefixBetween(16, 24, "AWS allows /16 to /28 and every zone needs two subnets of at least /28")(net.vpcCidr);
+    if (vpc) out.push(problem("network.vpcCidr", net.vpcCidr, vpc));
+    const svc = prefixBetween(12, 28, "kube-apiserver allows at most 2^20 service addresses")(net.serviceCidr);
+    if (svc) out.push(problem("network.serviceCidr", net.serviceCidr, svc));
+    const pod = prefixBetween(8, 20, "the controller manager gives every node a /24 from it")(net.podCidr);
+    if (pod) out.push(problem("network.podCidr", net.podCidr, pod));
+    // A range already rejected for its size is left out, so one bad value gives one message.
+    const named = (
+      [
+        ["network.vpcCidr", net.vpcCidr, vpc],
+        ["network.podCidr", net.podCidr, pod],
+        ["network.serviceCidr", net.serviceCidr, svc],
+      ] as const
+    ).filter(([, , bad]) => !bad);
+    for (let i = 0; i < named.length; i++)
+      for (let j = i + 1; j < named.length; j++)
+        if (cidrsOverlap(named[i][1], named[j][1]))
+          out.push(problem(named[j][0], named[j][1], `must not overlap ${named[i][0]} (${named[i][1]})`));
+    const seen = new Set<string>();
+    net.availabilityZones.forEach((zone, i) => {
+      if (seen.has(zone)) out.push(problem(`network.availabilityZones[${i}]`, zone, "zones must be distinct"));
+      seen.add(zone);
+    });
+    if (seen.size < 3 && net.availabilityZones.length >= 3)
+      out.push(problem("network.availabilityZones", net.availabilityZones, "must list at least 3 distinct zones so losing one zone leaves quorum"));
+    if (c.region)
+      net.availabilityZones.forEach((zone, i) => {
+        if (!zone.startsWith(c.region!) || zone.length !== c.region!.length + 1)
+          out.push(problem(`network.availabilityZones[${i}]`, zone, `must be a zone of region ${c.region}`));
+      });
+    const subnetBits = Math.ceil(Math.log2(2 * net.availabilityZones.length));
+    const bits = Number(net.vpcCidr.split("/")[1]);
+    if (!vpc && bits + subnetBits > 28)
+      out.push(problem("network.vpcCidr", net.vpcCidr, `too small for ${2 * net.availabilityZones.length} subnets of at least /28`));
+  }
+  const le = c.leaderElection;
+  if (le) {
+    const [lease, renew, retry] = [le.leaseDuration, le.renewDeadline, le.retryPeriod].map(durationMs);
+    if (!(lease > renew))
+      out.push(problem("leaderElection.leaseDuration", le.leaseDuration, `must be longer than renewDeadline (${le.renewDeadline}), as client-go requires`));
+    if (!(renew > 1.2 * retry))
+      out.push(problem("leaderElection.renewDeadline", le.renewDeadline, `must be longer than 1.2 x retryPeriod (${le.retryPeriod}), as client-go requires`));
+  }
+  const etcdRaw = raw.etcd as Record<string, unknown> | undefined;
+  if (c.etcd && c.etcd.topology === "stacked")
+    for (const k of ["nodeCount", "instanceType"])
+      if (etcdRaw && etcdRaw[k] !== undefined)
+        out.push(problem(`etcd.${k}`, etcdRaw[k], "applies only when etcd.topology is external; remove it or set the topology"));
+  const pools = c.workerPools;
+  if (pools) {
+    const names = new Set<string>();
+    pools.forEach((p, i) => {
+      if (names.has(p.name)) out.push(problem(`workerPools[${i}].name`, p.name, "pool names must be unique"));
+      names.add(p.name);
+      if (p.minSize > p.maxSize) out.push(problem(`workerPools[${i}].minSize`, p.minSize, `must not exceed maxSize (${p.maxSize})`));
+      const d = p.desiredCapacity;
+      if (d !== undefined && (d < p.minSize || d > p.maxSize))
+        out.push(problem(`workerPools[${i}].desiredCapacity`, d, `must be between minSize (${p.minSize}) and maxSize (${p.maxSize})`));
+    });
+  }
+  return out;
+}
+
+/** Parses each top-level section on its own so one bad section does not hide another's rules. */
+function parsedSections(raw: Record<string, unknown>): Partial<ClusterConfig> {
+  const out: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(Schema.shape)) {
+    const r = (schema as z.ZodType).safeParse(raw[key]);
+    if (r.success) out[key] = r.data;
+  }
+  return out as Partial<ClusterConfig>;
+}
+
+/**
+ * Validates raw stack config and fills every default.
+ * @throws ConfigError listing every problem, each naming the key, the value and the rule.
+ */
+export function parseConfig(raw: Record<string, unknown>): ClusterConfig {
+  const result = Schema.safeParse(raw);
+  const problems: string[] = [];
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      if (issue.code === "unrecognized_keys") {
+        for (const k of issue.keys)
+          problems.push(problem(keyOf([...issue.path, k]), valueAt(raw, [...issue.path, k]), "is not a known setting (see the config reference in README.md)"));
+      } else {
+        problems.push(problem(keyOf(issue.path), valueAt(raw, issue.path), issue.message));
+      }
+    }
+  }
+  problems.push(...crossFieldProblems(raw, result.success ? result.data : parsedSections(raw)));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return result.data!;
+}
+
+/** Stack config keys that are plain strings; every other key holds an object or list, stored by Pulumi as JSON. */
+const STRING_KEYS = new Set(["clusterName", "kubernetesVersion"]);
+
+/**
+ * Reads the current stack's config (`kubeadm-ha:*` plus `aws:region`) and validates it.
+ * Unknown `kubeadm-ha:` keys are errors: a typo must not fall back to a default silently.
+ */
+export function loadConfig(project = "kubeadm-ha"): ClusterConfig {
+  const all = pulumi.runtime.allConfig();
+  const raw: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(all)) {
+    if (!k.startsWith(`${project}:`)) continue;
+    const key = k.slice(project.length + 1);
+    if (!STRING_KEYS.has(key)) {
+      try {
+        raw[key] = JSON.parse(v);
+      } catch {
+        raw[key] = v;
+      }
+    } else {
+      raw[key] = v;
+    }
+  }
+  if (all["aws:region"] !== undefined) raw.region = all["aws:region"];
+  return parseConfig(raw);
+}

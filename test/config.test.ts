@@ -1,0 +1,189 @@
+import * as fc from "fast-check";
+import { ConfigError, DEFAULT_KUBERNETES_VERSION, durationMs, loadConfig, parseConfig } from "../config";
+import * as pulumi from "@pulumi/pulumi";
+
+const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+const base = () => ({ region: "eu-west-1", clusterName: "dev", network: { availabilityZones: [...ZONES] } });
+
+function problemsOf(raw: Record<string, unknown>): string[] {
+  try {
+    parseConfig(raw);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+  return [];
+}
+
+describe("parseConfig defaults", () => {
+  it("fills every default from the one schema", () => {
+    expect(parseConfig(base())).toEqual({
+      region: "eu-west-1",
+      clusterName: "dev",
+      kubernetesVersion: DEFAULT_KUBERNETES_VERSION,
+      controlPlane: { count: 3, instanceType: "m7i.large", rootVolumeGiB: 50 },
+      etcd: { topology: "stacked", nodeCount: 3, instanceType: "m7i.large" },
+      network: {
+        vpcCidr: "10.0.0.0/16",
+        availabilityZones: ZONES,
+        podCidr: "10.244.0.0/16",
+        serviceCidr: "10.96.0.0/12",
+        natGateways: "perZone",
+      },
+      apiLoadBalancer: { scheme: "internet-facing", allowedCidrs: ["0.0.0.0/0"] },
+      leaderElection: { leaseDuration: "15s", renewDeadline: "10s", retryPeriod: "2s" },
+      workerPools: [],
+      tags: {},
+    });
+  });
+
+  it("keeps valid non-default values", () => {
+    const c = parseConfig({
+      ...base(),
+      kubernetesVersion: "1.31.4",
+      controlPlane: { count: 5, instanceType: "c7g.xlarge" },
+      etcd: { topology: "external", nodeCount: 5 },
+      leaderElection: { leaseDuration: "1m", renewDeadline: "40s", retryPeriod: "5s" },
+      workerPools: [{ name: "general", minSize: 2, maxSize: 6, desiredCapacity: 3 }],
+    });
+    expect(c.controlPlane.count).toBe(5);
+    expect(c.etcd).toEqual({ topology: "external", nodeCount: 5, instanceType: "m7i.large" });
+    expect(c.workerPools).toEqual([{ name: "general", instanceType: "m7i.large", minSize: 2, maxSize: 6, desiredCapacity: 3 }]);
+  });
+});
+
+// One bad input a row: [description, config change, the exact problem reported].
+const BAD: Array<[string, (c: any) => void, string]> = [
+  ["missing region", (c) => delete c.region, "region: (not set) — must be set (pulumi config set aws:region <region>)"],
+  ["malformed region", (c) => (c.region = "Europe"), 'region: "Europe" — must be an AWS region name such as eu-west-1'],
+  ["missing cluster name", (c) => delete c.clusterName, "clusterName: (not set) — must be set (pulumi config set clusterName <name>)"],
+  ["upper-case cluster name", (c) => (c.clusterName = "Prod"), 'clusterName: "Prod" — must be 1-24 lowercase letters, digits or hyphens, start with a letter and not end with a hyphen (AWS load balancer names are 32 characters at most)'],
+  ["cluster name too long", (c) => (c.clusterName = "a".repeat(25)), `clusterName: "${"a".repeat(25)}" — must be 1-24 lowercase letters, digits or hyphens, start with a letter and not end with a hyphen (AWS load balancer names are 32 characters at most)`],
+  ["version with a v", (c) => (c.kubernetesVersion = "v1.35.0"), 'kubernetesVersion: "v1.35.0" — must be MAJOR.MINOR.PATCH such as 1.35.0, without a leading v'],
+  ["version without patch", (c) => (c.kubernetesVersion = "1.35"), 'kubernetesVersion: "1.35" — must be MAJOR.MINOR.PATCH such as 1.35.0, without a leading v'],
+  ["version before v1beta4", (c) => (c.kubernetesVersion = "1.30.9"), 'kubernetesVersion: "1.30.9" — must be 1.31 to 1.36: kubeadm\'s v1beta4 config API first shipped in 1.31, and 1.36 is the newest minor this blueprint is tested with'],
+  ["version too new", (c) => (c.kubernetesVersion = "1.40.0"), 'kubernetesVersion: "1.40.0" — must be 1.31 to 1.36: kubeadm\'s v1beta4 config API first shipped in 1.31, and 1.36 is the newest minor this blueprint is tested with'],
+  ["even control plane", (c) => (c.controlPlane = { count: 4 }), "controlPlane.count: 4 — must be 3, 5 or 7 (odd so stacked etcd keeps quorum; etcd advises at most 7)"],
+  ["single control plane", (c) => (c.controlPlane = { count: 1 }), "controlPlane.count: 1 — must be 3, 5 or 7 (odd so stacked etcd keeps quorum; etcd advises at most 7)"],
+  ["fractional control plane", (c) => (c.controlPlane = { count: 3.5 }), "controlPlane.count: 3.5 — must be a whole number"],
+  ["bad instance type", (c) => (c.controlPlane = { instanceType: "large" }), 'controlPlane.instanceType: "large" — must be an EC2 instance type such as m7i.large'],
+  ["unknown control plane key", (c) => (c.controlPlane = { replicas: 3 }), "controlPlane.replicas: 3 — is not a known setting (see the config reference in README.md)"],
+  ["unknown top-level key", (c) => (c.controlplane = { count: 3 }), 'controlplane: {"count":3} — is not a known setting (see the config reference in README.md)'],
+  ["bad topology", (c) => (c.etcd = { topology: "local" }), 'etcd.topology: "local" — must be stacked or external'],
+  ["even external etcd", (c) => (c.etcd = { topology: "external", nodeCount: 2 }), "etcd.nodeCount: 2 — must be 3, 5 or 7 (odd so etcd keeps quorum; etcd advises at most 7)"],
+  ["etcd count with stacked", (c) => (c.etcd = { nodeCount: 5 }), "etcd.nodeCount: 5 — applies only when etcd.topology is external; remove it or set the topology"],
+  ["missing zones", (c) => delete c.network.availabilityZones, "network.availabilityZones: (not set) — must be a list of availability zone names"],
+  ["two zones", (c) => (c.network.availabilityZones = ZONES.slice(0, 2)), 'network.availabilityZones: ["eu-west-1a","eu-west-1b"] — must list at least 3 zones so losing one zone leaves quorum'],
+  ["duplicate zone", (c) => (c.network.availabilityZones = [...ZONES, "eu-west-1a"]), 'network.availabilityZones[3]: "eu-west-1a" — zones must be distinct'],
+  ["zone of another region", (c) => (c.network.availabilityZones = ["eu-west-1a", "eu-west-1b", "us-east-1c"]), 'network.availabilityZones[2]: "us-east-1c" — must be a zone of region eu-west-1'],
+  ["malformed zone", (c) => (c.network.availabilityZones = ["eu-west-1a", "eu-west-1b", "zone-c"]), 'network.availabilityZones[2]: "zone-c" — must be an availability zone name such as eu-west-1a'],
+  ["CIDR with host bits", (c) => (c.network.vpcCidr = "10.0.0.1/16"), 'network.vpcCidr: "10.0.0.1/16" — must be an IPv4 CIDR such as 10.0.0.0/16 with no host bits set'],
+  ["CIDR that is not one", (c) => (c.network.podCidr = "10.244.0.0"), 'network.podCidr: "10.244.0.0" — must be an IPv4 CIDR such as 10.0.0.0/16 with no host bits set'],
+  ["VPC too large", (c) => (c.network.vpcCidr = "10.0.0.0/8"), 'network.vpcCidr: "10.0.0.0/8" — prefix must be /16 to /24 (AWS allows /16 to /28 and every zone needs two subnets of at least /28)'],
+  ["service CIDR too large", (c) => (c.network.serviceCidr = "10.96.0.0/11"), 'network.serviceCidr: "10.96.0.0/11" — prefix must be /12 to /28 (kube-apiserver allows at most 2^20 service addresses)'],
+  ["pod CIDR too small", (c) => (c.network.podCidr = "10.244.0.0/24"), 'network.podCidr: "10.244.0.0/24" — prefix must be /8 to /20 (the controller manager gives every node a /24 from it)'],
+  ["pods overlap VPC", (c) => (c.network.podCidr = "10.0.128.0/17"), 'network.podCidr: "10.0.128.0/17" — must not overlap network.vpcCidr (10.0.0.0/16)'],
+  ["pods containing VPC", (c) => (c.network.podCidr = "10.0.0.0/12"), 'network.podCidr: "10.0.0.0/12" — must not overlap network.vpcCidr (10.0.0.0/16)'],
+  ["services overlap pods", (c) => (c.network.serviceCidr = "10.244.0.0/16"), 'network.serviceCidr: "10.244.0.0/16" — must not overlap network.podCidr (10.244.0.0/16)'],
+  ["services overlap VPC", (c) => (c.network.serviceCidr = "10.0.0.0/12"), 'network.serviceCidr: "10.0.0.0/12" — must not overlap network.vpcCidr (10.0.0.0/16)'],
+  ["bad NAT mode", (c) => (c.network.natGateways = "none"), 'network.natGateways: "none" — must be perZone or single'],
+  ["bad scheme", (c) => (c.apiLoadBalancer = { scheme: "public" }), 'apiLoadBalancer.scheme: "public" — must be internet-facing or internal'],
+  ["no allowed CIDRs", (c) => (c.apiLoadBalancer = { allowedCidrs: [] }), "apiLoadBalancer.allowedCidrs: [] — must list at least one CIDR, or nobody can reach the API"],
+  ["bad allowed CIDR", (c) => (c.apiLoadBalancer = { allowedCidrs: ["1.2.3.4"] }), 'apiLoadBalancer.allowedCidrs[0]: "1.2.3.4" — must be an IPv4 CIDR such as 10.0.0.0/16 with no host bits set'],
+  ["duration without unit", (c) => (c.leaderElection = { leaseDuration: "15" }), 'leaderElection.leaseDuration: "15" — must be a Go duration string such as 15s or 1m30s'],
+  ["duration as number", (c) => (c.leaderElection = { retryPeriod: 2 }), "leaderElection.retryPeriod: 2 — must be a Go duration string such as 15s"],
+  ["zero duration", (c) => (c.leaderElection = { retryPeriod: "0s", renewDeadline: "10s" }), 'leaderElection.retryPeriod: "0s" — must be greater than zero'],
+  ["lease equal to renew", (c) => (c.leaderElection = { leaseDuration: "10s" }), 'leaderElection.leaseDuration: "10s" — must be longer than renewDeadline (10s), as client-go requires'],
+  ["lease shorter than renew", (c) => (c.leaderElection = { leaseDuration: "5s" }), 'leaderElection.leaseDuration: "5s" — must be longer than renewDeadline (10s), as client-go requires'],
+  ["renew within retry jitter", (c) => (c.leaderElection = { renewDeadline: "2400ms" }), 'leaderElection.renewDeadline: "2400ms" — must be longer than 1.2 x retryPeriod (2s), as client-go requires'],
+  ["duplicate pool names", (c) => (c.workerPools = [{ name: "general" }, { name: "general" }]), 'workerPools[1].name: "general" — pool names must be unique'],
+  ["bad pool name", (c) => (c.workerPools = [{ name: "General_1" }]), 'workerPools[0].name: "General_1" — must be 1-16 lowercase letters, digits or hyphens, starting with a letter'],
+  ["min above max", (c) => (c.workerPools = [{ name: "a", minSize: 5, maxSize: 2 }]), "workerPools[0].minSize: 5 — must not exceed maxSize (2)"],
+  ["desired outside range", (c) => (c.workerPools = [{ name: "a", minSize: 1, maxSize: 3, desiredCapacity: 4 }]), "workerPools[0].desiredCapacity: 4 — must be between minSize (1) and maxSize (3)"],
+  ["pools not a list", (c) => (c.workerPools = { name: "a" }), 'workerPools: {"name":"a"} — must be a list of pools'],
+  ["tags not strings", (c) => (c.tags = { team: 7 }), "tags.team: 7 — Invalid input: expected string, received number"],
+];
+
+describe("parseConfig rejects bad input with the key, the value and the rule", () => {
+  it.each(BAD)("%s", (_desc, mutate, expected) => {
+    const raw = base();
+    mutate(raw);
+    expect(problemsOf(raw)).toEqual([expected]);
+  });
+
+  it("covers at least 25 bad inputs", () => expect(BAD.length).toBeGreaterThanOrEqual(25));
+
+  it("reports every problem at once, across sections", () => {
+    const problems = problemsOf({
+      region: "eu-west-1",
+      clusterName: "Bad",
+      controlPlane: { count: 2 },
+      network: { availabilityZones: ZONES, podCidr: "10.0.0.0/18" },
+      leaderElection: { leaseDuration: "1s" },
+      workerPools: [{ name: "a", minSize: 4, maxSize: 1 }],
+    });
+    expect(problems.map((p) => p.split(":")[0])).toEqual([
+      "clusterName",
+      "controlPlane.count",
+      "network.podCidr",
+      "leaderElection.leaseDuration",
+      "workerPools[0].minSize",
+    ]);
+  });
+
+  it("throws one ConfigError whose message lists each problem", () => {
+    expect(() => parseConfig({ ...base(), clusterName: "X", controlPlane: { count: 2 } })).toThrow(
+      /^Invalid stack config \(2 problems\):\n  - clusterName: "X" — .*\n  - controlPlane\.count: 2 — /,
+    );
+  });
+});
+
+describe("leader election timing", () => {
+  it.each([
+    ["15s", 15000],
+    ["1m30s", 90000],
+    ["500ms", 500],
+    ["1h", 3600000],
+    ["1.5s", 1500],
+  ])("durationMs(%s) = %d", (d, ms) => expect(durationMs(d)).toBe(ms));
+
+  it("accepts exactly the timings client-go accepts", () => {
+    const ms = fc.integer({ min: 1, max: 120 });
+    fc.assert(
+      fc.property(ms, ms, ms, (lease, renew, retry) => {
+        const raw = { ...base(), leaderElection: { leaseDuration: `${lease}s`, renewDeadline: `${renew}s`, retryPeriod: `${retry}s` } };
+        const clientGoValid = lease > renew && renew > 1.2 * retry;
+        expect(problemsOf(raw).length === 0).toBe(clientGoValid);
+      }),
+    );
+  });
+});
+
+describe("loadConfig reads the stack config", () => {
+  afterEach(() => pulumi.runtime.setAllConfig({}));
+
+  it("parses structured keys as JSON and keeps scalar strings as strings", () => {
+    pulumi.runtime.setAllConfig({
+      "aws:region": "eu-west-1",
+      "kubeadm-ha:clusterName": "dev",
+      "kubeadm-ha:kubernetesVersion": "1.31.0",
+      "kubeadm-ha:network": JSON.stringify({ availabilityZones: ZONES }),
+      "kubeadm-ha:etcd": JSON.stringify({ topology: "external" }),
+      "other:thing": "ignored",
+    });
+    const c = loadConfig();
+    expect(c.kubernetesVersion).toBe("1.31.0");
+    expect(c.etcd.topology).toBe("external");
+    expect(c.network.availabilityZones).toEqual(ZONES);
+  });
+
+  it("rejects a misspelt key instead of falling back to a default", () => {
+    pulumi.runtime.setAllConfig({
+      "aws:region": "eu-west-1",
+      "kubeadm-ha:clusterName": "dev",
+      "kubeadm-ha:network": JSON.stringify({ availabilityZones: ZONES }),
+      "kubeadm-ha:controlplane": JSON.stringify({ count: 5 }),
+    });
+    expect(() => loadConfig()).toThrow('controlplane: {"count":5} — is not a known setting');
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * Pulumi mocks that record every registration and answer with deterministic, realistic state.
+ *
+ * Used by the unit tests and by `npm run render`, so what the tests assert is what the render shows.
+ * TLS resources answer with fixed test PEMs from test/fixtures so that code parsing real PEM (the
+ * discovery hash, kubeconfig) runs for real and renders are byte-identical from run to run.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+
+export interface Registration {
+  type: string;
+  name: string;
+  id: string;
+  inputs: Record<string, any>;
+  state: Record<string, any>;
+}
+
+const fixture = (f: string) => fs.readFileSync(path.join(__dirname, "fixtures", f), "utf8");
+export const FIXTURES = {
+  caCert: fixture("ca.crt"),
+  caKey: fixture("ca.key"),
+  clientCert: fixture("client.crt"),
+  clientKey: fixture("client.key"),
+  clientCsr: fixture("client.csr"),
+};
+
+/** A fixed-length string from a fixed alphabet, so random resources are deterministic. */
+function pseudoRandom(name: string, length: number, alphabet: string): string {
+  let h = 0;
+  let out = "";
+  for (let i = 0; i < length; i++) {
+    h = (h * 31 + name.charCodeAt(i % name.length) + i) >>> 0;
+    out += alphabet[h % alphabet.length];
+  }
+  return out;
+}
+
+/** Outputs a real provider would compute, by resource type. */
+function computedState(type: string, name: string, inputs: Record<string, any>, region: string): Record<string, any> {
+  const arnOf = (service: string, resource: string) => `arn:aws:${service}:${region}:123456789012:${resource}`;
+  switch (type) {
+    case "aws:ec2/vpc:Vpc":
+      return { arn: arnOf("ec2", `vpc/${name}-id`), defaultSecurityGroupId: `${name}-default-sg` };
+    case "aws:ec2/eip:Eip":
+      // A deterministic public address in TEST-NET-3 (RFC 5737), one per EIP name.
+      return { publicIp: `203.0.113.${(parseInt(pseudoRandom(name, 3, "0123456789"), 10) % 250) + 1}`, allocationId: `${name}-alloc` };
+    case "aws:lb/loadBalancer:LoadBalancer":
+      return { arn: arnOf("elasticloadbalancing", `loadbalancer/net/${inputs.name ?? name}/0123456789abcdef`), dnsName: `${inputs.name ?? name}-0123456789abcdef.elb.${region}.amazonaws.com`, zoneId: "Z2IFOLAFXWLO4F" };
+    case "aws:lb/targetGroup:TargetGroup":
+      return { arn: arnOf("elasticloadbalancing", `targetgroup/${inputs.name ?? name}/0123456789abcdef`) };
+    case "aws:kms/key:Key":
+      return { arn: arnOf("kms", `key/${name}-id`), keyId: `${name}-id` };
+    case "aws:secretsmanager/secret:Secret":
+      return { arn: arnOf("secretsmanager", `secret:${inputs.name ?? name}-AbCdEf`) };
+    case "aws:iam/role:Role":
+      return { arn: `arn:aws:iam::123456789012:role/${inputs.name ?? name}`, name: inputs.name ?? name };
+    case "aws:iam/instanceProfile:InstanceProfile":
+      return { arn: `arn:aws:iam::123456789012:instance-profile/${inputs.name ?? name}`, name: inputs.name ?? name };
+    case "aws:s3/bucket:Bucket":
+    case "aws:s3/bucketV2:BucketV2":
+      return { arn: `arn:aws:s3:::${inputs.bucket ?? name}`, bucket: inputs.bucket ?? name };
+    case "aws:ec2/instance:Instance":
+      return {
+        arn: arnOf("ec2", `instance/${name}-id`),
+        privateDns: inputs.privateIp ? `ip-${String(inputs.privateIp).replace(/\./g, "-")}.${region}.compute.internal` : undefined,
+      };
+    case "tls:index/privateKey:PrivateKey":
+      return { privateKeyPem: FIXTURES.caKey, publicKeyPem: "-----BEGIN PUBLIC KEY-----\n(mock)\n-----END PUBLIC KEY-----\n" };
+    case "tls:index/selfSignedCert:SelfSignedCert":
+      return { certPem: FIXTURES.caCert };
+    case "tls:index/certRequest:CertRequest":
+      return { certRequestPem: FIXTURES.clientCsr };
+    case "tls:index/locallySignedCert:LocallySignedCert":
+      return { certPem: FIXTURES.clientCert };
+    case "random:index/randomString:RandomString": {
+      const alphabet = (inputs.upper === false ? "" : "ABCDEFGHIJKLMNOPQRSTUVWXYZ") + (inputs.lower === false ? "" : "abcdefghijklmnopqrstuvwxyz") + (inputs.numeric === false ? "" : "0123456789");
+      return { result: pseudoRandom(name, inputs.length, alphabet) };
+    }
+    default:
+      return {};
+  }
+}
+
+/** Installs the mocks and returns the list every registration is appended to. */
+export async function setupMocks(opts: { project?: string; stack?: string; region?: string; config?: Record<string, string> } = {}): Promise<Registration[]> {
+  const region = opts.region ?? "eu-west-1";
+  const registrations: Registration[] = [];
+  const project = opts.project ?? "kubeadm-ha";
+  if (opts.config) pulumi.runtime.setAllConfig(opts.config);
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, any> } {
+        const id = `${args.name}-id`;
+        const state = { ...args.inputs, ...computedState(args.type, args.name, args.inputs, region) };
+        registrations.push({ type: args.type, name: args.name, id, inputs: args.inputs, state });
+        return { id, state };
+      },
+      call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
+        switch (args.token) {
+          case "aws:ec2/getAmi:getAmi":
+            return { id: "ami-0123456789abcdef0", name: "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261101" };
+          case "aws:index/getCallerIdentity:getCallerIdentity":
+            return { accountId: "123456789012", arn: "arn:aws:iam::123456789012:user/test", userId: "test" };
+          case "aws:index/getPartition:getPartition":
+            return { partition: "aws", dnsSuffix: "amazonaws.com" };
+          case "aws:index/getRegion:getRegion":
+            return { name: region, region };
+          default:
+            return args.inputs;
+        }
+      },
+    },
+    project,
+    opts.stack ?? "test",
+    false,
+  );
+  return registrations;
+}
+
+/** Resolves an Output's value in tests (secrets included). */
+export function valueOf<T>(o: pulumi.Input<T>): Promise<T> {
+  return new Promise((resolve) => pulumi.output(o).apply((v) => resolve(v as T)));
+}
+
+/** Whether an Output is marked secret. */
+export function isSecret(o: pulumi.Output<unknown>): Promise<boolean> {
+  return (o as any).isSecret as Promise<boolean>;
+}
+
+/** Registrations of one type, optionally filtered by name. */
+export function ofType(regs: Registration[], type: string): Registration[] {
+  return regs.filter((r) => r.type === type);
+}
+
+/**
+ * Waits until every registration the program started has reached the mocks (the runtime's own
+ * RPC queue drain, the same wait `pulumi up` does before it exits).
+ */
+export async function settle(): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const settings = require("@pulumi/pulumi/runtime/settings") as { waitForRPCs(): Promise<void> };
+  await settings.waitForRPCs();
+}
