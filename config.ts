@@ -88,94 +88,96 @@ const KubernetesVersion = z
   );
 
 const ControlPlane = z.strictObject({
-  /** Control plane machines, one API server and one stacked etcd member each. Default 3. */
-  count: oddAtLeast3("stacked etcd").default(3),
-  /** EC2 instance type of a control plane machine. Default m7i.large. */
-  instanceType: instanceType("m7i.large"),
-  /** Root volume size in GiB. Default 50. */
-  rootVolumeGiB: z.int().min(20, { error: "must be at least 20 (images, etcd data and logs)" }).max(16384).default(50),
+  count: oddAtLeast3("stacked etcd").default(3)
+    .describe("Control plane machines, one API server and one stacked etcd member each."),
+  instanceType: instanceType("m7i.large")
+    .describe("EC2 instance type of a control plane machine."),
+  rootVolumeGiB: z.int().min(20, { error: "must be at least 20 (images, etcd data and logs)" }).max(16384).default(50)
+    .describe("Root volume size in GiB."),
 });
 
 const Etcd = z.strictObject({
-  /** `stacked`: etcd members on the control plane machines; `external`: etcd on its own machines. Default stacked. */
-  topology: z.enum(["stacked", "external"], { error: "must be stacked or external" }).default("stacked"),
-  /** External etcd machines (external topology only). Default 3. */
-  nodeCount: oddAtLeast3("etcd").default(3),
-  /** EC2 instance type of an external etcd machine. Default m7i.large. */
-  instanceType: instanceType("m7i.large"),
+  topology: z.enum(["stacked", "external"], { error: "must be stacked or external" }).default("stacked")
+    .describe("`stacked`: etcd members on the control plane machines; `external`: etcd on its own machines."),
+  nodeCount: oddAtLeast3("etcd").default(3)
+    .describe("External etcd machines (external topology only)."),
+  instanceType: instanceType("m7i.large")
+    .describe("EC2 instance type of an external etcd machine."),
 });
 
 const Network = z.strictObject({
-  /** The VPC's address range, split evenly into one public and one private subnet a zone. Default 10.0.0.0/16. */
-  vpcCidr: cidr("the VPC").default("10.0.0.0/16"),
-  /** Availability zones, at least three distinct; control plane machines are spread over them. Required. */
+  vpcCidr: cidr("the VPC").default("10.0.0.0/16")
+    .describe("The VPC's address range, split evenly into one public and one private subnet a zone."),
   availabilityZones: z
     .array(z.string().regex(ZONE, { error: "must be an availability zone name such as eu-west-1a" }), {
       error: "must be a list of availability zone names",
     })
-    .min(3, { error: "must list at least 3 zones so losing one zone leaves quorum" }),
-  /** Pod network, kubeadm `networking.podSubnet`. Default 10.244.0.0/16. */
-  podCidr: cidr("pods").default("10.244.0.0/16"),
-  /** Service network, kubeadm `networking.serviceSubnet`. Default 10.96.0.0/12. */
-  serviceCidr: cidr("services").default("10.96.0.0/12"),
-  /** `perZone`: a NAT gateway in every zone (no cross-zone egress dependency); `single`: one, cheaper. Default perZone. */
-  natGateways: z.enum(["perZone", "single"], { error: "must be perZone or single" }).default("perZone"),
+    .min(3, { error: "must list at least 3 zones so losing one zone leaves quorum" })
+    .describe("Availability zones, at least three distinct; control plane machines are spread over them."),
+  podCidr: cidr("pods").default("10.244.0.0/16")
+    .describe("Pod network, kubeadm `networking.podSubnet`."),
+  serviceCidr: cidr("services").default("10.96.0.0/12")
+    .describe("Service network, kubeadm `networking.serviceSubnet`."),
+  natGateways: z.enum(["perZone", "single"], { error: "must be perZone or single" }).default("perZone")
+    .describe("`perZone`: a NAT gateway in every zone (no cross-zone egress dependency); `single`: one, cheaper."),
 });
 
 const ApiLoadBalancer = z.strictObject({
-  /** NLB scheme. Default internet-facing. */
-  scheme: z.enum(["internet-facing", "internal"], { error: "must be internet-facing or internal" }).default("internet-facing"),
-  /** Client CIDRs allowed to reach TCP 6443 on the NLB. Default ["0.0.0.0/0"], as kOps and CAPA. */
+  scheme: z.enum(["internet-facing", "internal"], { error: "must be internet-facing or internal" }).default("internet-facing")
+    .describe("NLB scheme."),
   allowedCidrs: z
     .array(cidr("an allowed client range"), { error: "must be a list of CIDRs" })
     .min(1, { error: "must list at least one CIDR, or nobody can reach the API" })
-    .default(["0.0.0.0/0"]),
+    .default(["0.0.0.0/0"])
+    .describe("Client CIDRs allowed to reach TCP 6443 on the NLB; the default is open to all, as kOps and CAPA."),
 });
 
 const LeaderElection = z.strictObject({
-  /** `--leader-elect-lease-duration` of kube-controller-manager and kube-scheduler. Default 15s. */
-  leaseDuration: duration("15s"),
-  /** `--leader-elect-renew-deadline`. Default 10s. */
-  renewDeadline: duration("10s"),
-  /** `--leader-elect-retry-period`. Default 2s. */
-  retryPeriod: duration("2s"),
+  leaseDuration: duration("15s")
+    .describe("`--leader-elect-lease-duration` of kube-controller-manager and kube-scheduler."),
+  renewDeadline: duration("10s")
+    .describe("`--leader-elect-renew-deadline`."),
+  retryPeriod: duration("2s")
+    .describe("`--leader-elect-retry-period`."),
 });
 
 const WorkerPool = z.strictObject({
-  /** Pool name, unique in the cluster; part of AWS resource names. Required. */
-  name: z.string().regex(POOL_NAME, { error: "must be 1-16 lowercase letters, digits or hyphens, starting with a letter" }),
-  /** EC2 instance type. Default m7i.large. */
-  instanceType: instanceType("m7i.large"),
-  /** Auto scaling group minimum. Default 1. */
-  minSize: z.int().min(0, { error: "must be 0 or more" }).default(1),
-  /** Auto scaling group maximum. Default 3. */
-  maxSize: z.int().min(1, { error: "must be 1 or more" }).default(3),
-  /** Initial desired capacity; later left to the autoscaler. Default minSize. */
-  desiredCapacity: z.int().min(0, { error: "must be 0 or more" }).optional(),
+  name: z.string().regex(POOL_NAME, { error: "must be 1-16 lowercase letters, digits or hyphens, starting with a letter" })
+    .describe("Pool name, unique in the cluster; part of AWS resource names."),
+  instanceType: instanceType("m7i.large")
+    .describe("EC2 instance type."),
+  minSize: z.int().min(0, { error: "must be 0 or more" }).default(1)
+    .describe("Auto scaling group minimum."),
+  maxSize: z.int().min(1, { error: "must be 1 or more" }).default(3)
+    .describe("Auto scaling group maximum."),
+  desiredCapacity: z.int().min(0, { error: "must be 0 or more" }).optional()
+    .describe("Initial desired capacity; later left to the autoscaler. Default minSize."),
 });
 
 const Schema = z.strictObject({
-  /** AWS region, from `aws:region`. Required. */
   region: z.string({ error: "must be set (pulumi config set aws:region <region>)" }).regex(REGION, {
     error: "must be an AWS region name such as eu-west-1",
-  }),
-  /** Cluster name: tags, AWS names and the kubeconfig context. Required. */
+  })
+    .describe("AWS region, from `aws:region`."),
   clusterName: z
     .string({ error: "must be set (pulumi config set clusterName <name>)" })
     .regex(CLUSTER_NAME, {
       error: "must be 1-24 lowercase letters, digits or hyphens, start with a letter and not end with a hyphen (AWS load balancer names are 32 characters at most)",
-    }),
-  /** Kubernetes release for kubeadm, kubelet and kubectl. Default 1.35.0. */
-  kubernetesVersion: KubernetesVersion.default(DEFAULT_KUBERNETES_VERSION),
-  controlPlane: ControlPlane.prefault({}),
-  etcd: Etcd.prefault({}),
-  network: Network,
-  apiLoadBalancer: ApiLoadBalancer.prefault({}),
-  leaderElection: LeaderElection.prefault({}),
-  /** Worker pools. Default none. */
-  workerPools: z.array(WorkerPool, { error: "must be a list of pools" }).default([]),
-  /** Extra tags on every AWS resource. Default none. */
-  tags: z.record(z.string(), z.string(), { error: "must be a map of strings" }).default({}),
+    })
+    .describe("Cluster name: tags, AWS names and the kubeconfig context."),
+  kubernetesVersion: KubernetesVersion.default(DEFAULT_KUBERNETES_VERSION)
+    .describe("Kubernetes release for kubeadm, kubelet and kubectl."),
+  controlPlane: ControlPlane.prefault({}).describe("The masters."),
+  etcd: Etcd.prefault({}).describe("etcd topology, chosen by one flag."),
+  network: Network.describe("VPC, zones and in-cluster address ranges."),
+  apiLoadBalancer: ApiLoadBalancer.prefault({}).describe("The Network Load Balancer in front of the API servers on TCP 6443."),
+  leaderElection: LeaderElection.prefault({}).describe("Leader election of kube-controller-manager and kube-scheduler; client-go requires leaseDuration > renewDeadline > 1.2 x retryPeriod."),
+  workerPools: z.array(WorkerPool, { error: "must be a list of pools" }).default([])
+    .describe("Worker pools (auto scaling groups)."),
+  amiId: z.string().regex(/^ami-[0-9a-f]{8}([0-9a-f]{9})?$/, { error: "must be an AMI id such as ami-0123456789abcdef0" }).optional()
+    .describe("AMI for every node; must be Ubuntu 24.04 or a derivative (the bootstrap uses apt and snap). Default: the newest Canonical Ubuntu 24.04 LTS image for the instance type's architecture."),
+  tags: z.record(z.string(), z.string(), { error: "must be a map of strings" }).default({})
+    .describe("Extra tags on every AWS resource."),
 });
 
 export type ClusterConfig = z.output<typeof Schema>;
@@ -306,7 +308,7 @@ export function parseConfig(raw: Record<string, unknown>): ClusterConfig {
 }
 
 /** Stack config keys that are plain strings; every other key holds an object or list, stored by Pulumi as JSON. */
-const STRING_KEYS = new Set(["clusterName", "kubernetesVersion"]);
+const STRING_KEYS = new Set(["clusterName", "kubernetesVersion", "amiId"]);
 
 /**
  * Reads the current stack's config (`kubeadm-ha:*` plus `aws:region`) and validates it.
@@ -330,4 +332,27 @@ export function loadConfig(project = "kubeadm-ha"): ClusterConfig {
   }
   if (all["aws:region"] !== undefined) raw.region = all["aws:region"];
   return parseConfig(raw);
+}
+
+/**
+ * The config reference as a Markdown table, generated from the schema so the README cannot drift
+ * from the code (a test compares them; `npm run docs:config` prints it).
+ */
+export function configReference(): string {
+  type Json = { type?: string; description?: string; default?: unknown; properties?: Record<string, Json>; items?: Json; enum?: unknown[]; required?: string[] };
+  const root = z.toJSONSchema(Schema, { io: "input", unrepresentable: "any" }) as Json;
+  const rows: string[] = [];
+  const typeOf = (j: Json): string => (j.enum ? j.enum.map((e) => `\`${e}\``).join(" \\| ") : j.type === "array" ? `list of ${j.items?.type === "object" ? "objects" : (j.items?.type ?? "values")}` : (j.type ?? "value"));
+  const walk = (props: Record<string, Json>, required: string[], prefix: string) => {
+    for (const [key, j] of Object.entries(props)) {
+      const name = prefix + key;
+      const stackKey = name === "region" ? "aws:region" : `kubeadm-ha:${name}`;
+      const dflt = j.default !== undefined && !(typeof j.default === "object" && j.default !== null && Object.keys(j.default).length === 0 && !Array.isArray(j.default)) ? `\`${JSON.stringify(j.default)}\`` : required.includes(key) && j.default === undefined ? "required" : "";
+      rows.push(`| \`${stackKey}\` | ${typeOf(j)} | ${dflt} | ${(j.description ?? "").replace(/\|/g, "\\|")} |`);
+      if (j.type === "object" && j.properties) walk(j.properties, j.required ?? [], `${name}.`);
+      if (j.type === "array" && j.items?.properties) walk(j.items.properties, j.items.required ?? [], `${name}[].`);
+    }
+  };
+  walk(root.properties ?? {}, root.required ?? [], "");
+  return ["| key | type | default | meaning |", "|---|---|---|---|", ...rows].join("\n") + "\n";
 }

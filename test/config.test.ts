@@ -101,6 +101,7 @@ const BAD: Array<[string, (c: any) => void, string]> = [
   ["min above max", (c) => (c.workerPools = [{ name: "a", minSize: 5, maxSize: 2 }]), "workerPools[0].minSize: 5 — must not exceed maxSize (2)"],
   ["desired outside range", (c) => (c.workerPools = [{ name: "a", minSize: 1, maxSize: 3, desiredCapacity: 4 }]), "workerPools[0].desiredCapacity: 4 — must be between minSize (1) and maxSize (3)"],
   ["pools not a list", (c) => (c.workerPools = { name: "a" }), 'workerPools: {"name":"a"} — must be a list of pools'],
+  ["malformed AMI id", (c) => (c.amiId = "ubuntu-24.04"), 'amiId: "ubuntu-24.04" — must be an AMI id such as ami-0123456789abcdef0'],
   ["tags not strings", (c) => (c.tags = { team: 7 }), "tags.team: 7 — Invalid input: expected string, received number"],
 ];
 

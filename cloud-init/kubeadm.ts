@@ -1,0 +1,181 @@
+/**
+ * Typed builders for kubeadm's v1beta4 configuration (InitConfiguration, ClusterConfiguration,
+ * JoinConfiguration) and the KubeletConfiguration kubeadm passes on. Pure: values in, objects out;
+ * `toYaml` serializes them with a YAML library as a multi-document stream.
+ *
+ * v1beta4 reference: https://kubernetes.io/docs/reference/config-api/kubeadm-config.v1beta4/
+ */
+import { Document } from "yaml";
+import { durationMs } from "../config";
+
+export const KUBEADM_API = "kubeadm.k8s.io/v1beta4";
+export const KUBELET_API = "kubelet.config.k8s.io/v1beta1";
+/** Stands in the YAML where the bootstrap token goes; the node swaps in the token it fetched from the secret store. */
+export const TOKEN_PLACEHOLDER = "__BOOTSTRAP_TOKEN__";
+export const CRI_SOCKET = "unix:///var/run/containerd/containerd.sock";
+/** Where cloud-init writes kubeadm patches; kubeadm applies them to the static pod manifests it generates. */
+export const PATCHES_DIR = "/etc/kubeadm-ha/patches";
+
+/** v1beta4 replaced v1beta3's `map[string]string` extra args with an ordered list that allows repeats. */
+export interface Arg {
+  name: string;
+  value: string;
+}
+
+export interface LeaderElection {
+  leaseDuration: string;
+  renewDeadline: string;
+  retryPeriod: string;
+}
+
+export interface ExternalEtcd {
+  endpoints: string[];
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+export interface ClusterValues {
+  clusterName: string;
+  kubernetesVersion: string;
+  /** `host:6443` of the API load balancer: every kubelet and joining node reaches the API through it. */
+  controlPlaneEndpoint: string;
+  podCidr: string;
+  serviceCidr: string;
+  leaderElection: LeaderElection;
+  /** Absent for stacked etcd. */
+  externalEtcd?: ExternalEtcd;
+  /** Extra API server certificate SANs besides the endpoint host. */
+  extraCertSans?: string[];
+}
+
+export interface NodeValues {
+  /** Node name: the EC2 private DNS name, which the AWS cloud controller looks instances up by. */
+  name: string;
+  ip: string;
+  taints?: Array<{ key: string; value?: string; effect: "NoSchedule" | "PreferNoSchedule" | "NoExecute" }>;
+  labels?: Record<string, string>;
+}
+
+export const args = (m: Record<string, string>): Arg[] => Object.entries(m).map(([name, value]) => ({ name, value }));
+
+/** Go duration string normalized the way kubeadm prints it, so the rendered flags are canonical. */
+function goDuration(d: string): string {
+  const ms = durationMs(d);
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/** `--leader-elect*` flags shared by kube-controller-manager and kube-scheduler. */
+export function leaderElectionArgs(le: LeaderElection): Arg[] {
+  return args({
+    "leader-elect": "true",
+    "leader-elect-lease-duration": goDuration(le.leaseDuration),
+    "leader-elect-renew-deadline": goDuration(le.renewDeadline),
+    "leader-elect-retry-period": goDuration(le.retryPeriod),
+  });
+}
+
+/**
+ * The API server's etcd client URLs for stacked etcd: its local member first, then the other
+ * masters', so an API server keeps working when its own member is down.
+ */
+export function stackedEtcdServers(selfIp: string, masterIps: string[]): string[] {
+  return ["https://127.0.0.1:2379", ...masterIps.filter((ip) => ip !== selfIp).map((ip) => `https://${ip}:2379`)];
+}
+
+function kubeletExtraArgs(node: NodeValues): Arg[] {
+  const list = args({ "cloud-provider": "external", "node-ip": node.ip });
+  if (node.labels && Object.keys(node.labels).length > 0)
+    list.push({ name: "node-labels", value: Object.entries(node.labels).map(([k, v]) => `${k}=${v}`).join(",") });
+  return list;
+}
+
+function nodeRegistration(node: NodeValues, controlPlane: boolean) {
+  return {
+    name: node.name,
+    criSocket: CRI_SOCKET,
+    kubeletExtraArgs: kubeletExtraArgs(node),
+    // kubeadm taints masters by default; an explicit list replaces that default, so keep it explicit.
+    taints: node.taints ?? (controlPlane ? [{ key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" }] : []),
+  };
+}
+
+export function clusterConfiguration(c: ClusterValues) {
+  const host = c.controlPlaneEndpoint.split(":")[0];
+  return {
+    apiVersion: KUBEADM_API,
+    kind: "ClusterConfiguration",
+    clusterName: c.clusterName,
+    kubernetesVersion: `v${c.kubernetesVersion}`,
+    controlPlaneEndpoint: c.controlPlaneEndpoint,
+    networking: { podSubnet: c.podCidr, serviceSubnet: c.serviceCidr, dnsDomain: "cluster.local" },
+    apiServer: { certSANs: [host, ...(c.extraCertSans ?? [])] },
+    controllerManager: {
+      // The cloud controller, not kube-controller-manager, owns node lifecycle and routes with an external provider.
+      extraArgs: [...leaderElectionArgs(c.leaderElection), ...args({ "cloud-provider": "external" })],
+    },
+    scheduler: { extraArgs: leaderElectionArgs(c.leaderElection) },
+    etcd: c.externalEtcd ? { external: c.externalEtcd } : { local: { dataDir: "/var/lib/etcd" } },
+    certificatesDir: "/etc/kubernetes/pki",
+    encryptionAlgorithm: "RSA-2048",
+  };
+}
+
+export function initConfiguration(node: NodeValues) {
+  return {
+    apiVersion: KUBEADM_API,
+    kind: "InitConfiguration",
+    bootstrapTokens: [
+      {
+        token: TOKEN_PLACEHOLDER,
+        description: "kubeadm-ha node join token, held in AWS Secrets Manager",
+        // A node an autoscaling group launches weeks later must still join; the token lives only in the secret store.
+        ttl: "0s",
+        usages: ["signing", "authentication"],
+        groups: ["system:bootstrappers:kubeadm:default-node-token"],
+      },
+    ],
+    localAPIEndpoint: { advertiseAddress: node.ip, bindPort: 6443 },
+    nodeRegistration: nodeRegistration(node, true),
+    patches: { directory: PATCHES_DIR },
+  };
+}
+
+export function joinConfiguration(node: NodeValues, join: { apiServerEndpoint: string; caCertHash: string; controlPlane: boolean }) {
+  return {
+    apiVersion: KUBEADM_API,
+    kind: "JoinConfiguration",
+    discovery: {
+      bootstrapToken: { apiServerEndpoint: join.apiServerEndpoint, token: TOKEN_PLACEHOLDER, caCertHashes: [join.caCertHash] },
+    },
+    nodeRegistration: nodeRegistration(node, join.controlPlane),
+    ...(join.controlPlane
+      ? { controlPlane: { localAPIEndpoint: { advertiseAddress: node.ip, bindPort: 6443 } }, patches: { directory: PATCHES_DIR } }
+      : {}),
+  };
+}
+
+export function kubeletConfiguration() {
+  return {
+    apiVersion: KUBELET_API,
+    kind: "KubeletConfiguration",
+    // containerd is configured with SystemdCgroup = true; kubelet and runtime must use the same driver.
+    cgroupDriver: "systemd",
+    serverTLSBootstrap: false,
+  };
+}
+
+/**
+ * kubeadm patch (JSON patch on the generated kube-apiserver static pod) that appends
+ * `--etcd-servers`. kubeadm writes one `--etcd-servers=https://127.0.0.1:2379` from the
+ * cluster-wide ClusterConfiguration; the flag parser keeps the last value, so the appended
+ * per-master list wins.
+ */
+export function apiServerEtcdServersPatch(servers: string[]) {
+  return [{ op: "add", path: "/spec/containers/0/command/-", value: `--etcd-servers=${servers.join(",")}` }];
+}
+
+/** Serializes documents as one YAML 1.1 stream (kubeadm's parser is YAML 1.1 too). */
+export function toYaml(...docs: object[]): string {
+  return docs.map((d) => new Document(d, { version: "1.1" }).toString({ lineWidth: 0 })).join("---\n");
+}

@@ -1,0 +1,216 @@
+/**
+ * The control plane: `count` masters spread over the zones, each with a fixed private IP, running
+ * kube-apiserver (active-active behind the NLB), kube-controller-manager and kube-scheduler
+ * (active-standby through leader election) and, when stacked, an etcd member.
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import {
+  ExternalEtcd,
+  LeaderElection,
+  NodeValues,
+  apiServerEtcdServersPatch,
+  clusterConfiguration,
+  initConfiguration,
+  joinConfiguration,
+  kubeletConfiguration,
+  stackedEtcdServers,
+  toYaml,
+} from "../cloud-init/kubeadm";
+import { NodeDocuments, assertUserDataSize, encodeUserData, renderCloudConfig } from "../cloud-init/render";
+import { nthHost } from "./network";
+import { clusterTags } from "./tags";
+
+/** First host number used for masters in each private subnet; lower ones are left for AWS and humans. */
+export const MASTER_HOST_OFFSET = 10;
+
+export interface Placement {
+  index: number;
+  zone: string;
+  /** Index into the zone-ordered private subnets. */
+  subnet: number;
+  ip: string;
+  /** EC2 private DNS name, which is also the Kubernetes node name. */
+  name: string;
+}
+
+/** The EC2 private DNS name of an address: us-east-1 uses ec2.internal, every other region <region>.compute.internal. */
+export function privateDnsName(ip: string, region: string): string {
+  const host = `ip-${ip.replace(/\./g, "-")}`;
+  return region === "us-east-1" ? `${host}.ec2.internal` : `${host}.${region}.compute.internal`;
+}
+
+/**
+ * Round-robin placement over the zones with deterministic addresses: master i sits in zone
+ * i mod n at host MASTER_HOST_OFFSET + floor(i / n) of that zone's private subnet. Fixed
+ * addresses let every API server know its etcd peers before any machine exists, and keep a
+ * replaced master's identity.
+ */
+export function placeNodes(count: number, zones: string[], subnetCidrs: string[], region: string, offset = MASTER_HOST_OFFSET): Placement[] {
+  if (zones.length !== subnetCidrs.length) throw new Error(`placeNodes: ${zones.length} zones but ${subnetCidrs.length} subnets`);
+  return Array.from({ length: count }, (_, index) => {
+    const subnet = index % zones.length;
+    const ip = nthHost(subnetCidrs[subnet], offset + Math.floor(index / zones.length));
+    return { index, zone: zones[subnet], subnet, ip, name: privateDnsName(ip, region) };
+  });
+}
+
+export interface MasterDocumentValues {
+  clusterName: string;
+  kubernetesVersion: string;
+  region: string;
+  apiEndpoint: string;
+  caCertHash: string;
+  secretArn: string;
+  podCidr: string;
+  serviceCidr: string;
+  leaderElection: LeaderElection;
+  externalEtcd?: ExternalEtcd;
+  masters: Placement[];
+}
+
+/** Everything cloud-init writes on master `self`: env file, kubeadm documents, patches. */
+export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeDocuments {
+  const node: NodeValues = { name: self.name, ip: self.ip };
+  const cluster = clusterConfiguration({
+    clusterName: v.clusterName,
+    kubernetesVersion: v.kubernetesVersion,
+    controlPlaneEndpoint: v.apiEndpoint,
+    podCidr: v.podCidr,
+    serviceCidr: v.serviceCidr,
+    leaderElection: v.leaderElection,
+    externalEtcd: v.externalEtcd,
+  });
+  const kubeadm: Record<string, string> = {
+    "join.yaml": toYaml(joinConfiguration(node, { apiServerEndpoint: v.apiEndpoint, caCertHash: v.caCertHash, controlPlane: true })),
+  };
+  if (self.index === 0) kubeadm["init.yaml"] = toYaml(initConfiguration(node), cluster, kubeletConfiguration());
+  if (!v.externalEtcd)
+    kubeadm["patches/kube-apiserver0+json.yaml"] = toYaml(
+      apiServerEtcdServersPatch(stackedEtcdServers(self.ip, v.masters.map((m) => m.ip))),
+    );
+  return {
+    env: {
+      CLUSTER_NAME: v.clusterName,
+      NODE_ROLE: "control-plane",
+      NODE_NAME: self.name,
+      NODE_IP: self.ip,
+      INIT_NODE: self.index === 0 ? "true" : "false",
+      KUBERNETES_VERSION: v.kubernetesVersion,
+      KUBERNETES_MINOR: v.kubernetesVersion.split(".").slice(0, 2).join("."),
+      API_ENDPOINT: v.apiEndpoint,
+      AWS_REGION: v.region,
+      SECRET_ID: v.secretArn,
+    },
+    kubeadm,
+  };
+}
+
+export interface ControlPlaneArgs {
+  clusterName: string;
+  region: string;
+  kubernetesVersion: string;
+  /** Masters; odd, at least 3. */
+  count: number;
+  instanceType: string;
+  rootVolumeGiB: number;
+  amiId: pulumi.Input<string>;
+  /** Zones and their private subnets, in the same order. */
+  zones: string[];
+  privateSubnetIds: pulumi.Input<string>[];
+  privateSubnetCidrs: string[];
+  securityGroupIds: pulumi.Input<string>[];
+  instanceProfileName: pulumi.Input<string>;
+  targetGroupArn: pulumi.Input<string>;
+  /** `<nlb-dns>:6443`. */
+  apiEndpoint: pulumi.Input<string>;
+  secretArn: pulumi.Input<string>;
+  caCertHash: pulumi.Input<string>;
+  podCidr: string;
+  serviceCidr: string;
+  leaderElection: LeaderElection;
+  /** Set for the external etcd topology; absent means stacked. */
+  externalEtcd?: pulumi.Input<ExternalEtcd>;
+  tags: Record<string, string>;
+  /** Resources every master waits for, such as the secret version it fetches at boot. */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+export class ControlPlane extends pulumi.ComponentResource {
+  /** Placement of every master (zone, IP, node name), known before deployment. */
+  public readonly placements: Placement[];
+  /** Private IPs of the masters, in index order. */
+  public readonly masterIps: string[];
+  /** Kubernetes node names (EC2 private DNS names) of the masters. */
+  public readonly nodeNames: string[];
+  public readonly instanceIds: pulumi.Output<string>[];
+  /** Each master's user data as EC2 gets it (gzipped cloud-config, base64), in index order. */
+  public readonly userData: pulumi.Output<string>[];
+
+  constructor(name: string, args: ControlPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("kubeadm-ha:index:ControlPlane", name, {}, opts);
+    this.placements = placeNodes(args.count, args.zones, args.privateSubnetCidrs, args.region);
+    this.masterIps = this.placements.map((p) => p.ip);
+    this.nodeNames = this.placements.map((p) => p.name);
+
+    const instances = this.placements.map((p) => {
+      const userData = pulumi
+        .all([args.apiEndpoint, args.caCertHash, args.secretArn, args.externalEtcd])
+        .apply(([apiEndpoint, caCertHash, secretArn, externalEtcd]) => {
+          const text = renderCloudConfig(
+            masterDocuments(
+              {
+                clusterName: args.clusterName,
+                kubernetesVersion: args.kubernetesVersion,
+                region: args.region,
+                apiEndpoint,
+                caCertHash,
+                secretArn,
+                podCidr: args.podCidr,
+                serviceCidr: args.serviceCidr,
+                leaderElection: args.leaderElection,
+                externalEtcd,
+                masters: this.placements,
+              },
+              p,
+            ),
+          );
+          const encoded = encodeUserData(text);
+          assertUserDataSize(`master ${p.index}`, encoded);
+          return encoded;
+        });
+      const instance = new aws.ec2.Instance(
+        `${name}-master-${p.index}`,
+        {
+          ami: args.amiId,
+          instanceType: args.instanceType,
+          availabilityZone: p.zone,
+          subnetId: args.privateSubnetIds[p.subnet],
+          privateIp: p.ip,
+          vpcSecurityGroupIds: args.securityGroupIds,
+          iamInstanceProfile: args.instanceProfileName,
+          // Required tokens stop SSRF-style credential theft; hop limit 2 lets pods behind the
+          // node's network namespace (the cloud controller, CSI) still reach IMDS.
+          metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 },
+          rootBlockDevice: { volumeType: "gp3", volumeSize: args.rootVolumeGiB, encrypted: true, deleteOnTermination: true },
+          userDataBase64: userData,
+          // Changing user data in place stops and starts the instance; with ignoreChanges below a
+          // new render reaches a master only when it is replaced, one at a time (README runbook).
+          userDataReplaceOnChange: false,
+          tags: clusterTags(args.clusterName, { ...args.tags, "kubeadm-ha/role": "control-plane", "kubeadm-ha/index": String(p.index) }, `${args.clusterName}-master-${p.index}`),
+        },
+        // A new AMI or user data must not restart or replace every master in one `pulumi up`.
+        { parent: this, dependsOn: args.dependsOn, ignoreChanges: ["ami", "userDataBase64"] },
+      );
+      new aws.lb.TargetGroupAttachment(
+        `${name}-master-${p.index}-api`,
+        { targetGroupArn: args.targetGroupArn, targetId: instance.id, port: 6443 },
+        { parent: this },
+      );
+      return { instance, userData };
+    });
+    this.instanceIds = instances.map((i) => i.instance.id);
+    this.userData = instances.map((i) => i.userData);
+    this.registerOutputs({ masterIps: this.masterIps, nodeNames: this.nodeNames, instanceIds: this.instanceIds });
+  }
+}

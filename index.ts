@@ -1,0 +1,15 @@
+import { Cluster } from "./components/cluster";
+import { loadConfig } from "./config";
+
+// Validation throws with every problem listed before any resource is registered.
+const config = loadConfig();
+const cluster = new Cluster(config.clusterName, { config });
+
+export const apiServerUrl = cluster.apiServerUrl;
+export const apiLoadBalancerDnsName = cluster.apiLoadBalancerDnsName;
+export const kubeconfig = cluster.kubeconfig;
+export const masterIps = cluster.masterIps;
+export const etcdEndpoints = cluster.etcdEndpoints;
+export const etcdTopology = cluster.etcdTopology;
+export const vpcId = cluster.vpcId;
+export const caCertHash = cluster.caCertHash;

@@ -1,0 +1,35 @@
+/**
+ * Offline render: `npm run render -- <stack>`.
+ *
+ * Runs the real program (index.ts) under Pulumi's mock runtime with Pulumi.<stack>.yaml and writes
+ * out/<stack>/: every node's decoded user data, the kubeadm documents, a table of every resource
+ * with its key settings, a Mermaid diagram of the topology and the stack outputs. No cloud account,
+ * no Pulumi CLI.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { renderStack } from "./renderLib";
+
+async function main(): Promise<void> {
+  const stack = process.argv[2];
+  if (!stack) {
+    console.error("usage: npm run render -- <stack>   (reads Pulumi.<stack>.yaml)");
+    process.exit(2);
+  }
+  const root = path.resolve(__dirname, "..");
+  const outDir = path.join(root, "out", stack);
+  const files = await renderStack(root, stack);
+  fs.rmSync(outDir, { recursive: true, force: true });
+  for (const [rel, content] of Object.entries(files)) {
+    const p = path.join(outDir, rel);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.writeFileSync(p, content);
+  }
+  console.log(`rendered stack ${stack}: ${Object.keys(files).length} files in ${path.relative(process.cwd(), outDir) || outDir}`);
+  for (const rel of Object.keys(files).sort()) console.log(`  ${rel}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

@@ -1,0 +1,130 @@
+/**
+ * The offline render as a library: evaluate the program under mocks for one stack and return the
+ * files to write. Tests call it directly; scripts/render.ts writes what it returns.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as zlib from "zlib";
+import * as pulumi from "@pulumi/pulumi";
+import { parse } from "yaml";
+import { Registration, settle, setupMocks } from "../test/mocks";
+
+/** Pulumi passes every config value to the program as a string; objects and lists as JSON. */
+export function stackConfig(stackYaml: string): Record<string, string> {
+  const doc = parse(stackYaml, { version: "1.1" }) as { config?: Record<string, unknown> } | null;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(doc?.config ?? {})) {
+    if (v !== null && typeof v === "object" && "secure" in (v as object))
+      throw new Error(`${k}: secure values cannot be rendered offline; render with a stack whose config has no secrets`);
+    out[k] = typeof v === "string" ? v : JSON.stringify(v);
+  }
+  return out;
+}
+
+/** Decodes EC2 user data as cloud-init would: base64, then gunzip when gzipped. */
+export function decodeUserData(userData: string, base64: boolean): string {
+  let buf = base64 ? Buffer.from(userData, "base64") : Buffer.from(userData, "utf8");
+  if (buf[0] === 0x1f && buf[1] === 0x8b) buf = zlib.gunzipSync(buf);
+  return buf.toString("utf8");
+}
+
+const SKIP_KEYS = new Set(["tags", "tagsAll", "userData", "userDataBase64", "secretString", "policy", "assumeRolePolicy", "__defaults"]);
+
+/** A resource's scalar inputs (and small objects), for the review table. */
+export function keySettings(r: Registration): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(r.inputs).sort(([a], [b]) => a.localeCompare(b))) {
+    if (SKIP_KEYS.has(k) || v === undefined || v === null) continue;
+    if (typeof v === "object") {
+      const json = JSON.stringify(v);
+      if (json.length <= 160 && !json.includes("BEGIN")) parts.push(`${k}=${json}`);
+    } else {
+      const s = String(v);
+      if (s.length <= 100 && !s.includes("BEGIN")) parts.push(`${k}=${s}`);
+    }
+  }
+  return parts.join(", ").replace(/\|/g, "\\|");
+}
+
+export function resourceTable(regs: Registration[]): string {
+  const rows = regs
+    .filter((r) => !r.type.startsWith("pulumi:"))
+    .map((r) => `| \`${r.type}\` | ${r.name} | ${keySettings(r)} |`);
+  return ["| type | name | key settings |", "|---|---|---|", ...rows].join("\n") + `\n\n${rows.length} resources.\n`;
+}
+
+const tagOf = (r: Registration, key: string): string | undefined => (r.inputs.tags ?? {})[key];
+
+/** Mermaid flowchart: NLB on top, one box a zone with its NAT and machines, worker pools across zones. */
+export function topologyDiagram(regs: Registration[]): string {
+  const zones = [...new Set(regs.filter((r) => r.type === "aws:ec2/subnet:Subnet").map((r) => String(r.inputs.availabilityZone)))].sort();
+  const subnetZone = new Map(regs.filter((r) => r.type === "aws:ec2/subnet:Subnet").map((r) => [r.id, String(r.inputs.availabilityZone)]));
+  const id = (s: string) => s.replace(/[^A-Za-z0-9_]/g, "_");
+  const lines = ["flowchart TB"];
+  const nlb = regs.find((r) => r.type === "aws:lb/loadBalancer:LoadBalancer");
+  if (nlb) lines.push(`  nlb(["NLB ${nlb.inputs.name} (${nlb.inputs.internal ? "internal" : "internet-facing"}) TCP 6443"])`);
+  const instances = regs.filter((r) => r.type === "aws:ec2/instance:Instance");
+  for (const zone of zones) {
+    lines.push(`  subgraph ${id(zone)}["${zone}"]`);
+    for (const nat of regs.filter((r) => r.type === "aws:ec2/natGateway:NatGateway" && subnetZone.get(String(r.inputs.subnetId)) === zone))
+      lines.push(`    ${id(nat.name)}[/"NAT ${nat.name}"/]`);
+    for (const i of instances.filter((r) => (r.inputs.availabilityZone ?? subnetZone.get(String(r.inputs.subnetId))) === zone)) {
+      const role = tagOf(i, "kubeadm-ha/role") ?? "node";
+      lines.push(`    ${id(i.name)}["${role} ${i.name}<br/>${i.inputs.privateIp ?? ""} ${i.inputs.instanceType ?? ""}"]`);
+    }
+    lines.push("  end");
+  }
+  for (const i of instances.filter((r) => tagOf(r, "kubeadm-ha/role") === "control-plane")) lines.push(`  nlb --> ${id(i.name)}`);
+  const etcd = instances.filter((r) => tagOf(r, "kubeadm-ha/role") === "etcd");
+  for (const m of instances.filter((r) => tagOf(r, "kubeadm-ha/role") === "control-plane"))
+    for (const e of etcd) lines.push(`  ${id(m.name)} -. etcd 2379 .-> ${id(e.name)}`);
+  for (const asg of regs.filter((r) => r.type === "aws:autoscaling/group:Group"))
+    lines.push(`  ${id(asg.name)}[["worker pool ${asg.name}<br/>min ${asg.inputs.minSize} / max ${asg.inputs.maxSize}, all zones"]]`, `  ${id(asg.name)} -- join via NLB --> nlb`);
+  return lines.join("\n") + "\n";
+}
+
+/** cloud-config `write_files` entries whose path ends in .yaml under /etc/kubeadm-ha: the kubeadm documents. */
+function kubeadmDocuments(cloudConfig: string): Array<{ path: string; content: string }> {
+  const body = parse(cloudConfig, { version: "1.1" }) as { write_files?: Array<{ path: string; content: string; encoding?: string }> };
+  return (body?.write_files ?? [])
+    .filter((f) => f.path.startsWith("/etc/kubeadm-ha/") && f.path.endsWith(".yaml") && !f.path.includes("/patches/"))
+    .map((f) => ({ path: f.path, content: f.encoding === "b64" ? Buffer.from(f.content, "base64").toString("utf8") : f.content }));
+}
+
+function plainOutputs(outputs: Record<string, unknown>): Promise<Record<string, unknown>> {
+  return Promise.all(
+    Object.entries(outputs).map(async ([k, v]) => {
+      if (!pulumi.Output.isInstance(v)) return [k, v] as const;
+      const secret = await (v as any).isSecret;
+      const value = await new Promise((resolve) => (v as pulumi.Output<unknown>).apply((x) => resolve(x)));
+      return [k, secret ? "[secret]" : value] as const;
+    }),
+  ).then((entries) => Object.fromEntries(entries));
+}
+
+/** Evaluates index.ts for `stack` under mocks; returns relative path -> file content. */
+export async function renderStack(root: string, stack: string): Promise<Record<string, string>> {
+  const file = path.join(root, `Pulumi.${stack}.yaml`);
+  if (!fs.existsSync(file)) throw new Error(`no stack config ${path.relative(process.cwd(), file)} (stacks: ${fs.readdirSync(root).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f)).map((f) => f.split(".")[1]).join(", ")})`);
+  const config = stackConfig(fs.readFileSync(file, "utf8"));
+  const regs = await setupMocks({ stack, config, region: config["aws:region"] });
+  const programPath = require.resolve(path.join(root, "index"));
+  delete require.cache[programPath];
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const program = require(programPath) as Record<string, unknown>;
+  const outputs = await plainOutputs(program);
+  await settle();
+
+  const files: Record<string, string> = {};
+  for (const r of regs) {
+    const ud = r.inputs.userDataBase64 ?? r.inputs.userData;
+    if (typeof ud !== "string") continue;
+    const text = decodeUserData(ud, r.inputs.userDataBase64 !== undefined || r.type === "aws:ec2/launchTemplate:LaunchTemplate");
+    files[`user-data/${r.name}.yaml`] = text;
+    for (const doc of kubeadmDocuments(text)) files[`kubeadm/${r.name}/${path.basename(doc.path)}`] = doc.content;
+  }
+  files["resources.md"] = `# Resources of stack ${stack}\n\n` + resourceTable(regs);
+  files["topology.mmd"] = topologyDiagram(regs);
+  files["outputs.json"] = JSON.stringify(outputs, null, 2) + "\n";
+  return files;
+}
