@@ -10,15 +10,28 @@ import * as fs from "fs";
 import * as path from "path";
 import { renderStack } from "./renderLib";
 
+const USAGE = "usage: npm run render -- <stack> [--config Pulumi.<stack>.yaml] [--out out/<stack>]";
+
 async function main(): Promise<void> {
-  const stack = process.argv[2];
-  if (!stack) {
-    console.error("usage: npm run render -- <stack>   (reads Pulumi.<stack>.yaml)");
+  const argv = process.argv.slice(2);
+  const flag = (name: string) => {
+    const i = argv.indexOf(name);
+    if (i < 0) return undefined;
+    const v = argv[i + 1];
+    argv.splice(i, 2);
+    if (!v) throw new Error(`${name} needs a value\n${USAGE}`);
+    return path.resolve(v);
+  };
+  const configFile = flag("--config");
+  const out = flag("--out");
+  const stack = argv[0];
+  if (!stack || argv.length > 1) {
+    console.error(USAGE);
     process.exit(2);
   }
   const root = path.resolve(__dirname, "..");
-  const outDir = path.join(root, "out", stack);
-  const files = await renderStack(root, stack);
+  const outDir = out ?? path.join(root, "out", stack);
+  const files = await renderStack(root, stack, configFile);
   fs.rmSync(outDir, { recursive: true, force: true });
   for (const [rel, content] of Object.entries(files)) {
     const p = path.join(outDir, rel);

@@ -102,16 +102,16 @@ function plainOutputs(outputs: Record<string, unknown>): Promise<Record<string, 
   ).then((entries) => Object.fromEntries(entries));
 }
 
-/** Evaluates index.ts for `stack` under mocks; returns relative path -> file content. */
-export async function renderStack(root: string, stack: string): Promise<Record<string, string>> {
-  const file = path.join(root, `Pulumi.${stack}.yaml`);
-  if (!fs.existsSync(file)) throw new Error(`no stack config ${path.relative(process.cwd(), file)} (stacks: ${fs.readdirSync(root).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f)).map((f) => f.split(".")[1]).join(", ")})`);
-  const config = stackConfig(fs.readFileSync(file, "utf8"));
+/**
+ * Evaluates the program (index.ts) for `stack` under mocks; returns relative path -> file content.
+ * Once per process: the program registers its resources when its module is first loaded.
+ */
+export async function renderStack(root: string, stack: string, stackFile = path.join(root, `Pulumi.${stack}.yaml`)): Promise<Record<string, string>> {
+  if (!fs.existsSync(stackFile)) throw new Error(`no stack config ${stackFile} (stacks: ${fs.readdirSync(root).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f)).map((f) => f.split(".")[1]).join(", ")})`);
+  const config = stackConfig(fs.readFileSync(stackFile, "utf8"));
   const regs = await setupMocks({ stack, config, region: config["aws:region"] });
-  const programPath = require.resolve(path.join(root, "index"));
-  delete require.cache[programPath];
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const program = require(programPath) as Record<string, unknown>;
+  const program = require(path.join(root, "index")) as Record<string, unknown>;
   const outputs = await plainOutputs(program);
   await settle();
 

@@ -1,0 +1,187 @@
+import * as pulumi from "@pulumi/pulumi";
+import { parse, parseAllDocuments } from "yaml";
+import { ControlPlane, masterDocuments, placeNodes, privateDnsName } from "../components/controlPlane";
+import { decodeUserData } from "../scripts/renderLib";
+import { Registration, ofType, settle, setupMocks, valueOf } from "./mocks";
+
+const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
+const SUBNETS = ["10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19"];
+const LE = { leaseDuration: "15s", renewDeadline: "10s", retryPeriod: "2s" };
+
+describe("placement", () => {
+  it.each([
+    ["10.0.0.10", "eu-west-1", "ip-10-0-0-10.eu-west-1.compute.internal"],
+    ["10.1.2.3", "us-east-1", "ip-10-1-2-3.ec2.internal"],
+    ["172.16.0.10", "ap-southeast-2", "ip-172-16-0-10.ap-southeast-2.compute.internal"],
+  ])("privateDnsName(%s, %s) = %s", (ip, region, name) => expect(privateDnsName(ip, region)).toBe(name));
+
+  it.each([
+    [3, [["eu-west-1a", "10.0.0.10"], ["eu-west-1b", "10.0.32.10"], ["eu-west-1c", "10.0.64.10"]]],
+    [5, [["eu-west-1a", "10.0.0.10"], ["eu-west-1b", "10.0.32.10"], ["eu-west-1c", "10.0.64.10"], ["eu-west-1a", "10.0.0.11"], ["eu-west-1b", "10.0.32.11"]]],
+  ])("%d masters spread round-robin with fixed addresses", (count, expected) => {
+    expect(placeNodes(count as number, ZONES, SUBNETS, "eu-west-1").map((p) => [p.zone, p.ip])).toEqual(expected);
+  });
+
+  it("never puts two of three masters in one zone", () => {
+    expect(new Set(placeNodes(3, ZONES, SUBNETS, "eu-west-1").map((p) => p.zone)).size).toBe(3);
+  });
+
+  it("rejects zones and subnets that do not pair up", () => {
+    expect(() => placeNodes(3, ZONES, SUBNETS.slice(0, 2), "eu-west-1")).toThrow("placeNodes: 3 zones but 2 subnets");
+  });
+});
+
+const values = (over: Partial<Parameters<typeof masterDocuments>[0]> = {}) => ({
+  clusterName: "dev",
+  kubernetesVersion: "1.35.0",
+  region: "eu-west-1",
+  apiEndpoint: "dev-api.elb.eu-west-1.amazonaws.com:6443",
+  caCertHash: "sha256:" + "ab".repeat(32),
+  secretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dev/bootstrap/control-plane-AbCdEf",
+  podCidr: "10.244.0.0/16",
+  serviceCidr: "10.96.0.0/12",
+  leaderElection: LE,
+  masters: placeNodes(3, ZONES, SUBNETS, "eu-west-1"),
+  ...over,
+});
+
+describe("masterDocuments", () => {
+  it("gives only the first master an init document", () => {
+    const v = values();
+    expect(Object.keys(masterDocuments(v, v.masters[0]).kubeadm).sort()).toEqual(["init.yaml", "join.yaml", "patches/kube-apiserver0+json.yaml"]);
+    expect(Object.keys(masterDocuments(v, v.masters[1]).kubeadm).sort()).toEqual(["join.yaml", "patches/kube-apiserver0+json.yaml"]);
+    expect(masterDocuments(v, v.masters[0]).env.INIT_NODE).toBe("true");
+    expect(masterDocuments(v, v.masters[2]).env.INIT_NODE).toBe("false");
+  });
+
+  it("patches each API server with its own member first", () => {
+    const v = values();
+    const patch = (i: number) => parse(masterDocuments(v, v.masters[i]).kubeadm["patches/kube-apiserver0+json.yaml"], { version: "1.1" });
+    expect(patch(1)).toEqual([
+      { op: "add", path: "/spec/containers/0/command/-", value: "--etcd-servers=https://127.0.0.1:2379,https://10.0.0.10:2379,https://10.0.64.10:2379" },
+    ]);
+    expect(patch(2)[0].value).toBe("--etcd-servers=https://127.0.0.1:2379,https://10.0.0.10:2379,https://10.0.32.10:2379");
+  });
+
+  it("has no etcd patch and an external etcd section when etcd is external", () => {
+    const externalEtcd = { endpoints: ["https://10.0.0.20:2379"], caFile: "/a", certFile: "/b", keyFile: "/c" };
+    const v = values({ externalEtcd });
+    const docs = masterDocuments(v, v.masters[0]).kubeadm;
+    expect(Object.keys(docs).sort()).toEqual(["init.yaml", "join.yaml"]);
+    const cluster = parseAllDocuments(docs["init.yaml"], { version: "1.1" }).map((d) => d.toJS()).find((d) => d.kind === "ClusterConfiguration");
+    expect(cluster.etcd).toEqual({ external: externalEtcd });
+  });
+
+  it("writes the node's identity and where its secrets are, never the secrets", () => {
+    const v = values();
+    expect(masterDocuments(v, v.masters[1]).env).toEqual({
+      CLUSTER_NAME: "dev",
+      NODE_ROLE: "control-plane",
+      NODE_NAME: "ip-10-0-32-10.eu-west-1.compute.internal",
+      NODE_IP: "10.0.32.10",
+      INIT_NODE: "false",
+      KUBERNETES_VERSION: "1.35.0",
+      KUBERNETES_MINOR: "1.35",
+      API_ENDPOINT: "dev-api.elb.eu-west-1.amazonaws.com:6443",
+      AWS_REGION: "eu-west-1",
+      SECRET_ID: v.secretArn,
+    });
+  });
+});
+
+describe("ControlPlane component", () => {
+  let regs: Registration[];
+  let cp: ControlPlane;
+  const childOpts = new Map<string, pulumi.CustomResourceOptions>();
+
+  beforeAll(async () => {
+    regs = await setupMocks();
+    cp = new ControlPlane("cp", {
+      clusterName: "dev",
+      region: "eu-west-1",
+      kubernetesVersion: "1.35.0",
+      count: 3,
+      instanceType: "m7i.large",
+      rootVolumeGiB: 60,
+      amiId: "ami-0123456789abcdef0",
+      zones: ZONES,
+      privateSubnetIds: ["subnet-a", "subnet-b", "subnet-c"],
+      privateSubnetCidrs: SUBNETS,
+      securityGroupIds: ["sg-cp"],
+      instanceProfileName: "dev-control-plane",
+      targetGroupArn: "arn:tg",
+      apiEndpoint: "dev-api.elb.eu-west-1.amazonaws.com:6443",
+      secretArn: "arn:secret",
+      caCertHash: pulumi.output("sha256:" + "ab".repeat(32)),
+      podCidr: "10.244.0.0/16",
+      serviceCidr: "10.96.0.0/12",
+      leaderElection: LE,
+      tags: { team: "platform" },
+    }, {
+      transformations: [
+        (a) => {
+          childOpts.set(a.name, a.opts as pulumi.CustomResourceOptions);
+          return undefined;
+        },
+      ],
+    });
+    await valueOf(pulumi.all(cp.userData));
+    await settle();
+  });
+
+  const instances = () => ofType(regs, "aws:ec2/instance:Instance");
+
+  it("creates one instance and one target group attachment a master", () => {
+    expect(instances().map((r) => r.name)).toEqual(["cp-master-0", "cp-master-1", "cp-master-2"]);
+    expect(ofType(regs, "aws:lb/targetGroupAttachment:TargetGroupAttachment").map((r) => r.inputs)).toEqual(
+      [0, 1, 2].map((i) => ({ targetGroupArn: "arn:tg", targetId: `cp-master-${i}-id`, port: 6443 })),
+    );
+  });
+
+  it("puts each master in its own zone and subnet at its fixed address", () => {
+    expect(instances().map((r) => [r.inputs.availabilityZone, r.inputs.subnetId, r.inputs.privateIp])).toEqual([
+      ["eu-west-1a", "subnet-a", "10.0.0.10"],
+      ["eu-west-1b", "subnet-b", "10.0.32.10"],
+      ["eu-west-1c", "subnet-c", "10.0.64.10"],
+    ]);
+  });
+
+  it("requires IMDSv2 with hop limit 2 and encrypts the gp3 root volume", () => {
+    for (const r of instances()) {
+      expect(r.inputs.metadataOptions).toEqual({ httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 });
+      expect(r.inputs.rootBlockDevice).toEqual({ volumeType: "gp3", volumeSize: 60, encrypted: true, deleteOnTermination: true });
+      expect(r.inputs.iamInstanceProfile).toBe("dev-control-plane");
+      expect(r.inputs.vpcSecurityGroupIds).toEqual(["sg-cp"]);
+      expect(r.inputs.userDataReplaceOnChange).toBe(false);
+    }
+  });
+
+  it("tags masters with their role and index", () => {
+    expect(instances().map((r) => [r.inputs.tags["kubeadm-ha/role"], r.inputs.tags["kubeadm-ha/index"], r.inputs.tags.Name, r.inputs.tags.team])).toEqual([
+      ["control-plane", "0", "dev-master-0", "platform"],
+      ["control-plane", "1", "dev-master-1", "platform"],
+      ["control-plane", "2", "dev-master-2", "platform"],
+    ]);
+  });
+
+  it("sends gzipped cloud-config that decodes to each master's own documents", () => {
+    instances().forEach((r, i) => {
+      const text = decodeUserData(r.inputs.userDataBase64, true);
+      expect(text.startsWith("#cloud-config\n")).toBe(true);
+      const cfg = parse(text, { version: "1.1" });
+      const env = cfg.write_files.find((f: any) => f.path === "/etc/kubeadm-ha/node.env").content;
+      expect(env).toContain(`NODE_IP='${cp.masterIps[i]}'`);
+      expect(env).toContain(`INIT_NODE='${i === 0 ? "true" : "false"}'`);
+      expect(cfg.runcmd).toEqual([["/usr/local/lib/kubeadm-ha/bootstrap.sh"]]);
+    });
+  });
+
+  it("ignores AMI and user data drift so one `pulumi up` never restarts every master", () => {
+    for (const i of [0, 1, 2]) expect(childOpts.get(`cp-master-${i}`)?.ignoreChanges).toEqual(["ami", "userDataBase64"]);
+  });
+
+  it("exposes fixed IPs and node names before deployment", () => {
+    expect(cp.masterIps).toEqual(["10.0.0.10", "10.0.32.10", "10.0.64.10"]);
+    expect(cp.nodeNames[0]).toBe("ip-10-0-0-10.eu-west-1.compute.internal");
+  });
+});

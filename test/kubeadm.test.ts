@@ -1,0 +1,150 @@
+import { parseAllDocuments } from "yaml";
+import {
+  KUBEADM_API,
+  TOKEN_PLACEHOLDER,
+  apiServerEtcdServersPatch,
+  clusterConfiguration,
+  initConfiguration,
+  joinConfiguration,
+  kubeletConfiguration,
+  leaderElectionArgs,
+  stackedEtcdServers,
+  toYaml,
+} from "../cloud-init/kubeadm";
+
+const LE = { leaseDuration: "15s", renewDeadline: "10s", retryPeriod: "2s" };
+const CLUSTER = {
+  clusterName: "dev",
+  kubernetesVersion: "1.35.0",
+  controlPlaneEndpoint: "dev-api.elb.eu-west-1.amazonaws.com:6443",
+  podCidr: "10.244.0.0/16",
+  serviceCidr: "10.96.0.0/12",
+  leaderElection: LE,
+};
+const NODE = { name: "ip-10-0-0-10.eu-west-1.compute.internal", ip: "10.0.0.10" };
+
+describe("leader election flags", () => {
+  it.each([
+    [LE, ["true", "15s", "10s", "2s"]],
+    [{ leaseDuration: "1m", renewDeadline: "45s", retryPeriod: "5s" }, ["true", "60s", "45s", "5s"]],
+    [{ leaseDuration: "1m30s", renewDeadline: "1m", retryPeriod: "1500ms" }, ["true", "90s", "60s", "1500ms"]],
+  ])("%j renders as v1beta4 name/value pairs", (le, values) => {
+    expect(leaderElectionArgs(le)).toEqual([
+      { name: "leader-elect", value: values[0] },
+      { name: "leader-elect-lease-duration", value: values[1] },
+      { name: "leader-elect-renew-deadline", value: values[2] },
+      { name: "leader-elect-retry-period", value: values[3] },
+    ]);
+  });
+
+  it("reaches both kube-controller-manager and kube-scheduler", () => {
+    const le = { leaseDuration: "40s", renewDeadline: "30s", retryPeriod: "4s" };
+    const c = clusterConfiguration({ ...CLUSTER, leaderElection: le });
+    const flags = (list: Array<{ name: string; value: string }>) => Object.fromEntries(list.map((a) => [a.name, a.value]));
+    for (const component of [c.controllerManager.extraArgs, c.scheduler.extraArgs]) {
+      expect(flags(component)).toMatchObject({
+        "leader-elect": "true",
+        "leader-elect-lease-duration": "40s",
+        "leader-elect-renew-deadline": "30s",
+        "leader-elect-retry-period": "4s",
+      });
+    }
+  });
+});
+
+describe("stacked etcd servers", () => {
+  it.each([
+    ["10.0.0.10", ["10.0.0.10", "10.0.32.10", "10.0.64.10"], ["https://127.0.0.1:2379", "https://10.0.32.10:2379", "https://10.0.64.10:2379"]],
+    ["10.0.32.10", ["10.0.0.10", "10.0.32.10", "10.0.64.10"], ["https://127.0.0.1:2379", "https://10.0.0.10:2379", "https://10.0.64.10:2379"]],
+    ["10.0.64.11", ["10.0.0.10", "10.0.32.10", "10.0.64.10", "10.0.0.11", "10.0.64.11"], ["https://127.0.0.1:2379", "https://10.0.0.10:2379", "https://10.0.32.10:2379", "https://10.0.64.10:2379", "https://10.0.0.11:2379"]],
+  ])("master %s lists its local member first, then the others", (self, all, expected) => {
+    expect(stackedEtcdServers(self, all)).toEqual(expected);
+  });
+
+  it("is appended to the API server command by a JSON patch, which the flag parser lets win", () => {
+    expect(apiServerEtcdServersPatch(["https://127.0.0.1:2379", "https://10.0.0.11:2379"])).toEqual([
+      { op: "add", path: "/spec/containers/0/command/-", value: "--etcd-servers=https://127.0.0.1:2379,https://10.0.0.11:2379" },
+    ]);
+  });
+});
+
+describe("ClusterConfiguration", () => {
+  it("renders the stacked topology", () => {
+    const c = clusterConfiguration(CLUSTER);
+    expect(c).toMatchObject({
+      apiVersion: KUBEADM_API,
+      kind: "ClusterConfiguration",
+      kubernetesVersion: "v1.35.0",
+      controlPlaneEndpoint: "dev-api.elb.eu-west-1.amazonaws.com:6443",
+      networking: { podSubnet: "10.244.0.0/16", serviceSubnet: "10.96.0.0/12" },
+      apiServer: { certSANs: ["dev-api.elb.eu-west-1.amazonaws.com"] },
+      etcd: { local: { dataDir: "/var/lib/etcd" } },
+    });
+    expect(c.controllerManager.extraArgs).toContainEqual({ name: "cloud-provider", value: "external" });
+  });
+
+  it("renders the external topology with every endpoint and no local etcd", () => {
+    const external = {
+      endpoints: ["https://10.0.0.20:2379", "https://10.0.32.20:2379", "https://10.0.64.20:2379"],
+      caFile: "/etc/kubernetes/pki/etcd/ca.crt",
+      certFile: "/etc/kubernetes/pki/apiserver-etcd-client.crt",
+      keyFile: "/etc/kubernetes/pki/apiserver-etcd-client.key",
+    };
+    const c = clusterConfiguration({ ...CLUSTER, externalEtcd: external });
+    expect(c.etcd).toEqual({ external });
+  });
+
+  it("uses only v1beta4 list-shaped extraArgs", () => {
+    const c = clusterConfiguration(CLUSTER);
+    for (const list of [c.controllerManager.extraArgs, c.scheduler.extraArgs]) {
+      expect(Array.isArray(list)).toBe(true);
+      for (const a of list) expect(Object.keys(a).sort()).toEqual(["name", "value"]);
+    }
+  });
+});
+
+describe("Init and Join configurations", () => {
+  it("init registers the node under its EC2 name with the external cloud provider", () => {
+    const i = initConfiguration(NODE);
+    expect(i.localAPIEndpoint).toEqual({ advertiseAddress: "10.0.0.10", bindPort: 6443 });
+    expect(i.nodeRegistration.name).toBe(NODE.name);
+    expect(i.nodeRegistration.kubeletExtraArgs).toEqual([
+      { name: "cloud-provider", value: "external" },
+      { name: "node-ip", value: "10.0.0.10" },
+    ]);
+    expect(i.bootstrapTokens[0].token).toBe(TOKEN_PLACEHOLDER);
+    expect(i.bootstrapTokens[0].ttl).toBe("0s");
+  });
+
+  it("control plane join carries discovery by token and CA hash and a local endpoint", () => {
+    const j = joinConfiguration(NODE, { apiServerEndpoint: CLUSTER.controlPlaneEndpoint, caCertHash: "sha256:abc", controlPlane: true });
+    expect(j.discovery.bootstrapToken).toEqual({ apiServerEndpoint: CLUSTER.controlPlaneEndpoint, token: TOKEN_PLACEHOLDER, caCertHashes: ["sha256:abc"] });
+    expect(j.controlPlane).toEqual({ localAPIEndpoint: { advertiseAddress: "10.0.0.10", bindPort: 6443 } });
+  });
+
+  it("worker join has no control plane section and no taint", () => {
+    const j = joinConfiguration({ ...NODE, labels: { pool: "general" } }, { apiServerEndpoint: "x:6443", caCertHash: "sha256:abc", controlPlane: false });
+    expect(j).not.toHaveProperty("controlPlane");
+    expect(j.nodeRegistration.taints).toEqual([]);
+    expect(j.nodeRegistration.kubeletExtraArgs).toContainEqual({ name: "node-labels", value: "pool=general" });
+  });
+
+  it("kubelet uses the systemd cgroup driver", () => {
+    expect(kubeletConfiguration().cgroupDriver).toBe("systemd");
+  });
+});
+
+describe("toYaml", () => {
+  it("writes a YAML 1.1 stream that parses back to the same documents", () => {
+    const docs = [initConfiguration(NODE), clusterConfiguration(CLUSTER), kubeletConfiguration()];
+    const text = toYaml(...docs);
+    const parsed = parseAllDocuments(text, { version: "1.1" }).map((d) => d.toJS());
+    expect(parsed).toEqual(JSON.parse(JSON.stringify(docs)));
+  });
+
+  it('quotes values YAML 1.1 would read as booleans ("true", "on", "yes")', () => {
+    const text = toYaml({ a: "true", b: "on", c: "yes", d: "12:30" });
+    const back = parseAllDocuments(text, { version: "1.1" })[0].toJS();
+    expect(back).toEqual({ a: "true", b: "on", c: "yes", d: "12:30" });
+  });
+});

@@ -1,0 +1,148 @@
+/**
+ * The whole program, per stack, under mocks: what `npm run render` writes. Golden files of the
+ * dev stack's user data and kubeadm documents are committed; a diff here is a change in what runs
+ * on machines. Regenerate with `UPDATE_GOLDEN=1 npx jest test/render.test.ts` and review the diff.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { USER_DATA_LIMIT } from "../cloud-init/render";
+import { stackConfig } from "../scripts/renderLib";
+import { FIXTURES } from "./mocks";
+
+const ROOT = path.resolve(__dirname, "..");
+const GOLDEN = path.join(__dirname, "golden");
+
+/** Runs `npm run render` as a user would (one process a stack: the Pulumi runtime is process-global). */
+function render(stack: string, extra: string[] = []): { status: number | null; stderr: string; files: Record<string, string> } {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), `render-${stack}-`));
+  const r = spawnSync(process.execPath, ["-r", "@swc-node/register", path.join(ROOT, "scripts/render.ts"), stack, "--out", out, ...extra], {
+    cwd: ROOT,
+    encoding: "utf8",
+  });
+  const walk = (dir: string): string[] =>
+    fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+  const files = Object.fromEntries(walk(out).map((f) => [path.relative(out, f), fs.readFileSync(f, "utf8")]));
+  return { status: r.status, stderr: r.stderr, files };
+}
+
+const rendered: Record<string, Record<string, string>> = {};
+beforeAll(() => {
+  for (const stack of ["dev", "prod"]) {
+    const r = render(stack);
+    if (r.status !== 0) throw new Error(`render ${stack} failed: ${r.stderr}`);
+    rendered[stack] = r.files;
+  }
+});
+
+const userData = (stack: string) => Object.entries(rendered[stack]).filter(([k]) => k.startsWith("user-data/"));
+
+describe.each(["dev", "prod"])("stack %s", (stack) => {
+  it("renders three masters' user data and the review files", () => {
+    expect(Object.keys(rendered[stack]).filter((k) => k.startsWith("user-data/")).sort()).toEqual(
+      [0, 1, 2].map((i) => `user-data/${stack}-control-plane-master-${i}.yaml`),
+    );
+    expect(Object.keys(rendered[stack])).toEqual(expect.arrayContaining(["resources.md", "topology.mmd", "outputs.json"]));
+  });
+
+  it("every user data passes cloud-init's own schema check", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cloud-config-"));
+    for (const [name, text] of userData(stack)) {
+      const file = path.join(dir, path.basename(name));
+      fs.writeFileSync(file, text);
+      const r = spawnSync("cloud-init", ["schema", "--config-file", file], { encoding: "utf8" });
+      if (r.error) throw new Error(`cloud-init is not installed (apt-get install cloud-init; .ci/run does): ${r.error.message}`);
+      expect({ name, status: r.status, out: r.stdout + r.stderr }).toEqual({ name, status: 0, out: expect.stringContaining("Valid cloud-config") });
+    }
+  });
+
+  it("no private key, token or certificate key appears in any user data", () => {
+    const keyLines = [FIXTURES.caKey, FIXTURES.clientKey].map((k) => k.split("\n")[1]);
+    for (const [name, text] of userData(stack)) {
+      expect({ name, pem: /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text) }).toEqual({ name, pem: false });
+      for (const line of keyLines) expect(text).not.toContain(line);
+      // The mocked bootstrap token is lower-case [a-z0-9]{6}.[a-z0-9]{16}; only the placeholder may appear.
+      expect(text.match(/\b[a-z0-9]{6}\.[a-z0-9]{16}\b/g) ?? []).toEqual([]);
+      expect(text).toContain("__BOOTSTRAP_TOKEN__");
+    }
+  });
+
+  it("keeps the kubeconfig output secret", () => {
+    expect(JSON.parse(rendered[stack]["outputs.json"]).kubeconfig).toBe("[secret]");
+  });
+});
+
+describe("user data size", () => {
+  it("every node's gzipped user data leaves at least 4 KB of EC2's 16 KB", async () => {
+    const zlib = await import("zlib");
+    for (const stack of ["dev", "prod"])
+      for (const [name, text] of userData(stack)) {
+        const size = zlib.gzipSync(Buffer.from(text), { level: 9 }).length;
+        expect({ name, fits: size <= USER_DATA_LIMIT - 4096 }).toEqual({ name, fits: true });
+      }
+  });
+});
+
+describe("topology", () => {
+  it("dev: stacked etcd on three masters in three zones behind an internet-facing NLB", () => {
+    const out = JSON.parse(rendered.dev["outputs.json"]);
+    expect(out.etcdTopology).toBe("stacked");
+    expect(out.masterIps).toEqual(["10.10.0.10", "10.10.32.10", "10.10.64.10"]);
+    expect(out.etcdEndpoints).toEqual(out.masterIps.map((ip: string) => `https://${ip}:2379`));
+    const mmd = rendered.dev["topology.mmd"];
+    expect(mmd).toContain('nlb(["NLB dev-api (internet-facing) TCP 6443"])');
+    for (const zone of ["eu-west-1a", "eu-west-1b", "eu-west-1c"]) expect(mmd).toContain(`["${zone}"]`);
+    expect(mmd.match(/nlb --> /g)).toHaveLength(3);
+  });
+
+  it("prod: internal NLB", () => {
+    expect(rendered.prod["topology.mmd"]).toContain("NLB prod-api (internal)");
+  });
+});
+
+describe("golden files (dev)", () => {
+  const golden = () => Object.entries(rendered.dev).filter(([k]) => k.startsWith("user-data/") || k.startsWith("kubeadm/"));
+
+  it("match the committed render byte for byte", () => {
+    if (process.env.UPDATE_GOLDEN) {
+      fs.rmSync(path.join(GOLDEN, "dev"), { recursive: true, force: true });
+      for (const [rel, content] of golden()) {
+        fs.mkdirSync(path.dirname(path.join(GOLDEN, "dev", rel)), { recursive: true });
+        fs.writeFileSync(path.join(GOLDEN, "dev", rel), content);
+      }
+    }
+    const committed = (dir: string): string[] =>
+      fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? committed(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+    const files = committed(path.join(GOLDEN, "dev")).map((f) => path.relative(path.join(GOLDEN, "dev"), f));
+    expect(files.sort()).toEqual(golden().map(([k]) => k).sort());
+    for (const [rel, content] of golden()) expect({ rel, content }).toEqual({ rel, content: fs.readFileSync(path.join(GOLDEN, "dev", rel), "utf8") });
+  });
+
+  it("the render is deterministic", () => {
+    expect(render("dev").files).toEqual(rendered.dev);
+  });
+});
+
+describe("stackConfig", () => {
+  it("passes scalars as strings and objects as JSON, as Pulumi does", () => {
+    expect(stackConfig("config:\n  aws:region: eu-west-1\n  kubeadm-ha:kubernetesVersion: \"1.35.0\"\n  kubeadm-ha:etcd:\n    topology: external\n")).toEqual({
+      "aws:region": "eu-west-1",
+      "kubeadm-ha:kubernetesVersion": "1.35.0",
+      "kubeadm-ha:etcd": '{"topology":"external"}',
+    });
+  });
+
+  it("refuses secure values it cannot decrypt offline", () => {
+    expect(() => stackConfig("config:\n  kubeadm-ha:token:\n    secure: AAAB\n")).toThrow("kubeadm-ha:token: secure values cannot be rendered offline");
+  });
+
+  it("a bad stack config fails the render with every problem and writes nothing", () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "stack-")), "Pulumi.bad.yaml");
+    fs.writeFileSync(file, "config:\n  aws:region: eu-west-1\n  kubeadm-ha:clusterName: Bad\n");
+    const r = render("bad", ["--config", file]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/Invalid stack config \(2 problems\):\n  - clusterName: "Bad" — .*\n  - network: \(not set\)/);
+    expect(r.files).toEqual({});
+  });
+});
