@@ -49,6 +49,7 @@ export function keySettings(r: Registration): string {
 export function resourceTable(regs: Registration[]): string {
   const rows = regs
     .filter((r) => !r.type.startsWith("pulumi:"))
+    .sort((a, b) => a.type.localeCompare(b.type) || a.name.localeCompare(b.name))
     .map((r) => `| \`${r.type}\` | ${r.name} | ${keySettings(r)} |`);
   return ["| type | name | key settings |", "|---|---|---|", ...rows].join("\n") + `\n\n${rows.length} resources.\n`;
 }

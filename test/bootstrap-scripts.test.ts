@@ -1,0 +1,655 @@
+/**
+ * Runs the first-boot scripts in cloud-init/scripts for real, under bash, with recording stubs
+ * (test/stubs) first on PATH in place of every command that would touch the machine or the network.
+ * Every path root points into a fresh temp dir, so nothing here needs root.
+ */
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+const REPO = path.join(__dirname, "..");
+const SCRIPTS = path.join(REPO, "cloud-init", "scripts");
+const STUBS = path.join(__dirname, "stubs");
+
+const NODE = "ip-10-0-1-11.eu-west-1.compute.internal";
+const TOKEN = "abcdef.0123456789abcdef";
+const PLACEHOLDER = "__BOOTSTRAP_TOKEN__";
+const LEASE = "kubeadm-ha-control-plane-join";
+const API = "k8s-api-0123456789.elb.eu-west-1.amazonaws.com:6443";
+
+/** Stub file -> the commands it stands in for. */
+const STUB_COMMANDS: Record<string, string[]> = {
+  "apt-get.sh": ["apt-get"],
+  "aws.sh": ["aws"],
+  "containerd.sh": ["containerd"],
+  "curl.sh": ["curl"],
+  "gpg.sh": ["gpg"],
+  "kubeadm.sh": ["kubeadm"],
+  "kubectl.sh": ["kubectl"],
+  "record.sh": ["apt-mark", "modprobe", "snap", "swapoff", "sysctl", "systemctl"],
+};
+
+const CP_SECRET: Record<string, string> = {
+  "ca.crt": "CA CERT\n",
+  "ca.key": "CA KEY\n",
+  "front-proxy-ca.crt": "FRONT PROXY CERT\n",
+  "front-proxy-ca.key": "FRONT PROXY KEY\n",
+  "etcd/ca.crt": "ETCD CERT\n",
+  "etcd/ca.key": "ETCD KEY\n",
+  "sa.key": "SA KEY\n",
+  "sa.pub": "SA PUB\n",
+  "bootstrap-token": TOKEN,
+};
+
+interface NodeOptions {
+  role?: "control-plane" | "worker";
+  initNode?: boolean;
+  secret?: Record<string, unknown>;
+  env?: Record<string, string>;
+}
+
+interface Run {
+  status: number | null;
+  stderr: string;
+  stdout: string;
+}
+
+class Machine {
+  readonly root = fs.mkdtempSync(path.join(os.tmpdir(), "kubeadm-ha-"));
+  readonly etc = path.join(this.root, "etc/kubeadm-ha");
+  readonly kube = path.join(this.root, "etc/kubernetes");
+  readonly run = path.join(this.root, "run/kubeadm-ha");
+  readonly etcd = path.join(this.root, "var/lib/etcd");
+  readonly state = path.join(this.root, "stub-state");
+  readonly bin = path.join(this.root, "bin");
+  readonly fstab = path.join(this.root, "etc/fstab");
+  readonly env: Record<string, string>;
+
+  constructor(opts: NodeOptions = {}) {
+    const role = opts.role ?? "control-plane";
+    const initNode = opts.initNode ?? false;
+    for (const d of [this.etc, this.state, this.bin]) fs.mkdirSync(d, { recursive: true });
+    for (const [file, commands] of Object.entries(STUB_COMMANDS))
+      for (const cmd of commands) fs.copyFileSync(path.join(STUBS, file), path.join(this.bin, cmd));
+    for (const cmd of fs.readdirSync(this.bin)) fs.chmodSync(path.join(this.bin, cmd), 0o755);
+    fs.copyFileSync(path.join(STUBS, "stub-lib.sh"), path.join(this.bin, "stub-lib.sh"));
+
+    const nodeEnv: Record<string, string> = {
+      CLUSTER_NAME: "dev",
+      NODE_ROLE: role,
+      NODE_NAME: NODE,
+      NODE_IP: "10.0.1.11",
+      INIT_NODE: String(initNode),
+      KUBERNETES_VERSION: "1.35.0",
+      KUBERNETES_MINOR: "1.35",
+      API_ENDPOINT: API,
+      AWS_REGION: "eu-west-1",
+      SECRET_ID: `arn:aws:secretsmanager:eu-west-1:123456789012:secret:dev-${role}`,
+      TOKEN_PLACEHOLDER: PLACEHOLDER,
+    };
+    this.write(
+      path.join(this.etc, "node.env"),
+      Object.entries(nodeEnv).map(([k, v]) => `${k}='${v}'\n`).join(""),
+    );
+    if (initNode)
+      this.write(
+        path.join(this.etc, "init.yaml"),
+        `kind: InitConfiguration\nbootstrapTokens:\n- token: ${PLACEHOLDER}\n---\nkind: ClusterConfiguration\n`,
+      );
+    this.write(
+      path.join(this.etc, "join.yaml"),
+      `kind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    token: ${PLACEHOLDER}\n    apiServerEndpoint: ${API}\n`,
+    );
+    const secret = opts.secret ?? (role === "control-plane" ? CP_SECRET : { "bootstrap-token": TOKEN });
+    this.write(path.join(this.state, "secret.json"), JSON.stringify(secret));
+    this.write(this.fstab, "LABEL=cloudimg-rootfs / ext4 discard,errors=remount-ro 0 1\n/swap.img none swap sw 0 0\n");
+
+    this.env = {
+      // No host directory that could hold a real aws or kubeadm; python3 and coreutils live in /usr/bin.
+      PATH: `${this.bin}:/usr/bin:/bin`,
+      HOME: this.root,
+      LANG: "C.UTF-8",
+      KUBEADM_HA_ETC: this.etc,
+      KUBERNETES_DIR: this.kube,
+      KUBEADM_HA_RUN: this.run,
+      KUBEADM_HA_LIB: SCRIPTS,
+      KUBEADM_HA_ETCD_DATA_DIR: this.etcd,
+      KUBEADM_HA_WAIT_SECONDS: "20",
+      KUBEADM_HA_POLL_SECONDS: "0",
+      KUBEADM_HA_BACKOFF_SECONDS: "0",
+      KUBEADM_HA_JOIN_ATTEMPTS: "5",
+      KUBEADM_HA_LOCK_STALE_SECONDS: "900",
+      SYSCTL_DIR: path.join(this.root, "etc/sysctl.d"),
+      MODULES_DIR: path.join(this.root, "etc/modules-load.d"),
+      APT_KEYRINGS: path.join(this.root, "etc/apt/keyrings"),
+      APT_SOURCES: path.join(this.root, "etc/apt/sources.list.d"),
+      CONTAINERD_CONFIG: path.join(this.root, "etc/containerd/config.toml"),
+      FSTAB: this.fstab,
+      STUB_STATE: this.state,
+      STUB_TOKEN: TOKEN,
+      TOKEN_PLACEHOLDER: PLACEHOLDER,
+      ...opts.env,
+    };
+  }
+
+  write(file: string, content: string): void {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, content);
+  }
+
+  exec(script: string, env: Record<string, string> = {}): Run {
+    const r = spawnSync("/bin/bash", [path.join(SCRIPTS, script)], {
+      env: { ...this.env, ...env },
+      encoding: "utf8",
+      timeout: 30000,
+    });
+    if (r.error) throw r.error;
+    return { status: r.status, stderr: r.stderr, stdout: r.stdout };
+  }
+
+  /** Every stub call, in order: "<command> <args...>". */
+  calls(): string[] {
+    return this.lines("calls.log");
+  }
+
+  /** What kubeadm init/join saw when it ran (see test/stubs/kubeadm.sh). */
+  kubeadmState(): string[] {
+    return this.lines("kubeadm-state.log");
+  }
+
+  /** The documents kubectl received on stdin, parsed: [verb, document]. */
+  kubectlStdin(): [string, any][] {
+    return this.lines("kubectl-stdin.log").map((l) => {
+      const i = l.indexOf(" ");
+      return [l.slice(0, i), JSON.parse(l.slice(i + 1))];
+    });
+  }
+
+  lines(file: string): string[] {
+    const p = path.join(this.state, file);
+    return fs.existsSync(p) ? fs.readFileSync(p, "utf8").split("\n").filter((l) => l !== "") : [];
+  }
+
+  /** Puts a lease in the fake API server, as another master would have. */
+  seedLease(holder: string, renewTime: string): void {
+    const lease = {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: { name: LEASE, namespace: "kube-system", resourceVersion: "41", creationTimestamp: "2025-01-01T00:00:00Z" },
+      spec: { holderIdentity: holder, acquireTime: renewTime, renewTime, leaseDurationSeconds: 900 },
+    };
+    this.write(path.join(this.state, "lease.json"), JSON.stringify(lease));
+  }
+
+  leaseExists(): boolean {
+    return fs.existsSync(path.join(this.state, "lease.json"));
+  }
+
+  mode(rel: string): number {
+    return fs.statSync(path.join(this.root, rel)).mode & 0o777;
+  }
+
+  /** Every file under dir whose content contains needle. */
+  filesContaining(dir: string, needle: string): string[] {
+    if (!fs.existsSync(dir)) return [];
+    return (fs.readdirSync(dir, { recursive: true }) as string[])
+      .map((f) => path.join(dir, f))
+      .filter((f) => fs.statSync(f).isFile() && fs.readFileSync(f, "utf8").includes(needle));
+  }
+}
+
+const machines: Machine[] = [];
+function machine(opts?: NodeOptions): Machine {
+  const m = new Machine(opts);
+  machines.push(m);
+  return m;
+}
+afterEach(() => {
+  for (const m of machines.splice(0)) fs.rmSync(m.root, { recursive: true, force: true });
+});
+
+/** The calls that matter for ordering: the API probe, kubeadm and kubectl, without flags noise. */
+function flow(m: Machine): string[] {
+  return m
+    .calls()
+    .filter((c) => /^(kubeadm|kubectl) /.test(c) || (c.startsWith("curl ") && c.endsWith("/readyz")))
+    .map((c) => {
+      if (c.startsWith("curl ")) return "curl readyz";
+      if (c.startsWith("kubeadm kubeconfig user")) return "kubeadm kubeconfig user";
+      if (c.startsWith("kubectl ")) return "kubectl " + c.split(" ").filter((a) => /^(create|replace|get|delete)$/.test(a))[0];
+      return c.split(" ").slice(0, 2).join(" ");
+    });
+}
+
+const count = (xs: string[], x: string) => xs.filter((y) => y === x).length;
+const joinCmd = (m: Machine) => `kubeadm join --config ${m.run}/join.yaml`;
+const deleteLease = (c: string) => c.startsWith("kubectl ") && c.endsWith(`delete lease ${LEASE}`);
+
+describe("bootstrap.sh", () => {
+  test("(a) first master with no API answering: kubeadm init once, no join, no lock", () => {
+    const m = machine({ initNode: true, env: { STUB_CURL_READYZ_FAILS: "always" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.stderr).toContain("bootstrap complete: init");
+    expect(r.status).toBe(0);
+    expect(m.calls().filter((c) => c.startsWith("kubeadm "))).toEqual([
+      `kubeadm init --config ${m.run}/init.yaml --skip-token-print`,
+    ]);
+    expect(m.calls().filter((c) => c.startsWith("kubectl "))).toEqual([]);
+    // Three probes, all refused, before deciding that no cluster exists.
+    expect(flow(m)).toEqual(["curl readyz", "curl readyz", "curl readyz", "kubeadm init"]);
+    expect(m.kubeadmState()).toEqual(["init lease-holder=none ca-key=yes token=yes placeholder=no"]);
+  });
+
+  test("(a) a failed kubeadm init is reset, the secrets re-fetched, and init retried", () => {
+    const m = machine({ initNode: true, env: { STUB_CURL_READYZ_FAILS: "always", STUB_KUBEADM_INIT_FAILS: "1" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(flow(m).filter((c) => c.startsWith("kubeadm"))).toEqual(["kubeadm init", "kubeadm reset", "kubeadm init"]);
+    expect(m.calls().filter((c) => c.startsWith("aws "))).toHaveLength(2);
+    // kubeadm reset empties pki; the retry must find the CA key again.
+    expect(m.kubeadmState()[1]).toBe("init lease-holder=none ca-key=yes token=yes placeholder=no");
+    expect(fs.existsSync(path.join(m.etcd, "member"))).toBe(false);
+    expect(fs.readdirSync(path.join(m.kube, "manifests"))).toEqual([]);
+  });
+
+  test("(a) first master never initialises when something answers at the endpoint, even with an error", () => {
+    // curl exit 22: an HTTP error status. A cluster is there (not ready yet): join it.
+    const m = machine({ initNode: true, env: { STUB_CURL_READYZ_FAILS: "4", STUB_CURL_READYZ_FAIL_CODE: "22" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("answers (curl exit 22)");
+    expect(flow(m)).not.toContain("kubeadm init");
+    expect(flow(m)).toContain("kubeadm join");
+  });
+
+  test("(b) first master replacing a live one: joins under the lock, never inits", () => {
+    const m = machine({ initNode: true });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("the cluster exists (this node replaces it): joining");
+    expect(r.stderr).toContain("bootstrap complete: control-plane-join");
+    expect(flow(m)).toEqual([
+      "curl readyz", // the init-or-join probe
+      "curl readyz", // wait_for_api
+      "kubeadm kubeconfig user",
+      "kubectl create",
+      "kubeadm join",
+      "kubectl get",
+      "kubectl delete",
+    ]);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+    expect(m.leaseExists()).toBe(false);
+  });
+
+  test("(c) second master: waits for the API, takes the lock, joins, releases the lock", () => {
+    const m = machine({ env: { STUB_CURL_READYZ_FAILS: "2" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(flow(m)).toEqual([
+      "curl readyz",
+      "curl readyz",
+      "curl readyz",
+      "kubeadm kubeconfig user",
+      "kubectl create",
+      "kubeadm join",
+      "kubectl get",
+      "kubectl delete",
+    ]);
+    // Control-plane nodes verify the API's certificate against the cluster CA from the secret.
+    const probes = m.calls().filter((c) => c.startsWith("curl ") && c.endsWith("/readyz"));
+    expect(probes).toHaveLength(3);
+    for (const p of probes) expect(p).toContain(`--cacert ${m.kube}/pki/ca.crt`);
+    for (const p of probes) expect(p).not.toContain("--insecure");
+    expect(m.calls()).toContain(
+      `kubeadm kubeconfig user --config ${m.run}/joiner-cluster.yaml --client-name kubeadm-ha-joiner:${NODE} --org kubeadm:cluster-admins --validity-period 1h`,
+    );
+    expect(JSON.parse(fs.readFileSync(path.join(m.run, "joiner-cluster.yaml"), "utf8"))).toEqual({
+      apiVersion: "kubeadm.k8s.io/v1beta4",
+      kind: "ClusterConfiguration",
+      clusterName: "dev",
+      kubernetesVersion: "v1.35.0",
+      controlPlaneEndpoint: API,
+      certificatesDir: `${m.kube}/pki`,
+    });
+    expect(m.calls()).toContain(`kubectl --kubeconfig ${m.run}/joiner.conf --request-timeout=30s -n kube-system create -f -`);
+    expect(m.calls()).toContain(joinCmd(m));
+    const [[verb, lease]] = m.kubectlStdin();
+    expect(verb).toBe("create");
+    expect(lease.metadata).toEqual({ name: LEASE, namespace: "kube-system", labels: { "app.kubernetes.io/managed-by": "kubeadm-ha" } });
+    expect(lease.spec.holderIdentity).toBe(NODE);
+    expect(lease.spec.leaseDurationSeconds).toBe(900);
+    expect(lease.spec.renewTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    expect(lease.spec.acquireTime).toBe(lease.spec.renewTime);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+    expect(m.leaseExists()).toBe(false);
+    // The short-lived cluster-admin credential does not outlive the script.
+    expect(fs.existsSync(path.join(m.run, "joiner.conf"))).toBe(false);
+  });
+
+  test("(d) join fails twice then succeeds: a reset between each, the lock kept and released once", () => {
+    const m = machine({ env: { STUB_KUBEADM_JOIN_FAILS: "2" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    const kubeadm = m.calls().filter((c) => /^kubeadm (join|reset)/.test(c));
+    expect(kubeadm).toEqual([joinCmd(m), "kubeadm reset -f", joinCmd(m), "kubeadm reset -f", joinCmd(m)]);
+    expect(m.calls().filter(deleteLease)).toHaveLength(1);
+    // Every attempt ran under this node's lease, with the key material re-fetched after each reset.
+    expect(m.kubeadmState()).toEqual(Array(3).fill(`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`));
+    expect(m.calls().filter((c) => c.startsWith("aws "))).toHaveLength(3);
+    // The leftovers kubeadm reset tells the operator to remove are gone.
+    expect(fs.existsSync(path.join(m.etcd, "member"))).toBe(false);
+    expect(fs.readdirSync(path.join(m.kube, "manifests"))).toEqual([]);
+    // The retries refreshed the lease rather than queueing behind themselves.
+    expect(m.kubectlStdin().map(([verb]) => verb)).toEqual(["create", "create", "replace", "create", "replace"]);
+    expect(m.leaseExists()).toBe(false);
+  });
+
+  test("(e) join always fails: gives up after KUBEADM_HA_JOIN_ATTEMPTS, resets, releases the lock", () => {
+    const m = machine({ env: { STUB_KUBEADM_JOIN_FAILS: "always", KUBEADM_HA_JOIN_ATTEMPTS: "3" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(5);
+    expect(r.stderr).toContain("ERROR: giving up: kubeadm join failed 3 times; the node has been reset");
+    expect(r.stderr).not.toContain("bootstrap complete");
+    expect(count(m.calls(), joinCmd(m))).toBe(3);
+    expect(count(m.calls(), "kubeadm reset -f")).toBe(3);
+    expect(m.calls().filter(deleteLease)).toHaveLength(1);
+    expect(m.leaseExists()).toBe(false);
+    // A half-joined node must not look joined on the next boot.
+    expect(fs.existsSync(path.join(m.kube, "kubelet.conf"))).toBe(false);
+  });
+
+  test("(f) lock held by another live master: waits for its release, then joins", () => {
+    const m = machine({ env: { STUB_LEASE_RELEASED_AFTER_GETS: "3" } });
+    m.seedLease("ip-10-0-2-12.eu-west-1.compute.internal", new Date().toISOString());
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("join lock held by 'ip-10-0-2-12.eu-west-1.compute.internal'");
+    expect(r.stderr).not.toContain("breaking stale");
+    expect(flow(m)).toEqual([
+      "curl readyz",
+      "kubeadm kubeconfig user",
+      "kubectl create",
+      "kubectl get",
+      "kubectl create",
+      "kubectl get",
+      "kubectl create",
+      "kubectl get", // the holder released it just now
+      "kubectl create",
+      "kubeadm join",
+      "kubectl get",
+      "kubectl delete",
+    ]);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+    expect(m.calls().filter((c) => c.startsWith("kubectl ") && c.includes(" replace "))).toEqual([]);
+  });
+
+  test("(f) a lock that a live master keeps holding times out with a clear error", () => {
+    const m = machine({ env: { KUBEADM_HA_WAIT_SECONDS: "1", KUBEADM_HA_POLL_SECONDS: "0.2" } });
+    m.seedLease("ip-10-0-2-12.eu-west-1.compute.internal", new Date().toISOString());
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(4);
+    expect(r.stderr).toContain(`ERROR: timed out after 1s waiting for join lock lease/${LEASE} in kube-system`);
+    expect(m.calls()).not.toContain(joinCmd(m));
+    // Never deletes a lease it does not hold.
+    expect(m.calls().filter(deleteLease)).toEqual([]);
+    expect(m.leaseExists()).toBe(true);
+  });
+
+  test("(g) a stale lock is broken by an atomic takeover and taken", () => {
+    const m = machine();
+    m.seedLease("ip-10-0-3-13.eu-west-1.compute.internal", "2000-01-01T00:00:00.000000Z");
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/breaking stale join lock held by 'ip-10-0-3-13\.eu-west-1\.compute\.internal' \(last renewed \d+s ago, limit 900s\)/);
+    const [, [verb, lease]] = m.kubectlStdin();
+    expect(verb).toBe("replace");
+    expect(lease.metadata.resourceVersion).toBe("41");
+    expect(lease.spec.holderIdentity).toBe(NODE);
+    expect(lease.spec.leaseTransitions).toBe(1);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+    expect(m.calls().filter(deleteLease)).toHaveLength(1);
+    expect(m.leaseExists()).toBe(false);
+  });
+
+  test("(g) two masters breaking the same stale lock: the loser waits for the winner", () => {
+    const winner = "ip-10-0-2-12.eu-west-1.compute.internal";
+    const m = machine({ env: { STUB_LEASE_TAKEN_BY: winner, STUB_LEASE_RELEASED_AFTER_GETS: "3" } });
+    m.seedLease("ip-10-0-3-13.eu-west-1.compute.internal", "2000-01-01T00:00:00.000000Z");
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain(`lost the race for lease/${LEASE}: Error from server (Conflict)`);
+    expect(r.stderr).toContain(`join lock held by '${winner}'`);
+    // The winner's fresh lease was never deleted or replaced by the loser.
+    expect(m.kubectlStdin().map(([verb]) => verb)).toEqual(["create", "replace", "create", "create", "create"]);
+    expect(m.calls().filter(deleteLease)).toHaveLength(1);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+  });
+
+  test("(h) the API never answers: times out with a clear error", () => {
+    const m = machine({
+      role: "worker",
+      env: { STUB_CURL_READYZ_FAILS: "always", KUBEADM_HA_WAIT_SECONDS: "1", KUBEADM_HA_POLL_SECONDS: "0.2" },
+    });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain(
+      `ERROR: timed out after 1s waiting for the Kubernetes API at https://${API}/readyz (last curl exit 7: curl: (7) Failed to connect`,
+    );
+    expect(m.calls().filter((c) => c.startsWith("kubeadm "))).toEqual([]);
+  });
+
+  test("(i) already bootstrapped (kubelet.conf present): exits 0 and calls nothing", () => {
+    const m = machine();
+    m.write(path.join(m.kube, "kubelet.conf"), "kind: Config\n");
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("this node already joined the cluster, nothing to do");
+    expect(m.calls()).toEqual([]);
+  });
+
+  test("(j) worker: joins without any lock and without CA key material", () => {
+    // Even a secret that wrongly carries the CA key must not put it on a worker.
+    const m = machine({ role: "worker", secret: { "bootstrap-token": TOKEN, "ca.key": "CA KEY\n" }, env: { STUB_CURL_READYZ_FAILS: "1" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("bootstrap complete: worker-join");
+    expect(r.stderr).toContain("ignoring secret entry ca.key: workers only use the bootstrap token");
+    expect(flow(m)).toEqual(["curl readyz", "curl readyz", "kubeadm join"]);
+    expect(m.calls()).toContain(joinCmd(m));
+    expect(m.calls().filter((c) => c.startsWith("curl ") && c.endsWith("/readyz")).every((c) => c.includes("--insecure"))).toBe(true);
+    expect(m.kubeadmState()).toEqual(["join lease-holder=none ca-key=no token=yes placeholder=no"]);
+    expect(fs.existsSync(path.join(m.kube, "pki"))).toBe(false);
+    expect(m.filesContaining(m.root, "CA KEY").filter((f) => !f.startsWith(m.state))).toEqual([]);
+  });
+
+  test("a worker's failed join is reset and retried, still without a lock", () => {
+    const m = machine({ role: "worker", env: { STUB_KUBEADM_JOIN_FAILS: "1" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(flow(m)).toEqual(["curl readyz", "kubeadm join", "kubeadm reset", "curl readyz", "kubeadm join"]);
+  });
+
+  test("a malformed node.env stops before touching the machine", () => {
+    const m = machine();
+    m.write(path.join(m.etc, "node.env"), fs.readFileSync(path.join(m.etc, "node.env"), "utf8").replace("NODE_ROLE='control-plane'", "NODE_ROLE='master'"));
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("ERROR: NODE_ROLE must be control-plane or worker, got 'master'");
+    expect(m.calls()).toEqual([]);
+  });
+});
+
+describe("fetch-secrets.sh", () => {
+  test("(k) writes keys 0600 and certs 0644, renders the token only into KUBEADM_HA_RUN", () => {
+    const m = machine({ initNode: true, env: { STUB_AWS_FAILS: "2" } });
+    const r = m.exec("fetch-secrets.sh");
+    expect(r.status).toBe(0);
+    // The instance profile may not be there yet: retried.
+    expect(m.calls().filter((c) => c.startsWith("aws "))).toEqual(
+      Array(3).fill(
+        "aws secretsmanager get-secret-value --region eu-west-1 --secret-id arn:aws:secretsmanager:eu-west-1:123456789012:secret:dev-control-plane --query SecretString --output text",
+      ),
+    );
+    const modes = Object.fromEntries(
+      Object.keys(CP_SECRET)
+        .filter((k) => k !== "bootstrap-token")
+        .map((k) => [k, m.mode(`etc/kubernetes/pki/${k}`).toString(8)]),
+    );
+    expect(modes).toEqual({
+      "ca.crt": "644",
+      "ca.key": "600",
+      "front-proxy-ca.crt": "644",
+      "front-proxy-ca.key": "600",
+      "etcd/ca.crt": "644",
+      "etcd/ca.key": "600",
+      "sa.key": "600",
+      "sa.pub": "644",
+    });
+    expect(fs.readFileSync(path.join(m.kube, "pki/etcd/ca.key"), "utf8")).toBe("ETCD KEY\n");
+    expect(fs.existsSync(path.join(m.kube, "pki/bootstrap-token"))).toBe(false);
+    for (const doc of ["init.yaml", "join.yaml"]) {
+      const text = fs.readFileSync(path.join(m.run, doc), "utf8");
+      expect(text).toContain(`token: ${TOKEN}`);
+      expect(text).not.toContain(PLACEHOLDER);
+      expect(m.mode(`run/kubeadm-ha/${doc}`).toString(8)).toBe("600");
+    }
+    expect(m.mode("run/kubeadm-ha").toString(8)).toBe("700");
+    expect(m.filesContaining(m.kube, TOKEN)).toEqual([]);
+    expect(m.filesContaining(m.etc, TOKEN)).toEqual([]);
+    expect(r.stderr).not.toContain(TOKEN);
+  });
+
+  test.each([
+    ["ABCDEF.0123456789abcdef", "upper case"],
+    ["abcdef0123456789abcdef", "no dot"],
+    ["abcdef.0123456789abcde", "secret part too short"],
+    ["abcdef.0123456789abcdef\n", "trailing newline"],
+  ])("(k) rejects the malformed token %j (%s)", (token) => {
+    const m = machine({ secret: { ...CP_SECRET, "bootstrap-token": token } });
+    const r = m.exec("fetch-secrets.sh");
+    expect(r.status).toBe(6);
+    expect(r.stderr).toContain("the secret's bootstrap-token is missing or malformed (want [a-z0-9]{6}.[a-z0-9]{16})");
+    expect(r.stderr).toContain("ERROR: could not install secret");
+    expect(fs.existsSync(path.join(m.run, "join.yaml"))).toBe(false);
+    expect(fs.existsSync(path.join(m.kube, "pki"))).toBe(false);
+  });
+
+  test("rejects a control-plane secret without the CA key, and unsafe file names", () => {
+    const { ["etcd/ca.key"]: _dropped, ...partial } = CP_SECRET;
+    const m = machine({ secret: partial });
+    const r = m.exec("fetch-secrets.sh");
+    expect(r.status).toBe(6);
+    expect(r.stderr).toContain("the control-plane secret lacks etcd/ca.key");
+
+    const m2 = machine({ secret: { ...CP_SECRET, "../kubelet.conf": "x" } });
+    const r2 = m2.exec("fetch-secrets.sh");
+    expect(r2.status).toBe(6);
+    expect(r2.stderr).toContain("refusing secret entry with an unsafe file name: '../kubelet.conf'");
+    expect(fs.existsSync(path.join(m2.kube, "kubelet.conf"))).toBe(false);
+  });
+
+  test("fails clearly when a kubeadm document lacks the token placeholder", () => {
+    const m = machine();
+    m.write(path.join(m.etc, "join.yaml"), "kind: JoinConfiguration\n");
+    const r = m.exec("fetch-secrets.sh");
+    expect(r.status).toBe(6);
+    expect(r.stderr).toContain(`${m.etc}/join.yaml does not contain the token placeholder ${PLACEHOLDER}`);
+  });
+
+  test("gives up with a clear error when the secret cannot be read", () => {
+    const m = machine({ env: { STUB_AWS_FAILS: "always" } });
+    const r = m.exec("fetch-secrets.sh");
+    expect(r.status).toBe(6);
+    expect(r.stderr).toContain("get_secret: failed 10 times, giving up");
+    expect(r.stderr).toContain("ERROR: could not read secret arn:aws:secretsmanager:eu-west-1:123456789012:secret:dev-control-plane");
+  });
+});
+
+describe("install.sh", () => {
+  test("(l) prepares the host and pins the kube packages to KUBERNETES_VERSION", () => {
+    const m = machine();
+    const r = m.exec("install.sh");
+    expect(r.status).toBe(0);
+    const read = (rel: string) => fs.readFileSync(path.join(m.root, rel), "utf8");
+    expect(read("etc/fstab")).toBe(
+      "LABEL=cloudimg-rootfs / ext4 discard,errors=remount-ro 0 1\n#kubeadm-ha# /swap.img none swap sw 0 0\n",
+    );
+    expect(read("etc/modules-load.d/kubeadm-ha.conf")).toBe("overlay\nbr_netfilter\n");
+    expect(read("etc/sysctl.d/99-kubeadm-ha.conf")).toBe(
+      "net.ipv4.ip_forward=1\nnet.bridge.bridge-nf-call-iptables=1\nnet.bridge.bridge-nf-call-ip6tables=1\n",
+    );
+    const containerd = read("etc/containerd/config.toml");
+    expect(containerd).toContain("    SystemdCgroup = true\n");
+    expect(containerd).not.toContain("SystemdCgroup = false");
+    const keyring = path.join(m.root, "etc/apt/keyrings/kubernetes-apt-keyring.gpg");
+    expect(read("etc/apt/sources.list.d/kubernetes.list")).toBe(
+      `deb [signed-by=${keyring}] https://pkgs.k8s.io/core:/stable:/v1.35/deb/ /\n`,
+    );
+    expect(read("etc/apt/keyrings/kubernetes-apt-keyring.gpg")).toBe(
+      "DEARMORED FAKE PGP KEY for https://pkgs.k8s.io/core:/stable:/v1.35/deb/Release.key\n",
+    );
+    expect(m.mode("etc/apt/keyrings/kubernetes-apt-keyring.gpg").toString(8)).toBe("644");
+
+    const calls = m.calls();
+    const apt = calls.filter((c) => c.startsWith("apt-get "));
+    for (const c of apt) expect(c).toContain("apt-get -o DPkg::Lock::Timeout=300 ");
+    expect(apt.find((c) => c.includes(" kubeadm="))).toBe(
+      "apt-get -o DPkg::Lock::Timeout=300 -q install -y --allow-change-held-packages kubelet=1.35.0-* kubeadm=1.35.0-* kubectl=1.35.0-*",
+    );
+    expect(calls).toContain("apt-mark hold kubelet kubeadm kubectl");
+    // Order matters: the swap is off before the kubelet exists; the repo before its packages.
+    const i = (c: string) => calls.indexOf(c);
+    expect(i("swapoff -a")).toBe(0);
+    expect(i("modprobe overlay")).toBeGreaterThan(0);
+    expect(i("modprobe br_netfilter")).toBeGreaterThan(0);
+    expect(i("sysctl --system")).toBeGreaterThan(i("modprobe br_netfilter"));
+    expect(i("containerd config default")).toBeGreaterThan(apt.findIndex((c) => c.includes(" containerd ")));
+    expect(i("systemctl restart containerd")).toBeGreaterThan(i("containerd config default"));
+    expect(calls.findIndex((c) => c.endsWith("/Release.key"))).toBeLessThan(calls.findIndex((c) => c.includes(" kubeadm=")));
+    expect(i("apt-mark hold kubelet kubeadm kubectl")).toBeGreaterThan(calls.findIndex((c) => c.includes(" kubeadm=")));
+    expect(calls).toContain("systemctl enable kubelet");
+    // aws is on PATH (the stub): no snap.
+    expect(calls.filter((c) => c.startsWith("snap "))).toEqual([]);
+  });
+
+  test("(l) is idempotent: a second run leaves the same files", () => {
+    const m = machine();
+    expect(m.exec("install.sh").status).toBe(0);
+    const files = ["etc/fstab", "etc/modules-load.d/kubeadm-ha.conf", "etc/sysctl.d/99-kubeadm-ha.conf", "etc/containerd/config.toml", "etc/apt/sources.list.d/kubernetes.list"];
+    const before = files.map((f) => fs.readFileSync(path.join(m.root, f), "utf8"));
+    expect(m.exec("install.sh").status).toBe(0);
+    expect(files.map((f) => fs.readFileSync(path.join(m.root, f), "utf8"))).toEqual(before);
+  });
+
+  test("(l) adds SystemdCgroup when containerd's default config leaves it out (containerd 2.0/2.1)", () => {
+    const m = machine({ env: { STUB_CONTAINERD_MAJOR: "2" } });
+    expect(m.exec("install.sh").status).toBe(0);
+    expect(fs.readFileSync(m.env.CONTAINERD_CONFIG, "utf8")).toBe(
+      "version = 3\n\n[plugins]\n  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n            SystemdCgroup = true\n    BinaryName = ''\n    ShimCgroup = ''\n\n  [plugins.'io.containerd.grpc.v1.cri']\n    disable_tcp_service = true\n",
+    );
+  });
+
+  test("(l) installs the AWS CLI snap only when aws is missing", () => {
+    const m = machine();
+    fs.rmSync(path.join(m.bin, "aws"));
+    const r = m.exec("install.sh");
+    expect(r.status).toBe(0);
+    expect(m.calls().filter((c) => c.startsWith("snap "))).toEqual(["snap wait system seed.loaded", "snap install aws-cli --classic"]);
+  });
+});
+
+describe("shellcheck", () => {
+  test("every script and stub is shellcheck-clean", () => {
+    const probe = spawnSync("shellcheck", ["--version"], { encoding: "utf8" });
+    if (probe.error)
+      throw new Error("shellcheck is not installed: install it (apt-get install shellcheck, brew install shellcheck); CI installs it");
+    for (const dir of [SCRIPTS, STUBS]) {
+      const files = fs.readdirSync(dir).filter((f) => f.endsWith(".sh")).map((f) => path.join(dir, f));
+      expect(files.length).toBeGreaterThan(0);
+      const r = spawnSync("shellcheck", ["--external-sources", "--source-path", dir, ...files], { encoding: "utf8" });
+      expect(r.stdout + r.stderr).toBe("");
+      expect(r.status).toBe(0);
+    }
+  });
+});

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# /readyz fails $STUB_CURL_READYZ_FAILS times (or "always") with exit $STUB_CURL_READYZ_FAIL_CODE
+# (default 7, connection refused), then answers. Release.key downloads return a fake key.
+# shellcheck source=stub-lib.sh
+source "${BASH_SOURCE[0]%/*}/stub-lib.sh"
+stub_record "$@"
+url=${*: -1}
+case $url in
+  */readyz)
+    n=$(stub_count readyz)
+    if stub_fails "${STUB_CURL_READYZ_FAILS:-}" "$n"; then
+      echo "curl: (${STUB_CURL_READYZ_FAIL_CODE:-7}) Failed to connect to ${url#https://}" >&2
+      exit "${STUB_CURL_READYZ_FAIL_CODE:-7}"
+    fi
+    ;;
+  */Release.key) echo "FAKE PGP KEY for $url" ;;
+  *)
+    echo "curl stub: unexpected URL $url" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# init/join fail the first $STUB_KUBEADM_INIT_FAILS / $STUB_KUBEADM_JOIN_FAILS times (or "always"),
+# leaving the leftovers of a half-done run. Each init/join appends to $STUB_STATE/kubeadm-state.log
+# what it saw: the join lock's holder, whether the CA key is on disk, whether its config holds the
+# bootstrap token. reset empties the certificates directory, as the real one does.
+# shellcheck source=stub-lib.sh
+source "${BASH_SOURCE[0]%/*}/stub-lib.sh"
+stub_record "$@"
+kube=${KUBERNETES_DIR:?}
+
+leftovers() {
+  mkdir -p "$kube/manifests" "${KUBEADM_HA_ETCD_DATA_DIR:?}/member"
+  touch "$kube/manifests/etcd.yaml" "$kube/kubelet.conf"
+}
+
+state() {
+  local config=$1 holder=none
+  if [[ -f $STUB_STATE/lease.json ]]; then
+    holder=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["spec"]["holderIdentity"])' "$STUB_STATE/lease.json")
+  fi
+  printf '%s lease-holder=%s ca-key=%s token=%s placeholder=%s\n' "$2" "$holder" \
+    "$([[ -f $kube/pki/ca.key ]] && echo yes || echo no)" \
+    "$(grep -q "${STUB_TOKEN:?}" "$config" && echo yes || echo no)" \
+    "$(grep -q "${TOKEN_PLACEHOLDER:?}" "$config" && echo yes || echo no)" >>"$STUB_STATE/kubeadm-state.log"
+}
+
+case "$1 ${2:-}" in
+  "kubeconfig user")
+    printf 'apiVersion: v1\nkind: Config\n# fake credentials for %s\n' "$*"
+    ;;
+  "init "* | "join "*)
+    [[ $2 == --config ]] || exit 2
+    state "$3" "$1"
+    setting=STUB_KUBEADM_${1^^}_FAILS
+    if stub_fails "${!setting:-}" "$(stub_count "kubeadm-$1")"; then
+      leftovers
+      echo "error execution phase: fake kubeadm $1 failure" >&2
+      exit 1
+    fi
+    mkdir -p "$kube"
+    touch "$kube/kubelet.conf"
+    ;;
+  "reset -f")
+    rm -rf "${kube:?}/pki" "$kube/kubelet.conf"
+    ;;
+  *)
+    echo "kubeadm stub: unexpected arguments: $*" >&2
+    exit 2
+    ;;
+esac
