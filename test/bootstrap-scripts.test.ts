@@ -470,12 +470,34 @@ describe("bootstrap.sh", () => {
     expect(flow(m)).toEqual(["curl readyz", "kubeadm join", "kubeadm reset", "curl readyz", "kubeadm join"]);
   });
 
+  test("an auto scaling group worker learns its name and address from IMDSv2 and renders them into join.yaml", () => {
+    const m = machine({ role: "worker", env: { STUB_IMDS_HOSTNAME: "ip-10-0-77-5.eu-west-1.compute.internal", STUB_IMDS_IPV4: "10.0.77.5" } });
+    m.write(path.join(m.etc, "node.env"), fs.readFileSync(path.join(m.etc, "node.env"), "utf8").replace(`NODE_NAME='${NODE}'`, "NODE_NAME='auto'").replace("NODE_IP='10.0.1.11'", "NODE_IP='auto'"));
+    m.write(path.join(m.etc, "join.yaml"), `kind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    token: ${PLACEHOLDER}\nnodeRegistration:\n  name: __NODE_NAME__\n  kubeletExtraArgs:\n  - name: node-ip\n    value: __NODE_IP__\n`);
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    const imds = m.calls().filter((c) => c.includes("169.254.169.254"));
+    expect(imds).toEqual([
+      "curl --silent --show-error --fail --max-time 5 -X PUT -H X-aws-ec2-metadata-token-ttl-seconds: 300 http://169.254.169.254/latest/api/token",
+      "curl --silent --show-error --fail --max-time 5 -H X-aws-ec2-metadata-token: stub-imds-token http://169.254.169.254/latest/meta-data/local-hostname",
+      "curl --silent --show-error --fail --max-time 5 -X PUT -H X-aws-ec2-metadata-token-ttl-seconds: 300 http://169.254.169.254/latest/api/token",
+      "curl --silent --show-error --fail --max-time 5 -H X-aws-ec2-metadata-token: stub-imds-token http://169.254.169.254/latest/meta-data/local-ipv4",
+    ].concat(imds.slice(4)));
+    // Every metadata read carries an IMDSv2 session token (the instances require one).
+    expect(imds.filter((c) => c.includes("/meta-data/")).every((c) => c.includes("X-aws-ec2-metadata-token: stub-imds-token"))).toBe(true);
+    expect(r.stderr).toContain("bootstrapping ip-10-0-77-5.eu-west-1.compute.internal:");
+    const joined = fs.readFileSync(path.join(m.run, "join.yaml"), "utf8");
+    expect(joined).toContain("name: ip-10-0-77-5.eu-west-1.compute.internal");
+    expect(joined).toContain("value: 10.0.77.5");
+    expect(joined).not.toContain("__NODE_");
+  });
+
   test("a malformed node.env stops before touching the machine", () => {
     const m = machine();
     m.write(path.join(m.etc, "node.env"), fs.readFileSync(path.join(m.etc, "node.env"), "utf8").replace("NODE_ROLE='control-plane'", "NODE_ROLE='master'"));
     const r = m.exec("bootstrap.sh");
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain("ERROR: NODE_ROLE must be control-plane or worker, got 'master'");
+    expect(r.stderr).toContain("ERROR: NODE_ROLE must be control-plane, worker or etcd, got 'master'");
     expect(m.calls()).toEqual([]);
   });
 });

@@ -77,9 +77,11 @@ for doc in ("init.yaml", "join.yaml"):
         text = f.read()
     if placeholder not in text:
         fail(f"{src} does not contain the token placeholder {placeholder}")
-    text = text.replace(placeholder, token)
-    if placeholder in text:
-        fail(f"rendered {doc} still contains {placeholder}")
+    # Machines of an auto scaling group learn their name and address only at boot (lib.sh load_env).
+    text = text.replace(placeholder, token).replace("__NODE_NAME__", env["NODE_NAME"]).replace("__NODE_IP__", env["NODE_IP"])
+    for left in (placeholder, "__NODE_NAME__", "__NODE_IP__"):
+        if left in text:
+            fail(f"rendered {doc} still contains {left}")
     write(os.path.join(env["KUBEADM_HA_RUN"], doc), text, 0o600)
     log(f"rendered {doc} with the bootstrap token into {env['KUBEADM_HA_RUN']}")
 PY

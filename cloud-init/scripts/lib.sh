@@ -73,12 +73,27 @@ load_env() {
     API_ENDPOINT AWS_REGION SECRET_ID TOKEN_PLACEHOLDER; do
     [[ -n ${!v:-} ]] || die "$EXIT_CONFIG" "$v is not set in $env_file"
   done
-  [[ $NODE_ROLE == control-plane || $NODE_ROLE == worker ]] ||
-    die "$EXIT_CONFIG" "NODE_ROLE must be control-plane or worker, got '$NODE_ROLE'"
+  [[ $NODE_ROLE == control-plane || $NODE_ROLE == worker || $NODE_ROLE == etcd ]] ||
+    die "$EXIT_CONFIG" "NODE_ROLE must be control-plane, worker or etcd, got '$NODE_ROLE'"
+  # Auto scaling groups launch machines whose address nobody knows at render time: such nodes
+  # learn their name and address from the instance metadata service.
+  if [[ $NODE_NAME == auto ]]; then NODE_NAME=$(imds local-hostname) || die "$EXIT_CONFIG" "could not read local-hostname from instance metadata"; fi
+  if [[ $NODE_IP == auto ]]; then NODE_IP=$(imds local-ipv4) || die "$EXIT_CONFIG" "could not read local-ipv4 from instance metadata"; fi
+  [[ $NODE_IP =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || die "$EXIT_CONFIG" "NODE_IP must be an IPv4 address, got '$NODE_IP'"
+  export NODE_NAME NODE_IP
   [[ $INIT_NODE == true || $INIT_NODE == false ]] || die "$EXIT_CONFIG" "INIT_NODE must be true or false, got '$INIT_NODE'"
   [[ $INIT_NODE == false || $NODE_ROLE == control-plane ]] || die "$EXIT_CONFIG" "INIT_NODE=true on a worker"
   [[ $KUBERNETES_VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ && $KUBERNETES_VERSION == "$KUBERNETES_MINOR".* ]] ||
     die "$EXIT_CONFIG" "KUBERNETES_VERSION '$KUBERNETES_VERSION' is not a x.y.z release of KUBERNETES_MINOR '$KUBERNETES_MINOR'"
+}
+
+# imds PATH: one value from the EC2 instance metadata service with an IMDSv2 session token
+# (instances require tokens: httpTokens=required).
+imds() {
+  local base=${IMDS_ENDPOINT:-http://169.254.169.254} token
+  token=$(curl --silent --show-error --fail --max-time 5 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" \
+    "$base/latest/api/token") || return 1
+  curl --silent --show-error --fail --max-time 5 -H "X-aws-ec2-metadata-token: $token" "$base/latest/meta-data/$1"
 }
 
 # Prints nothing and returns curl's exit code: 0 when the API behind the load balancer is ready.

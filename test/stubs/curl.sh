@@ -14,6 +14,9 @@ case $url in
     fi
     ;;
   */Release.key) echo "FAKE PGP KEY for $url" ;;
+  */latest/api/token) echo "stub-imds-token" ;;
+  */latest/meta-data/local-hostname) echo "${STUB_IMDS_HOSTNAME:-ip-10-0-99-7.eu-west-1.compute.internal}" ;;
+  */latest/meta-data/local-ipv4) echo "${STUB_IMDS_IPV4:-10.0.99.7}" ;;
   *)
     echo "curl stub: unexpected URL $url" >&2
     exit 2
