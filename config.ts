@@ -20,6 +20,78 @@ const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
 const ZONE = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$/;
 const GO_DURATION = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
 const POOL_NAME = /^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$/;
+const SECURITY_GROUP_ID = /^sg-[0-9a-f]{8}([0-9a-f]{9})?$/;
+
+/** Graviton instance families (m7g, c8g, t4g, ...) need arm64 images. */
+export function architectureOf(instanceType: string): "arm64" | "amd64" {
+  return /^[a-z]+\d+[a-z]*g[a-z]*\./.test(instanceType) ? "arm64" : "amd64";
+}
+
+// Kubernetes label syntax (k8s.io/apimachinery validation.IsQualifiedName and IsValidLabelValue).
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+
+/** A label or taint key: an optional DNS subdomain prefix (at most 253 characters) and `/`, then a name of at most 63. */
+export function isQualifiedName(key: string): boolean {
+  const parts = key.split("/");
+  if (parts.length > 2) return false;
+  const name = parts[parts.length - 1];
+  if (name.length > 63 || !LABEL_NAME.test(name)) return false;
+  return parts.length === 1 || (parts[0].length <= 253 && DNS_SUBDOMAIN.test(parts[0]));
+}
+
+/** A label or taint value: empty, or at most 63 characters of the label name alphabet. */
+export function isLabelValue(value: string): boolean {
+  return value === "" || (value.length <= 63 && LABEL_NAME.test(value));
+}
+
+/** The prefix of the labels and tags kubeadm-ha sets itself. */
+export const RESERVED_LABEL_PREFIX = "kubeadm-ha/";
+/**
+ * The cluster-autoscaler learns a pool's labels and taints from tags named with this prefix plus
+ * `label/<key>` or `taint/<key>`, so it can scale a pool up from zero nodes.
+ */
+export const NODE_TEMPLATE_TAG_PREFIX = "k8s.io/cluster-autoscaler/node-template/";
+/** AWS tag keys are at most 128 characters; the node-template tag prefix and `label/` use 46 of them. */
+export const MAX_TEMPLATED_KEY_LENGTH = 128 - (NODE_TEMPLATE_TAG_PREFIX.length + "label/".length);
+
+/** Labels kubelet and the AWS cloud controller set on every node themselves (k8s.io/kubelet/pkg/apis well_known_labels.go). */
+const NODE_OWNED_LABELS = new Set([
+  "kubernetes.io/hostname",
+  "kubernetes.io/arch",
+  "kubernetes.io/os",
+  "beta.kubernetes.io/arch",
+  "beta.kubernetes.io/os",
+  "beta.kubernetes.io/instance-type",
+  "node.kubernetes.io/instance-type",
+  "topology.kubernetes.io/region",
+  "topology.kubernetes.io/zone",
+  "failure-domain.beta.kubernetes.io/region",
+  "failure-domain.beta.kubernetes.io/zone",
+]);
+
+const LABEL_KEY_RULE = 'must be a Kubernetes label key: an optional DNS subdomain prefix and "/", then 1-63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit';
+const LABEL_VALUE_RULE = 'must be empty or 1-63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit';
+
+/**
+ * Why a pool may not carry this node label, or undefined. kubelet registers the node with the
+ * labels (`--node-labels`), and kubelet refuses to start with a label in the kubernetes.io or
+ * k8s.io namespaces outside kubelet.kubernetes.io/ and node.kubernetes.io/, the ones the
+ * NodeRestriction admission plugin lets a node set on itself
+ * (https://kubernetes.io/docs/reference/access-authn-authz/admission-controllers/#noderestriction).
+ */
+export function nodeLabelKeyProblem(key: string): string | undefined {
+  if (!isQualifiedName(key)) return LABEL_KEY_RULE;
+  if (key.length > MAX_TEMPLATED_KEY_LENGTH)
+    return `must be at most ${MAX_TEMPLATED_KEY_LENGTH} characters: the cluster-autoscaler's node-template tag holds it, and AWS tag keys are at most 128`;
+  if (key.startsWith(RESERVED_LABEL_PREFIX)) return `is reserved: kubeadm-ha sets the ${RESERVED_LABEL_PREFIX}pool and ${RESERVED_LABEL_PREFIX}capacity-type labels itself`;
+  const namespace = key.includes("/") ? key.split("/")[0] : "";
+  const within = (domain: string) => namespace === domain || namespace.endsWith(`.${domain}`);
+  if (!within("kubernetes.io") && !within("k8s.io")) return undefined;
+  if (NODE_OWNED_LABELS.has(key)) return "is set by kubelet or the AWS cloud controller on every node; remove it";
+  if (within("kubelet.kubernetes.io") || within("node.kubernetes.io")) return undefined;
+  return "is in the kubernetes.io or k8s.io namespace, where a node may only label itself under kubelet.kubernetes.io/ or node.kubernetes.io/ (NodeRestriction), so kubelet would refuse to start; use one of those or a prefix of your own";
+}
 
 /** Parses a Go duration string (`15s`, `1m30s`, `500ms`) to milliseconds. */
 export function durationMs(d: string): number {
@@ -103,6 +175,12 @@ const Etcd = z.strictObject({
     .describe("External etcd machines (external topology only)."),
   instanceType: instanceType("m7i.large")
     .describe("EC2 instance type of an external etcd machine."),
+  rootVolumeGiB: z.int({ error: "must be a whole number" }).min(20, { error: "must be at least 20 (the etcd data directory, images and logs)" }).max(16384).default(50)
+    .describe("Root volume size in GiB of an external etcd machine (encrypted gp3); it holds the data directory."),
+  heartbeatIntervalMs: z.int({ error: "must be a whole number of milliseconds" }).min(1, { error: "must be at least 1: etcd requires a heartbeat interval above zero" }).default(100)
+    .describe("etcd `--heartbeat-interval` in ms, for stacked and external members alike. etcd advises about the members' round-trip time; across zones of one AWS region that is 1-2 ms, so 100 leaves room for the disk and CPU stalls that dominate on EC2."),
+  electionTimeoutMs: z.int({ error: "must be a whole number of milliseconds" }).min(1, { error: "must be greater than zero" }).max(50000, { error: "must be at most 50000: etcd refuses a longer election timeout" }).default(1000)
+    .describe("etcd `--election-timeout` in ms: a follower that misses heartbeats this long calls an election. etcd requires 5 x heartbeatIntervalMs to 50000 and advises at least 10 x the round-trip time; 1000 rides out a one-second stall without a leader change and still fails over in about a second."),
 });
 
 const Network = z.strictObject({
@@ -144,14 +222,57 @@ const LeaderElection = z.strictObject({
 const WorkerPool = z.strictObject({
   name: z.string().regex(POOL_NAME, { error: "must be 1-16 lowercase letters, digits or hyphens, starting with a letter" })
     .describe("Pool name, unique in the cluster; part of AWS resource names."),
-  instanceType: instanceType("m7i.large")
-    .describe("EC2 instance type."),
+  instanceTypes: z
+    .array(z.string().regex(INSTANCE_TYPE, { error: "must be an EC2 instance type such as m7i.large" }), {
+      error: "must be a list of EC2 instance types such as [m7i.large]",
+    })
+    .min(1, { error: "must list at least one instance type" })
+    .default(["m7i.large"])
+    .describe("EC2 instance types, all of one CPU architecture (one AMI a pool). More than one, or spot, gives the group a mixed instances policy; on-demand capacity prefers them in the order listed."),
+  capacityType: z.enum(["on-demand", "spot"], { error: "must be on-demand or spot" }).default("on-demand")
+    .describe("`on-demand`, or `spot`: every machine a Spot Instance from the price-capacity-optimized pools of the listed types."),
   minSize: z.int().min(0, { error: "must be 0 or more" }).default(1)
     .describe("Auto scaling group minimum."),
   maxSize: z.int().min(1, { error: "must be 1 or more" }).default(3)
     .describe("Auto scaling group maximum."),
   desiredCapacity: z.int().min(0, { error: "must be 0 or more" }).optional()
-    .describe("Initial desired capacity; later left to the autoscaler. Default minSize."),
+    .describe("Initial desired capacity; later left to the autoscaler (`pulumi up` never resets it). Default minSize."),
+  labels: z
+    .record(z.string(), z.string({ error: "must be a string (quote numbers and booleans in YAML)" }).refine(isLabelValue, { error: LABEL_VALUE_RULE }), {
+      error: "must be a map of label keys to values",
+    })
+    .superRefine((labels, ctx) => {
+      for (const key of Object.keys(labels)) {
+        const rule = nodeLabelKeyProblem(key);
+        if (rule) ctx.addIssue({ code: "custom", message: rule, path: [key], input: labels[key] });
+      }
+    })
+    .default({})
+    .describe("Node labels, applied by kubelet when the node registers; only kubelet.kubernetes.io/ and node.kubernetes.io/ of the kubernetes.io namespaces. kubeadm-ha adds `kubeadm-ha/pool` and `kubeadm-ha/capacity-type`."),
+  taints: z
+    .array(
+      z.strictObject({
+        key: z.string({ error: "must be a string" }).refine(isQualifiedName, { error: LABEL_KEY_RULE, abort: true })
+          .refine((k) => k.length <= MAX_TEMPLATED_KEY_LENGTH, {
+            error: `must be at most ${MAX_TEMPLATED_KEY_LENGTH} characters: the cluster-autoscaler's node-template tag holds it, and AWS tag keys are at most 128`,
+          })
+          .describe("Taint key, label key syntax."),
+        value: z.string({ error: "must be a string (quote numbers and booleans in YAML)" }).refine(isLabelValue, { error: LABEL_VALUE_RULE }).optional()
+          .describe("Taint value, label value syntax. Default none."),
+        effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"], { error: "must be NoSchedule, PreferNoSchedule or NoExecute" })
+          .describe("Taint effect."),
+      }),
+      { error: "must be a list of taints such as [{key: dedicated, value: batch, effect: NoSchedule}]" },
+    )
+    .default([])
+    .describe("Taints the node registers with, one a key."),
+  rootVolumeGiB: z.int().min(20, { error: "must be at least 20 (images, logs and pod ephemeral storage)" }).max(16384).default(50)
+    .describe("Root volume size in GiB (encrypted gp3)."),
+  extraSecurityGroupIds: z
+    .array(z.string().regex(SECURITY_GROUP_ID, { error: "must be a security group id such as sg-0123456789abcdef0" }), { error: "must be a list of security group ids" })
+    .max(4, { error: "must list at most 4: with the worker security group that makes 5, EC2's default limit a network interface" })
+    .default([])
+    .describe("Security groups attached besides the cluster's worker group."),
 });
 
 const Schema = z.strictObject({
@@ -172,8 +293,12 @@ const Schema = z.strictObject({
   network: Network.describe("VPC, zones and in-cluster address ranges."),
   apiLoadBalancer: ApiLoadBalancer.prefault({}).describe("The Network Load Balancer in front of the API servers on TCP 6443."),
   leaderElection: LeaderElection.prefault({}).describe("Leader election of kube-controller-manager and kube-scheduler; client-go requires leaseDuration > renewDeadline > 1.2 x retryPeriod."),
-  workerPools: z.array(WorkerPool, { error: "must be a list of pools" }).default([])
-    .describe("Worker pools (auto scaling groups)."),
+  workerPools: z
+    .array(WorkerPool, {
+      error: (iss) =>
+        iss.input === undefined ? "must be set: the worker pools, or [] for a cluster without workers (a choice, never a default)" : "must be a list of pools",
+    })
+    .describe("Worker pools, each an auto scaling group over the private subnets; `[]` for none."),
   amiId: z.string().regex(/^ami-[0-9a-f]{8}([0-9a-f]{9})?$/, { error: "must be an AMI id such as ami-0123456789abcdef0" }).optional()
     .describe("AMI for every node; must be Ubuntu 24.04 or a derivative (the bootstrap uses apt and snap). Default: the newest Canonical Ubuntu 24.04 LTS image for the instance type's architecture."),
   tags: z.record(z.string(), z.string(), { error: "must be a map of strings" }).default({})
@@ -192,8 +317,13 @@ export class ConfigError extends Error {
   }
 }
 
+// Map keys that are not plain words (label keys such as node.kubernetes.io/lifecycle) are quoted.
 const keyOf = (path: PropertyKey[]) =>
-  path.reduce<string>((acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), "");
+  path.reduce<string>(
+    (acc, p) =>
+      typeof p === "number" ? `${acc}[${p}]` : !/^[A-Za-z_][A-Za-z0-9_-]*$/.test(String(p)) ? `${acc}[${JSON.stringify(String(p))}]` : acc ? `${acc}.${String(p)}` : String(p),
+    "",
+  );
 
 function valueAt(raw: unknown, path: PropertyKey[]): unknown {
   let v: unknown = raw;
@@ -257,21 +387,44 @@ function crossFieldProblems(raw: Record<string, unknown>, c: Partial<ClusterConf
   }
   const etcdRaw = raw.etcd as Record<string, unknown> | undefined;
   if (c.etcd && c.etcd.topology === "stacked")
-    for (const k of ["nodeCount", "instanceType"])
+    for (const k of ["nodeCount", "instanceType", "rootVolumeGiB"])
       if (etcdRaw && etcdRaw[k] !== undefined)
         out.push(problem(`etcd.${k}`, etcdRaw[k], "applies only when etcd.topology is external; remove it or set the topology"));
+  if (c.etcd && c.etcd.electionTimeoutMs < 5 * c.etcd.heartbeatIntervalMs)
+    out.push(problem("etcd.electionTimeoutMs", c.etcd.electionTimeoutMs, `must be at least 5 x heartbeatIntervalMs (${c.etcd.heartbeatIntervalMs}), as etcd requires`));
   const pools = c.workerPools;
   if (pools) {
     const names = new Set<string>();
     pools.forEach((p, i) => {
       if (names.has(p.name)) out.push(problem(`workerPools[${i}].name`, p.name, "pool names must be unique"));
       names.add(p.name);
-      if (p.minSize > p.maxSize) out.push(problem(`workerPools[${i}].minSize`, p.minSize, `must not exceed maxSize (${p.maxSize})`));
-      const d = p.desiredCapacity;
-      if (d !== undefined && (d < p.minSize || d > p.maxSize))
-        out.push(problem(`workerPools[${i}].desiredCapacity`, d, `must be between minSize (${p.minSize}) and maxSize (${p.maxSize})`));
+      out.push(...poolProblems(p, `workerPools[${i}]`));
     });
   }
+  return out;
+}
+
+/** Rules across one pool's fields, each problem keyed under `key`. */
+function poolProblems(p: WorkerPoolConfig, key: string): string[] {
+  const out: string[] = [];
+  if (p.minSize > p.maxSize) out.push(problem(`${key}.minSize`, p.minSize, `must not exceed maxSize (${p.maxSize})`));
+  const d = p.desiredCapacity;
+  if (d !== undefined && (d < p.minSize || d > p.maxSize))
+    out.push(problem(`${key}.desiredCapacity`, d, `must be between minSize (${p.minSize}) and maxSize (${p.maxSize})`));
+  const seenTypes = new Set<string>();
+  p.instanceTypes.forEach((t, j) => {
+    if (seenTypes.has(t)) out.push(problem(`${key}.instanceTypes[${j}]`, t, "instance types must be distinct"));
+    seenTypes.add(t);
+    const arch = architectureOf(p.instanceTypes[0]);
+    if (architectureOf(t) !== arch)
+      out.push(problem(`${key}.instanceTypes[${j}]`, t, `is ${architectureOf(t)} but ${p.instanceTypes[0]} is ${arch}: a pool boots one AMI, so all its types need one CPU architecture`));
+  });
+  const seenTaints = new Set<string>();
+  p.taints.forEach((t, j) => {
+    if (seenTaints.has(t.key))
+      out.push(problem(`${key}.taints[${j}].key`, t.key, "taint keys must be unique in a pool (the cluster-autoscaler's node-template tag holds one taint a key)"));
+    seenTaints.add(t.key);
+  });
   return out;
 }
 
@@ -291,18 +444,49 @@ function parsedSections(raw: Record<string, unknown>): Partial<ClusterConfig> {
  */
 export function parseConfig(raw: Record<string, unknown>): ClusterConfig {
   const result = Schema.safeParse(raw);
+  const problems = result.success ? [] : schemaProblems(result.error.issues, raw);
+  problems.push(...crossFieldProblems(raw, result.success ? result.data : parsedSections(raw)));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return result.data!;
+}
+
+/** Settings that were renamed: the rule tells the user the new spelling instead of "not a known setting". */
+function renamedRule(path: PropertyKey[], key: string, value: unknown): string | undefined {
+  // Every other object with an instanceType still has one, so an unknown one is a pool's.
+  if (key === "instanceType" && path.length > 0)
+    return `was replaced by instanceTypes, a list: instanceTypes: [${typeof value === "string" ? value : "..."}]`;
+  return undefined;
+}
+
+/** zod issues as `<key>: <value> — <rule>` lines; `prefix` is prepended to every key. */
+function schemaProblems(issues: z.core.$ZodIssue[], raw: unknown, prefix: PropertyKey[] = []): string[] {
   const problems: string[] = [];
-  if (!result.success) {
-    for (const issue of result.error.issues) {
-      if (issue.code === "unrecognized_keys") {
-        for (const k of issue.keys)
-          problems.push(problem(keyOf([...issue.path, k]), valueAt(raw, [...issue.path, k]), "is not a known setting (see the config reference in README.md)"));
-      } else {
-        problems.push(problem(keyOf(issue.path), valueAt(raw, issue.path), issue.message));
+  for (const issue of issues) {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === "unrecognized_keys") {
+      for (const k of issue.keys) {
+        const value = valueAt(raw, [...issue.path, k]);
+        const rule = renamedRule(path, k, value) ?? "is not a known setting (see the config reference in README.md)";
+        problems.push(problem(keyOf([...path, k]), value, rule));
       }
+    } else {
+      problems.push(problem(keyOf(path), valueAt(raw, issue.path), issue.message));
     }
   }
-  problems.push(...crossFieldProblems(raw, result.success ? result.data : parsedSections(raw)));
+  return problems;
+}
+
+/** What a program passes for one pool: `workerPools[]` of the stack config, defaults not yet filled. */
+export type WorkerPoolInput = z.input<typeof WorkerPool>;
+
+/**
+ * Validates one pool by exactly the rules of the stack config's `workerPools[]` and fills its
+ * defaults, for programs that build a `WorkerPool` themselves. Problems are keyed under `key`.
+ * @throws ConfigError listing every problem.
+ */
+export function parseWorkerPool(raw: WorkerPoolInput, key = "pool"): WorkerPoolConfig {
+  const result = WorkerPool.safeParse(raw);
+  const problems = result.success ? poolProblems(result.data, key) : schemaProblems(result.error.issues, raw, [key]);
   if (problems.length > 0) throw new ConfigError(problems);
   return result.data!;
 }

@@ -10,6 +10,11 @@ export const apiLoadBalancerDnsName = cluster.apiLoadBalancerDnsName;
 export const kubeconfig = cluster.kubeconfig;
 export const masterIps = cluster.masterIps;
 export const etcdEndpoints = cluster.etcdEndpoints;
+export const etcdIps = cluster.etcdIps;
 export const etcdTopology = cluster.etcdTopology;
 export const vpcId = cluster.vpcId;
 export const caCertHash = cluster.caCertHash;
+/** Everything a program needs to build another worker pool for this cluster (components/workerPool.ts). */
+export const workerJoin = cluster.workerJoin;
+/** Pool name -> auto scaling group name. */
+export const workerAutoScalingGroups = cluster.workerAutoScalingGroups;

@@ -35,6 +35,12 @@ export interface ExternalEtcd {
   keyFile: string;
 }
 
+/** Raft timing of every etcd member, in milliseconds (etcd's `--heartbeat-interval` and `--election-timeout`). */
+export interface EtcdTimings {
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
+}
+
 export interface ClusterValues {
   clusterName: string;
   kubernetesVersion: string;
@@ -45,6 +51,8 @@ export interface ClusterValues {
   leaderElection: LeaderElection;
   /** Absent for stacked etcd. */
   externalEtcd?: ExternalEtcd;
+  /** Stacked etcd's raft timing, rendered as `etcd.local.extraArgs`. Default: none, etcd's own defaults. */
+  etcdTimings?: EtcdTimings;
   /** Extra API server certificate SANs besides the endpoint host. */
   extraCertSans?: string[];
 }
@@ -63,6 +71,14 @@ export const args = (m: Record<string, string>): Arg[] => Object.entries(m).map(
 function goDuration(d: string): string {
   const ms = durationMs(d);
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/**
+ * etcd's raft timing flags, the same for stacked members (kubeadm `etcd.local.extraArgs`) and
+ * external ones (their static pod), so switching the topology keeps the tuning.
+ */
+export function etcdTimingArgs(t: EtcdTimings): Arg[] {
+  return args({ "heartbeat-interval": String(t.heartbeatIntervalMs), "election-timeout": String(t.electionTimeoutMs) });
 }
 
 /** `--leader-elect*` flags shared by kube-controller-manager and kube-scheduler. */
@@ -115,7 +131,9 @@ export function clusterConfiguration(c: ClusterValues) {
       extraArgs: [...leaderElectionArgs(c.leaderElection), ...args({ "cloud-provider": "external" })],
     },
     scheduler: { extraArgs: leaderElectionArgs(c.leaderElection) },
-    etcd: c.externalEtcd ? { external: c.externalEtcd } : { local: { dataDir: "/var/lib/etcd" } },
+    etcd: c.externalEtcd
+      ? { external: c.externalEtcd }
+      : { local: { dataDir: "/var/lib/etcd", ...(c.etcdTimings ? { extraArgs: etcdTimingArgs(c.etcdTimings) } : {}) } },
     certificatesDir: "/etc/kubernetes/pki",
     encryptionAlgorithm: "RSA-2048",
   };

@@ -22,15 +22,20 @@ export const USER_DATA_LIMIT = 16384;
 /** The variables bootstrap.sh reads from /etc/kubeadm-ha/node.env. */
 export interface NodeEnv {
   CLUSTER_NAME: string;
-  NODE_ROLE: "control-plane" | "worker";
+  NODE_ROLE: "control-plane" | "worker" | "etcd";
   NODE_NAME: string;
   NODE_IP: string;
   INIT_NODE: "true" | "false";
   KUBERNETES_VERSION: string;
   KUBERNETES_MINOR: string;
-  API_ENDPOINT: string;
+  /** `<nlb-dns>:6443`. Every role but etcd, whose members never talk to the API. */
+  API_ENDPOINT?: string;
   AWS_REGION: string;
   SECRET_ID: string;
+  /** Control plane only: which etcd material fetch-secrets.sh requires (`etcd/ca.key`, or the API server's etcd client certificate). */
+  ETCD_TOPOLOGY?: "stacked" | "external";
+  /** Control plane with external etcd only: the members' client URLs, comma-separated, which `kubeadm init` waits for. */
+  ETCD_ENDPOINTS?: string;
 }
 
 export interface WriteFile {
@@ -51,6 +56,11 @@ export function envFile(env: Record<string, string>): string {
     .join("\n") + "\n";
 }
 
+/** The entries of `o` whose value is set: an unset optional variable gets no line in the env file. */
+function definedValues(o: object): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
 /** The bootstrap scripts in load order, as cloud-init write_files entries. */
 export function scriptFiles(dir: string = SCRIPTS_DIR): WriteFile[] {
   return fs
@@ -62,7 +72,7 @@ export function scriptFiles(dir: string = SCRIPTS_DIR): WriteFile[] {
 
 export interface NodeDocuments {
   env: NodeEnv;
-  /** File name under /etc/kubeadm-ha -> content (init.yaml, join.yaml, patches/...). */
+  /** File name under /etc/kubeadm-ha -> content (init.yaml, join.yaml, patches/...; etcd.yaml and kubelet-etcd.yaml on an external etcd member). */
   kubeadm: Record<string, string>;
 }
 
@@ -70,7 +80,7 @@ export interface NodeDocuments {
 export function cloudConfig(node: NodeDocuments) {
   const files: WriteFile[] = [
     ...scriptFiles(),
-    { path: `${ETC_DIR}/node.env`, content: envFile({ ...node.env, TOKEN_PLACEHOLDER }), permissions: "0644" },
+    { path: `${ETC_DIR}/node.env`, content: envFile(definedValues({ ...node.env, TOKEN_PLACEHOLDER })), permissions: "0644" },
     // kubeadm documents hold no secret, but nothing but root needs them.
     ...Object.entries(node.kubeadm)
       .sort(([a], [b]) => a.localeCompare(b))

@@ -1,25 +1,26 @@
 /**
  * The whole cluster: wires network, API load balancer, security groups, PKI, bootstrap secrets,
- * node roles and the control plane. Takes the validated config; reads nothing else.
+ * node roles, the control plane and, with external etcd, the etcd members. Takes the validated
+ * config; reads nothing else.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { ClusterConfig } from "../config";
+import { ClusterConfig, architectureOf } from "../config";
 import { ApiLoadBalancer } from "./apiLoadBalancer";
 import { ControlPlane } from "./controlPlane";
+import { EtcdCertificates, EtcdCluster, etcdMembers, externalEtcdConfig } from "./etcd";
 import { NodeRoles } from "./iam";
 import { Network } from "./network";
 import { Pki, kubeconfig } from "./pki";
 import { BootstrapSecrets, controlPlaneMaterial, etcdMaterial, workerMaterial } from "./secrets";
 import { NodeSecurityGroups } from "./securityGroups";
+import { WorkerJoin, WorkerPool, groupTags } from "./workerPool";
 
 /** Canonical's AWS account, owner of the official Ubuntu images. */
 export const CANONICAL_OWNER = "099720109477";
 
-/** Graviton instance families (m7g, c8g, t4g, ...) need arm64 images. */
-export function architectureOf(instanceType: string): "arm64" | "amd64" {
-  return /^[a-z]+\d+[a-z]*g[a-z]*\./.test(instanceType) ? "arm64" : "amd64";
-}
+// architectureOf lives in config.ts, which rejects pools that mix architectures.
+export { architectureOf };
 
 export function ubuntuImageFilter(arch: "arm64" | "amd64"): string {
   return `ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-${arch}-server-*`;
@@ -38,19 +39,30 @@ export class Cluster extends pulumi.ComponentResource {
   public readonly kubeconfig: pulumi.Output<string>;
   /** Private IPs of the masters, in index order. */
   public readonly masterIps: string[];
-  /** etcd client URLs the API servers use. */
+  /** etcd client URLs the API servers use: the external members' with external etcd, the masters' when stacked. */
   public readonly etcdEndpoints: string[];
+  /** Private IPs of the external etcd members, in index order; empty when stacked. */
+  public readonly etcdIps: string[];
   /** `stacked` or `external`. */
   public readonly etcdTopology: string;
   public readonly vpcId: pulumi.Output<string>;
   /** sha256 hash of the cluster CA's public key, for `kubeadm join --discovery-token-ca-cert-hash`. */
   public readonly caCertHash: pulumi.Output<string>;
+  /** What a worker pool needs to join this cluster: pass it as `join` to `new WorkerPool(...)`. */
+  public readonly workerJoin: WorkerJoin;
+  /** The pools of `config.workerPools`, in config order. */
+  public readonly workerPools: WorkerPool[];
+  /** Pool name -> auto scaling group name. */
+  public readonly workerAutoScalingGroups: Record<string, pulumi.Output<string>>;
 
   constructor(name: string, args: ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("kubeadm-ha:index:Cluster", name, {}, opts);
     const c = args.config;
     const tags = c.tags;
     const child = { parent: this };
+    // AWS's 50-tag limit on a pool's group depends on the stack's tags too: check it before any
+    // machine exists, not when the pool's turn comes.
+    for (const pool of c.workerPools) groupTags(c.clusterName, pool, tags);
 
     const network = new Network(`${name}-network`, {
       clusterName: c.clusterName,
@@ -82,6 +94,10 @@ export class Cluster extends pulumi.ComponentResource {
 
     const pki = new Pki(`${name}-pki`, { clusterName: c.clusterName }, child);
     const external = c.etcd.topology === "external";
+    const etcdTimings = { heartbeatIntervalMs: c.etcd.heartbeatIntervalMs, electionTimeoutMs: c.etcd.electionTimeoutMs };
+    // External etcd: members and their certificates first, since the etcd secret holds the certificates.
+    const members = external ? etcdMembers(c.etcd.nodeCount, network.zones, network.plan.map((s) => s.privateCidr), c.region) : [];
+    const etcdPki = external ? new EtcdCertificates(`${name}-etcd-pki`, { ca: pki.etcdCa, members }, child) : undefined;
     const secrets = new BootstrapSecrets(`${name}-secrets`, {
       clusterName: c.clusterName,
       etcdTopology: c.etcd.topology,
@@ -92,13 +108,16 @@ export class Cluster extends pulumi.ComponentResource {
           frontProxyCaCertPem: pki.frontProxyCaCertPem,
           frontProxyCaKeyPem: pki.frontProxyCaKeyPem,
           etcdCaCertPem: pki.etcdCaCertPem,
-          etcdCaKeyPem: pki.etcdCaKeyPem,
+          // With external etcd the API servers get a client certificate and no machine the etcd CA key.
+          ...(etcdPki
+            ? { apiServerEtcdClientCertPem: etcdPki.apiServerClient.certPem, apiServerEtcdClientKeyPem: etcdPki.apiServerClient.keyPem }
+            : { etcdCaKeyPem: pki.etcdCaKeyPem }),
           serviceAccountPrivateKeyPem: pki.serviceAccountPrivateKeyPem,
           serviceAccountPublicKeyPem: pki.serviceAccountPublicKeyPem,
           bootstrapToken: pki.bootstrapToken,
         }),
         worker: workerMaterial({ bootstrapToken: pki.bootstrapToken }),
-        ...(external ? { etcd: etcdMaterial({ etcdCaCertPem: pki.etcdCaCertPem, etcdCaKeyPem: pki.etcdCaKeyPem }) } : {}),
+        ...(etcdPki ? { etcd: etcdMaterial({ etcdCaCertPem: pki.etcdCaCertPem, members: etcdPki.memberMaterial }) } : {}),
       },
       tags,
     }, child);
@@ -110,18 +129,19 @@ export class Cluster extends pulumi.ComponentResource {
       tags,
     }, child);
 
-    const amiFor = (instanceType: string): pulumi.Input<string> =>
+    const amiForArch = (arch: "arm64" | "amd64"): pulumi.Input<string> =>
       c.amiId ??
       aws.ec2
         .getAmiOutput({
           owners: [CANONICAL_OWNER],
           mostRecent: true,
           filters: [
-            { name: "name", values: [ubuntuImageFilter(architectureOf(instanceType))] },
+            { name: "name", values: [ubuntuImageFilter(arch)] },
             { name: "virtualization-type", values: ["hvm"] },
           ],
         }, child)
         .apply((a) => a.id);
+    const amiFor = (instanceType: string): pulumi.Input<string> => amiForArch(architectureOf(instanceType));
 
     const endpoint = lb.endpoint;
     const controlPlane = new ControlPlane(`${name}-control-plane`, {
@@ -144,10 +164,57 @@ export class Cluster extends pulumi.ComponentResource {
       podCidr: c.network.podCidr,
       serviceCidr: c.network.serviceCidr,
       leaderElection: c.leaderElection,
+      externalEtcd: external ? externalEtcdConfig(members) : undefined,
+      etcdTimings,
       tags,
       // A master boots and fetches its material at once; the secret must hold a version by then.
       dependsOn: [secrets.secretVersions.controlPlane],
     }, child);
+
+    const etcd = external
+      ? new EtcdCluster(`${name}-etcd`, {
+        clusterName: c.clusterName,
+        region: c.region,
+        kubernetesVersion: c.kubernetesVersion,
+        members,
+        instanceType: c.etcd.instanceType,
+        rootVolumeGiB: c.etcd.rootVolumeGiB,
+        amiId: amiFor(c.etcd.instanceType),
+        privateSubnetIds: network.privateSubnetIds,
+        securityGroupIds: [sgs.etcdSecurityGroupId!],
+        instanceProfileName: roles.instanceProfileNames.etcd!,
+        secretArn: secrets.secretArns.etcd!,
+        timings: etcdTimings,
+        tags,
+        // A member fetches its certificates at boot; the secret must hold a version by then.
+        dependsOn: [secrets.secretVersions.etcd!],
+      }, child)
+      : undefined;
+
+    // Worker pools: everything a pool needs is public, so a program can build more pools from it.
+    this.workerJoin = {
+      clusterName: c.clusterName,
+      kubernetesVersion: c.kubernetesVersion,
+      region: c.region,
+      apiEndpoint: endpoint,
+      caCertHash: pki.caCertHash,
+      secretArn: secrets.secretArns.worker,
+      instanceProfileName: roles.instanceProfileNames.worker,
+      securityGroupId: sgs.workerSecurityGroupId,
+      privateSubnetIds: network.privateSubnetIds,
+      amiIds: { amd64: amiForArch("amd64"), arm64: amiForArch("arm64") },
+    };
+    this.workerPools = c.workerPools.map(
+      (pool) =>
+        new WorkerPool(`${name}-pool-${pool.name}`, {
+          join: this.workerJoin,
+          pool,
+          tags,
+          // A worker fetches its join token at boot; the secret must hold a version by then.
+          dependsOn: [secrets.secretVersions.worker],
+        }, child),
+    );
+    this.workerAutoScalingGroups = Object.fromEntries(this.workerPools.map((p) => [p.settings.name, p.autoScalingGroupName]));
 
     this.vpcId = network.vpcId;
     this.apiLoadBalancerDnsName = lb.dnsName;
@@ -155,7 +222,8 @@ export class Cluster extends pulumi.ComponentResource {
     this.caCertHash = pki.caCertHash;
     this.masterIps = controlPlane.masterIps;
     this.etcdTopology = c.etcd.topology;
-    this.etcdEndpoints = controlPlane.masterIps.map((ip) => `https://${ip}:2379`);
+    this.etcdEndpoints = etcd ? etcd.endpoints : controlPlane.masterIps.map((ip) => `https://${ip}:2379`);
+    this.etcdIps = etcd ? etcd.memberIps : [];
     this.kubeconfig = pulumi.secret(
       pulumi
         .all([this.apiServerUrl, pki.caCertPem, pki.adminCertPem, pki.adminKeyPem])
@@ -166,7 +234,10 @@ export class Cluster extends pulumi.ComponentResource {
       kubeconfig: this.kubeconfig,
       masterIps: this.masterIps,
       etcdEndpoints: this.etcdEndpoints,
+      etcdIps: this.etcdIps,
       etcdTopology: this.etcdTopology,
+      workerJoin: this.workerJoin,
+      workerAutoScalingGroups: this.workerAutoScalingGroups,
     });
   }
 }

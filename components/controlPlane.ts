@@ -6,6 +6,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import {
+  EtcdTimings,
   ExternalEtcd,
   LeaderElection,
   NodeValues,
@@ -66,6 +67,8 @@ export interface MasterDocumentValues {
   serviceCidr: string;
   leaderElection: LeaderElection;
   externalEtcd?: ExternalEtcd;
+  /** Raft timing of the stacked etcd members; unused with external etcd, whose members render it themselves. */
+  etcdTimings?: EtcdTimings;
   masters: Placement[];
 }
 
@@ -80,6 +83,7 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
     serviceCidr: v.serviceCidr,
     leaderElection: v.leaderElection,
     externalEtcd: v.externalEtcd,
+    etcdTimings: v.externalEtcd ? undefined : v.etcdTimings,
   });
   const kubeadm: Record<string, string> = {
     "join.yaml": toYaml(joinConfiguration(node, { apiServerEndpoint: v.apiEndpoint, caCertHash: v.caCertHash, controlPlane: true })),
@@ -101,6 +105,8 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
       API_ENDPOINT: v.apiEndpoint,
       AWS_REGION: v.region,
       SECRET_ID: v.secretArn,
+      ETCD_TOPOLOGY: v.externalEtcd ? "external" : "stacked",
+      ...(v.externalEtcd ? { ETCD_ENDPOINTS: v.externalEtcd.endpoints.join(",") } : {}),
     },
     kubeadm,
   };
@@ -131,6 +137,8 @@ export interface ControlPlaneArgs {
   leaderElection: LeaderElection;
   /** Set for the external etcd topology; absent means stacked. */
   externalEtcd?: pulumi.Input<ExternalEtcd>;
+  /** Raft timing of the stacked etcd members. Default: etcd's own (100 ms heartbeat, 1000 ms election timeout), not rendered. */
+  etcdTimings?: EtcdTimings;
   tags: Record<string, string>;
   /** Resources every master waits for, such as the secret version it fetches at boot. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
@@ -170,6 +178,7 @@ export class ControlPlane extends pulumi.ComponentResource {
                 serviceCidr: args.serviceCidr,
                 leaderElection: args.leaderElection,
                 externalEtcd,
+                etcdTimings: args.etcdTimings,
                 masters: this.placements,
               },
               p,

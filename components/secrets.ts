@@ -22,14 +22,23 @@ export function secretName(clusterName: string, role: NodeRole): string {
   return `${clusterName}/bootstrap/${ROLE_SLUGS[role]}`;
 }
 
-/** PKI outputs a control plane node needs. */
+/**
+ * PKI outputs a control plane node needs. The etcd part depends on the topology: stacked members
+ * sign their own certificates with `etcdCaKeyPem`; with external etcd the API servers get only
+ * their etcd client certificate, and no machine but Pulumi holds the etcd CA key.
+ */
 export interface ControlPlanePkiMaterial {
   caCertPem: string;
   caKeyPem: string;
   frontProxyCaCertPem: string;
   frontProxyCaKeyPem: string;
   etcdCaCertPem: string;
-  etcdCaKeyPem: string;
+  /** Stacked etcd only. */
+  etcdCaKeyPem?: string;
+  /** External etcd only: `apiserver-etcd-client.crt`. */
+  apiServerEtcdClientCertPem?: string;
+  /** External etcd only: `apiserver-etcd-client.key`. */
+  apiServerEtcdClientKeyPem?: string;
   serviceAccountPublicKeyPem: string;
   serviceAccountPrivateKeyPem: string;
   bootstrapToken: string;
@@ -45,10 +54,15 @@ function requireNonEmpty<T extends object>(fn: string, p: T, fields: (keyof T & 
   }
 }
 
-/** Plain values give the files now (and throw now); any Output or Promise gives an Output of them. */
+/** Whether `v` holds an Output or Promise anywhere, nested in arrays and objects included. */
+function deferred(v: unknown): boolean {
+  if (pulumi.Output.isInstance(v) || v instanceof Promise) return true;
+  return v !== null && typeof v === "object" && Object.values(v).some(deferred);
+}
+
+/** Plain values give the files now (and throw now); any Output or Promise, at any depth, gives an Output of them. */
 function files<T extends object>(p: Inputs<T>, build: (p: T) => Record<string, string>): Record<string, string> | pulumi.Output<Record<string, string>> {
-  const deferred = Object.values(p).some((v) => pulumi.Output.isInstance(v) || v instanceof Promise);
-  return deferred ? pulumi.all(p as Record<string, pulumi.Input<unknown>>).apply((v) => build(v as T)) : build(p as T);
+  return deferred(p) ? pulumi.output(p as Record<string, pulumi.Input<unknown>>).apply((v) => build(v as T)) : build(p as T);
 }
 
 const CONTROL_PLANE_FIELDS: (keyof ControlPlanePkiMaterial)[] = [
@@ -57,7 +71,6 @@ const CONTROL_PLANE_FIELDS: (keyof ControlPlanePkiMaterial)[] = [
   "frontProxyCaCertPem",
   "frontProxyCaKeyPem",
   "etcdCaCertPem",
-  "etcdCaKeyPem",
   "serviceAccountPublicKeyPem",
   "serviceAccountPrivateKeyPem",
   "bootstrapToken",
@@ -73,13 +86,22 @@ export function controlPlaneMaterial(p: Inputs<ControlPlanePkiMaterial>): pulumi
 export function controlPlaneMaterial(p: Inputs<ControlPlanePkiMaterial>): Record<string, string> | pulumi.Output<Record<string, string>> {
   return files(p, (v: ControlPlanePkiMaterial) => {
     requireNonEmpty("controlPlaneMaterial", v, CONTROL_PLANE_FIELDS);
+    const external = v.apiServerEtcdClientCertPem !== undefined || v.apiServerEtcdClientKeyPem !== undefined;
+    if (external === (v.etcdCaKeyPem !== undefined))
+      throw new Error(
+        "controlPlaneMaterial: give etcdCaKeyPem (stacked etcd) or apiServerEtcdClientCertPem and apiServerEtcdClientKeyPem (external etcd), not both",
+      );
+    if (external) requireNonEmpty("controlPlaneMaterial", v, ["apiServerEtcdClientCertPem", "apiServerEtcdClientKeyPem"]);
+    else requireNonEmpty("controlPlaneMaterial", v, ["etcdCaKeyPem"]);
     return {
       "ca.crt": v.caCertPem,
       "ca.key": v.caKeyPem,
       "front-proxy-ca.crt": v.frontProxyCaCertPem,
       "front-proxy-ca.key": v.frontProxyCaKeyPem,
       "etcd/ca.crt": v.etcdCaCertPem,
-      "etcd/ca.key": v.etcdCaKeyPem,
+      ...(external
+        ? { "apiserver-etcd-client.crt": v.apiServerEtcdClientCertPem!, "apiserver-etcd-client.key": v.apiServerEtcdClientKeyPem! }
+        : { "etcd/ca.key": v.etcdCaKeyPem! }),
       "sa.key": v.serviceAccountPrivateKeyPem,
       "sa.pub": v.serviceAccountPublicKeyPem,
       "bootstrap-token": v.bootstrapToken,
@@ -97,13 +119,50 @@ export function workerMaterial(p: Inputs<{ bootstrapToken: string }>): Record<st
   });
 }
 
-/** An external etcd member's files: the etcd CA, from which it signs its own server and peer certificates. */
-export function etcdMaterial(p: { etcdCaCertPem: string; etcdCaKeyPem: string }): Record<string, string>;
-export function etcdMaterial(p: Inputs<{ etcdCaCertPem: string; etcdCaKeyPem: string }>): pulumi.Output<Record<string, string>>;
-export function etcdMaterial(p: Inputs<{ etcdCaCertPem: string; etcdCaKeyPem: string }>): Record<string, string> | pulumi.Output<Record<string, string>> {
-  return files(p, (v: { etcdCaCertPem: string; etcdCaKeyPem: string }) => {
-    requireNonEmpty("etcdMaterial", v, ["etcdCaCertPem", "etcdCaKeyPem"]);
-    return { "etcd/ca.crt": v.etcdCaCertPem, "etcd/ca.key": v.etcdCaKeyPem };
+/** One external etcd member's certificates and keys, signed by the etcd CA. */
+export interface EtcdMemberPkiMaterial {
+  /** The member name, which is its node name; names its entries `members/<name>/...`. */
+  name: string;
+  serverCertPem: string;
+  serverKeyPem: string;
+  peerCertPem: string;
+  peerKeyPem: string;
+}
+
+/** What the external etcd members' secret holds. */
+export interface EtcdPkiMaterial {
+  etcdCaCertPem: string;
+  members: EtcdMemberPkiMaterial[];
+}
+
+/** A member name is a node name (an EC2 private DNS name): it becomes a directory in the secret and on disk. */
+const MEMBER_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+
+/**
+ * The external etcd members' files: the etcd CA certificate and, under `members/<name>/`, each
+ * member's `server.crt|key` and `peer.crt|key`. Each member installs only its own (fetch-secrets.sh);
+ * the etcd CA key stays with Pulumi, so no machine can sign a member or client certificate.
+ */
+export function etcdMaterial(p: EtcdPkiMaterial): Record<string, string>;
+export function etcdMaterial(p: Inputs<{ etcdCaCertPem: string; members: pulumi.Input<Inputs<EtcdMemberPkiMaterial>>[] }>): pulumi.Output<Record<string, string>>;
+export function etcdMaterial(
+  p: Inputs<{ etcdCaCertPem: string; members: pulumi.Input<Inputs<EtcdMemberPkiMaterial>>[] }>,
+): Record<string, string> | pulumi.Output<Record<string, string>> {
+  return files(p as Inputs<EtcdPkiMaterial>, (v: EtcdPkiMaterial) => {
+    requireNonEmpty("etcdMaterial", v, ["etcdCaCertPem"]);
+    if (!Array.isArray(v.members) || v.members.length === 0) throw new Error("etcdMaterial: members must list at least one member");
+    const out: Record<string, string> = { "etcd/ca.crt": v.etcdCaCertPem };
+    v.members.forEach((m, i) => {
+      if (typeof m.name !== "string" || !MEMBER_NAME.test(m.name))
+        throw new Error(`etcdMaterial: members[${i}].name must be a node name such as ip-10-0-0-20.eu-west-1.compute.internal (got ${JSON.stringify(m.name)})`);
+      if (out[`members/${m.name}/server.crt`] !== undefined) throw new Error(`etcdMaterial: members[${i}].name ${JSON.stringify(m.name)} is not unique`);
+      requireNonEmpty(`etcdMaterial: members[${i}]`, m, ["serverCertPem", "serverKeyPem", "peerCertPem", "peerKeyPem"]);
+      out[`members/${m.name}/server.crt`] = m.serverCertPem;
+      out[`members/${m.name}/server.key`] = m.serverKeyPem;
+      out[`members/${m.name}/peer.crt`] = m.peerCertPem;
+      out[`members/${m.name}/peer.key`] = m.peerKeyPem;
+    });
+    return out;
   });
 }
 

@@ -94,10 +94,11 @@ function kubeadmDocuments(cloudConfig: string): Array<{ path: string; content: s
 
 function plainOutputs(outputs: Record<string, unknown>): Promise<Record<string, unknown>> {
   return Promise.all(
-    Object.entries(outputs).map(async ([k, v]) => {
-      if (!pulumi.Output.isInstance(v)) return [k, v] as const;
+    Object.entries(outputs).map(async ([k, raw]) => {
+      // pulumi.output also resolves Outputs nested in plain objects and lists (workerJoin), as `pulumi up` does.
+      const v = pulumi.output(raw as pulumi.Input<unknown>) as pulumi.Output<unknown>;
       const secret = await (v as any).isSecret;
-      const value = await new Promise((resolve) => (v as pulumi.Output<unknown>).apply((x) => resolve(x)));
+      const value = await new Promise((resolve) => v.apply((x) => resolve(x)));
       return [k, secret ? "[secret]" : value] as const;
     }),
   ).then((entries) => Object.fromEntries(entries));

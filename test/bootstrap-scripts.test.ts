@@ -42,8 +42,26 @@ const CP_SECRET: Record<string, string> = {
   "bootstrap-token": TOKEN,
 };
 
+/** An external etcd member's secret: the CA certificate and every member's pairs (fetch-secrets.sh takes only its own). */
+const OTHER = "ip-10-0-2-12.eu-west-1.compute.internal";
+const ETCD_SECRET: Record<string, string> = {
+  "etcd/ca.crt": "ETCD CA CERT\n",
+  ...Object.fromEntries(
+    [NODE, OTHER].flatMap((n) => ["server.crt", "server.key", "peer.crt", "peer.key"].map((f) => [`members/${n}/${f}`, `${n} ${f}\n`])),
+  ),
+};
+const ETCD_ENDPOINTS = ["https://10.0.0.20:2379", "https://10.0.32.20:2379", "https://10.0.64.20:2379"];
+/** A control plane secret with external etcd: the API server's etcd client pair, no etcd CA key. */
+const CP_EXTERNAL_SECRET: Record<string, string> = Object.fromEntries([
+  ...Object.entries(CP_SECRET).filter(([k]) => k !== "etcd/ca.key"),
+  ["apiserver-etcd-client.crt", "AEC CERT\n"],
+  ["apiserver-etcd-client.key", "AEC KEY\n"],
+]);
+
 interface NodeOptions {
-  role?: "control-plane" | "worker";
+  role?: "control-plane" | "worker" | "etcd";
+  /** Control plane only. Default stacked. */
+  etcdTopology?: "stacked" | "external";
   initNode?: boolean;
   secret?: Record<string, unknown>;
   env?: Record<string, string>;
@@ -69,6 +87,7 @@ class Machine {
   constructor(opts: NodeOptions = {}) {
     const role = opts.role ?? "control-plane";
     const initNode = opts.initNode ?? false;
+    const topology = opts.etcdTopology ?? "stacked";
     for (const d of [this.etc, this.state, this.bin]) fs.mkdirSync(d, { recursive: true });
     for (const [file, commands] of Object.entries(STUB_COMMANDS))
       for (const cmd of commands) fs.copyFileSync(path.join(STUBS, file), path.join(this.bin, cmd));
@@ -83,9 +102,11 @@ class Machine {
       INIT_NODE: String(initNode),
       KUBERNETES_VERSION: "1.35.0",
       KUBERNETES_MINOR: "1.35",
-      API_ENDPOINT: API,
+      ...(role === "etcd" ? {} : { API_ENDPOINT: API }),
       AWS_REGION: "eu-west-1",
       SECRET_ID: `arn:aws:secretsmanager:eu-west-1:123456789012:secret:dev-${role}`,
+      ...(role === "control-plane" ? { ETCD_TOPOLOGY: topology } : {}),
+      ...(role === "control-plane" && topology === "external" ? { ETCD_ENDPOINTS: ETCD_ENDPOINTS.join(",") } : {}),
       TOKEN_PLACEHOLDER: PLACEHOLDER,
     };
     this.write(
@@ -97,11 +118,17 @@ class Machine {
         path.join(this.etc, "init.yaml"),
         `kind: InitConfiguration\nbootstrapTokens:\n- token: ${PLACEHOLDER}\n---\nkind: ClusterConfiguration\n`,
       );
-    this.write(
-      path.join(this.etc, "join.yaml"),
-      `kind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    token: ${PLACEHOLDER}\n    apiServerEndpoint: ${API}\n`,
-    );
-    const secret = opts.secret ?? (role === "control-plane" ? CP_SECRET : { "bootstrap-token": TOKEN });
+    if (role === "etcd") {
+      this.write(path.join(this.etc, "etcd.yaml"), "kind: Pod\nmetadata:\n  name: etcd\n");
+      this.write(path.join(this.etc, "kubelet-etcd.yaml"), "kind: KubeletConfiguration\n");
+    } else
+      this.write(
+        path.join(this.etc, "join.yaml"),
+        `kind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    token: ${PLACEHOLDER}\n    apiServerEndpoint: ${API}\n`,
+      );
+    const secret =
+      opts.secret ??
+      (role === "etcd" ? ETCD_SECRET : role === "worker" ? { "bootstrap-token": TOKEN } : topology === "external" ? CP_EXTERNAL_SECRET : CP_SECRET);
     this.write(path.join(this.state, "secret.json"), JSON.stringify(secret));
     this.write(this.fstab, "LABEL=cloudimg-rootfs / ext4 discard,errors=remount-ro 0 1\n/swap.img none swap sw 0 0\n");
 
@@ -115,6 +142,7 @@ class Machine {
       KUBEADM_HA_RUN: this.run,
       KUBEADM_HA_LIB: SCRIPTS,
       KUBEADM_HA_ETCD_DATA_DIR: this.etcd,
+      SYSTEMD_DIR: path.join(this.root, "etc/systemd/system"),
       KUBEADM_HA_WAIT_SECONDS: "20",
       KUBEADM_HA_POLL_SECONDS: "0",
       KUBEADM_HA_BACKOFF_SECONDS: "0",
@@ -658,6 +686,154 @@ describe("install.sh", () => {
     const r = m.exec("install.sh");
     expect(r.status).toBe(0);
     expect(m.calls().filter((c) => c.startsWith("snap "))).toEqual(["snap wait system seed.loaded", "snap install aws-cli --classic"]);
+  });
+});
+
+describe("external etcd", () => {
+  const health = (m: Machine) => m.calls().filter((c) => c.startsWith("curl ") && c.endsWith("/health"));
+  const pkiFiles = (m: Machine) =>
+    (fs.readdirSync(path.join(m.kube, "pki"), { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(m.kube, "pki", f)).isFile()).sort();
+
+  test("etcd member: installs only its own certificates, hands the kubelet its static pod, waits for a healthy cluster", () => {
+    const m = machine({ role: "etcd", env: { STUB_CURL_ETCD_HEALTH_FAILS: "2" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.stderr).toContain("bootstrap complete: etcd-member");
+    expect(r.status).toBe(0);
+    // No kubeadm, no API, no token: the member never talks to Kubernetes.
+    expect(m.calls().filter((c) => /^(kubeadm|kubectl) /.test(c) || c.endsWith("/readyz"))).toEqual([]);
+    expect(r.stderr).toContain("role=etcd init_node=false kubernetes=1.35.0 api=none");
+    expect(pkiFiles(m)).toEqual(["etcd/ca.crt", "etcd/peer.crt", "etcd/peer.key", "etcd/server.crt", "etcd/server.key"]);
+    for (const f of ["server.crt", "server.key", "peer.crt", "peer.key"])
+      expect(fs.readFileSync(path.join(m.kube, "pki/etcd", f), "utf8")).toBe(`${NODE} ${f}\n`);
+    expect(fs.readFileSync(path.join(m.kube, "pki/etcd/ca.crt"), "utf8")).toBe("ETCD CA CERT\n");
+    expect(["server.key", "peer.key", "server.crt", "ca.crt"].map((f) => m.mode(`etc/kubernetes/pki/etcd/${f}`).toString(8))).toEqual(["600", "600", "644", "644"]);
+    // Another member's keys never land on this machine.
+    expect(m.filesContaining(m.root, OTHER).filter((f) => !f.startsWith(m.state))).toEqual([]);
+    expect(r.stderr).toContain("ignoring 4 secret entries that are not this member's");
+    expect(fs.readFileSync(path.join(m.kube, "manifests/etcd.yaml"), "utf8")).toBe("kind: Pod\nmetadata:\n  name: etcd\n");
+    expect(m.mode("etc/kubernetes/manifests/etcd.yaml").toString(8)).toBe("600");
+    expect(fs.readdirSync(path.join(m.kube, "manifests"))).toEqual(["etcd.yaml"]);
+    expect(m.mode("var/lib/etcd").toString(8)).toBe("700");
+    expect(fs.readFileSync(path.join(m.root, "etc/systemd/system/kubelet.service.d/20-etcd-service-manager.conf"), "utf8")).toBe(
+      `[Service]\nExecStart=\nExecStart=/usr/bin/kubelet --config=${m.etc}/kubelet-etcd.yaml\nRestart=always\n`,
+    );
+    const calls = m.calls();
+    const i = (c: string) => calls.indexOf(c);
+    expect(i("systemctl daemon-reload")).toBeGreaterThan(i("systemctl enable kubelet"));
+    expect(i("systemctl restart kubelet")).toBeGreaterThan(i("systemctl daemon-reload"));
+    // Polled on the loopback metrics port until the cluster has a leader.
+    expect(health(m)).toEqual(Array(3).fill("curl --silent --show-error --fail --max-time 5 --output /dev/null http://127.0.0.1:2381/health"));
+    expect(calls.findIndex((c) => c.endsWith("/health"))).toBeGreaterThan(i("systemctl restart kubelet"));
+    expect(fs.existsSync(path.join(m.run, "join.yaml"))).toBe(false);
+  });
+
+  test("etcd member already set up (its manifest present): exits 0 and calls nothing", () => {
+    const m = machine({ role: "etcd" });
+    m.write(path.join(m.kube, "manifests/etcd.yaml"), "kind: Pod\n");
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("etcd.yaml exists: this etcd member is already set up, nothing to do");
+    expect(m.calls()).toEqual([]);
+  });
+
+  test("etcd member whose cluster never gets healthy gives up with a clear error", () => {
+    const m = machine({ role: "etcd", env: { STUB_CURL_ETCD_HEALTH_FAILS: "always", KUBEADM_HA_WAIT_SECONDS: "1", KUBEADM_HA_POLL_SECONDS: "0.2" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(7);
+    expect(r.stderr).toContain("ERROR: timed out after 1s waiting for etcd at http://127.0.0.1:2381/health (last exit 7: curl: (7) Failed to connect");
+    expect(r.stderr).not.toContain("bootstrap complete");
+  });
+
+  test.each([
+    [`members/${NODE}/peer.key`, "the etcd secret lacks members/" + NODE + "/peer.key"],
+    ["etcd/ca.crt", "the etcd secret lacks etcd/ca.crt"],
+  ])("an etcd secret without %s is refused and nothing is written", (drop, message) => {
+    const { [drop]: _gone, ...secret } = ETCD_SECRET;
+    const m = machine({ role: "etcd", secret });
+    const r = m.exec("fetch-secrets.sh");
+    expect(r.status).toBe(6);
+    expect(r.stderr).toContain(message);
+    expect(fs.existsSync(path.join(m.kube, "pki"))).toBe(false);
+  });
+
+  test("an etcd member never installs an etcd CA key, even one wrongly in its secret", () => {
+    const m = machine({ role: "etcd", secret: { ...ETCD_SECRET, "etcd/ca.key": "ETCD CA KEY\n" } });
+    expect(m.exec("fetch-secrets.sh").status).toBe(0);
+    expect(pkiFiles(m)).not.toContain("etcd/ca.key");
+    expect(m.filesContaining(m.kube, "ETCD CA KEY")).toEqual([]);
+  });
+
+  test("first master with external etcd: the client pair and no etcd CA key; kubeadm init only after every member is healthy", () => {
+    // Even a secret that wrongly carries the etcd CA key must not put it on a master.
+    const m = machine({
+      initNode: true,
+      etcdTopology: "external",
+      secret: { ...CP_EXTERNAL_SECRET, "etcd/ca.key": "ETCD KEY\n" },
+      env: { STUB_CURL_READYZ_FAILS: "always", STUB_CURL_ETCD_HEALTH_FAILS: "2" },
+    });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("bootstrap complete: init");
+    expect(r.stderr).toContain("ignoring secret entry etcd/ca.key: with external etcd no master holds the etcd CA key");
+    expect(pkiFiles(m)).toEqual(["apiserver-etcd-client.crt", "apiserver-etcd-client.key", "ca.crt", "ca.key", "etcd/ca.crt", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"]);
+    expect(m.mode("etc/kubernetes/pki/apiserver-etcd-client.key").toString(8)).toBe("600");
+    const pki = `${m.kube}/pki`;
+    const probe = (url: string) =>
+      `curl --silent --show-error --fail --max-time 10 --output /dev/null --cacert ${pki}/etcd/ca.crt --cert ${pki}/apiserver-etcd-client.crt --key ${pki}/apiserver-etcd-client.key ${url}/health`;
+    // The first member is down twice, then every member answers once.
+    expect(health(m)).toEqual([ETCD_ENDPOINTS[0], ETCD_ENDPOINTS[0], ...ETCD_ENDPOINTS].map(probe));
+    expect(flow(m)).toEqual(["curl readyz", "curl readyz", "curl readyz", "kubeadm init"]);
+    expect(m.calls().findIndex((c) => c.startsWith("kubeadm init"))).toBeGreaterThan(m.calls().lastIndexOf(probe(ETCD_ENDPOINTS[2])));
+  });
+
+  test("a master with external etcd that never becomes healthy stops before kubeadm init", () => {
+    const m = machine({
+      initNode: true,
+      etcdTopology: "external",
+      env: { STUB_CURL_READYZ_FAILS: "always", STUB_CURL_ETCD_HEALTH_FAILS: "always", KUBEADM_HA_WAIT_SECONDS: "1", KUBEADM_HA_POLL_SECONDS: "0.2" },
+    });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(7);
+    expect(r.stderr).toContain(`ERROR: timed out after 1s waiting for etcd at ${ETCD_ENDPOINTS[0]} (last exit 7: curl: (7) Failed to connect`);
+    expect(m.calls().filter((c) => c.startsWith("kubeadm "))).toEqual([]);
+  });
+
+  test("a joining master with external etcd joins as usual: the API answering means etcd is up", () => {
+    const m = machine({ etcdTopology: "external" });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(health(m)).toEqual([]);
+    expect(flow(m)).toContain("kubeadm join");
+  });
+
+  test.each([
+    ["stacked", CP_EXTERNAL_SECRET, "the control-plane secret lacks etcd/ca.key"],
+    ["external", CP_SECRET, "the control-plane secret lacks apiserver-etcd-client.crt, apiserver-etcd-client.key"],
+  ] as const)("with %s etcd, a master refuses a secret made for the other topology", (topology, secret, message) => {
+    const m = machine({ etcdTopology: topology, secret });
+    const r = m.exec("fetch-secrets.sh");
+    expect(r.status).toBe(6);
+    expect(r.stderr).toContain(message);
+  });
+
+  test.each([
+    ["ETCD_TOPOLOGY='stacked'", "", "ETCD_TOPOLOGY must be stacked or external on a control-plane node, got ''"],
+    ["ETCD_TOPOLOGY='stacked'", "ETCD_TOPOLOGY='external'", "ETCD_ENDPOINTS is not set in"],
+  ])("a master's node.env with %s replaced by %j is a config error", (from, to, message) => {
+    const m = machine();
+    m.write(path.join(m.etc, "node.env"), fs.readFileSync(path.join(m.etc, "node.env"), "utf8").replace(from, to));
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(m.calls()).toEqual([]);
+  });
+
+  test("only etcd members may lack API_ENDPOINT", () => {
+    const m = machine({ role: "worker" });
+    m.write(path.join(m.etc, "node.env"), fs.readFileSync(path.join(m.etc, "node.env"), "utf8").replace(`API_ENDPOINT='${API}'\n`, ""));
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("API_ENDPOINT is not set in");
   });
 });
 

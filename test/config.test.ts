@@ -1,9 +1,9 @@
 import * as fc from "fast-check";
-import { ConfigError, DEFAULT_KUBERNETES_VERSION, durationMs, loadConfig, parseConfig } from "../config";
+import { ConfigError, DEFAULT_KUBERNETES_VERSION, configReference, durationMs, isLabelValue, isQualifiedName, loadConfig, nodeLabelKeyProblem, parseConfig, parseWorkerPool } from "../config";
 import * as pulumi from "@pulumi/pulumi";
 
 const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
-const base = () => ({ region: "eu-west-1", clusterName: "dev", network: { availabilityZones: [...ZONES] } });
+const base = () => ({ region: "eu-west-1", clusterName: "dev", network: { availabilityZones: [...ZONES] }, workerPools: [] as unknown });
 
 function problemsOf(raw: Record<string, unknown>): string[] {
   try {
@@ -22,7 +22,7 @@ describe("parseConfig defaults", () => {
       clusterName: "dev",
       kubernetesVersion: DEFAULT_KUBERNETES_VERSION,
       controlPlane: { count: 3, instanceType: "m7i.large", rootVolumeGiB: 50 },
-      etcd: { topology: "stacked", nodeCount: 3, instanceType: "m7i.large" },
+      etcd: { topology: "stacked", nodeCount: 3, instanceType: "m7i.large", rootVolumeGiB: 50, heartbeatIntervalMs: 100, electionTimeoutMs: 1000 },
       network: {
         vpcCidr: "10.0.0.0/16",
         availabilityZones: ZONES,
@@ -42,13 +42,41 @@ describe("parseConfig defaults", () => {
       ...base(),
       kubernetesVersion: "1.31.4",
       controlPlane: { count: 5, instanceType: "c7g.xlarge" },
-      etcd: { topology: "external", nodeCount: 5 },
+      etcd: { topology: "external", nodeCount: 5, rootVolumeGiB: 100, heartbeatIntervalMs: 250, electionTimeoutMs: 2500 },
       leaderElection: { leaseDuration: "1m", renewDeadline: "40s", retryPeriod: "5s" },
       workerPools: [{ name: "general", minSize: 2, maxSize: 6, desiredCapacity: 3 }],
     });
     expect(c.controlPlane.count).toBe(5);
-    expect(c.etcd).toEqual({ topology: "external", nodeCount: 5, instanceType: "m7i.large" });
-    expect(c.workerPools).toEqual([{ name: "general", instanceType: "m7i.large", minSize: 2, maxSize: 6, desiredCapacity: 3 }]);
+    expect(c.etcd).toEqual({ topology: "external", nodeCount: 5, instanceType: "m7i.large", rootVolumeGiB: 100, heartbeatIntervalMs: 250, electionTimeoutMs: 2500 });
+    expect(c.workerPools).toEqual([
+      {
+        name: "general",
+        instanceTypes: ["m7i.large"],
+        capacityType: "on-demand",
+        minSize: 2,
+        maxSize: 6,
+        desiredCapacity: 3,
+        labels: {},
+        taints: [],
+        rootVolumeGiB: 50,
+        extraSecurityGroupIds: [],
+      },
+    ]);
+  });
+
+  it("keeps every pool setting", () => {
+    const pool = {
+      name: "spot",
+      instanceTypes: ["m7g.large", "c7g.large"],
+      capacityType: "spot",
+      minSize: 0,
+      maxSize: 10,
+      labels: { "node.kubernetes.io/lifecycle": "spot", "example.com/team": "", "kubelet.kubernetes.io/x": "y" },
+      taints: [{ key: "workload", value: "batch", effect: "NoSchedule" }, { key: "example.com/gpu", effect: "NoExecute" }],
+      rootVolumeGiB: 100,
+      extraSecurityGroupIds: ["sg-0123456789abcdef0", "sg-01234567"],
+    };
+    expect(parseConfig({ ...base(), workerPools: [pool] }).workerPools).toEqual([pool]);
   });
 });
 
@@ -72,6 +100,14 @@ const BAD: Array<[string, (c: any) => void, string]> = [
   ["bad topology", (c) => (c.etcd = { topology: "local" }), 'etcd.topology: "local" — must be stacked or external'],
   ["even external etcd", (c) => (c.etcd = { topology: "external", nodeCount: 2 }), "etcd.nodeCount: 2 — must be 3, 5 or 7 (odd so etcd keeps quorum; etcd advises at most 7)"],
   ["etcd count with stacked", (c) => (c.etcd = { nodeCount: 5 }), "etcd.nodeCount: 5 — applies only when etcd.topology is external; remove it or set the topology"],
+  ["etcd root volume with stacked", (c) => (c.etcd = { rootVolumeGiB: 80 }), "etcd.rootVolumeGiB: 80 — applies only when etcd.topology is external; remove it or set the topology"],
+  ["small etcd root volume", (c) => (c.etcd = { topology: "external", rootVolumeGiB: 10 }), "etcd.rootVolumeGiB: 10 — must be at least 20 (the etcd data directory, images and logs)"],
+  ["zero heartbeat", (c) => (c.etcd = { heartbeatIntervalMs: 0 }), "etcd.heartbeatIntervalMs: 0 — must be at least 1: etcd requires a heartbeat interval above zero"],
+  ["fractional heartbeat", (c) => (c.etcd = { heartbeatIntervalMs: 100.5 }), "etcd.heartbeatIntervalMs: 100.5 — must be a whole number of milliseconds"],
+  ["heartbeat as a duration", (c) => (c.etcd = { heartbeatIntervalMs: "100ms" }), 'etcd.heartbeatIntervalMs: "100ms" — must be a whole number of milliseconds'],
+  ["election under 5 heartbeats", (c) => (c.etcd = { heartbeatIntervalMs: 250, electionTimeoutMs: 1000 }), "etcd.electionTimeoutMs: 1000 — must be at least 5 x heartbeatIntervalMs (250), as etcd requires"],
+  ["election past etcd's limit", (c) => (c.etcd = { electionTimeoutMs: 50001 }), "etcd.electionTimeoutMs: 50001 — must be at most 50000: etcd refuses a longer election timeout"],
+  ["zero election timeout", (c) => (c.etcd = { electionTimeoutMs: 0 }), "etcd.electionTimeoutMs: 0 — must be greater than zero"],
   ["missing zones", (c) => delete c.network.availabilityZones, "network.availabilityZones: (not set) — must be a list of availability zone names"],
   ["two zones", (c) => (c.network.availabilityZones = ZONES.slice(0, 2)), 'network.availabilityZones: ["eu-west-1a","eu-west-1b"] — must list at least 3 zones so losing one zone leaves quorum'],
   ["duplicate zone", (c) => (c.network.availabilityZones = [...ZONES, "eu-west-1a"]), 'network.availabilityZones[3]: "eu-west-1a" — zones must be distinct'],
@@ -101,6 +137,36 @@ const BAD: Array<[string, (c: any) => void, string]> = [
   ["min above max", (c) => (c.workerPools = [{ name: "a", minSize: 5, maxSize: 2 }]), "workerPools[0].minSize: 5 — must not exceed maxSize (2)"],
   ["desired outside range", (c) => (c.workerPools = [{ name: "a", minSize: 1, maxSize: 3, desiredCapacity: 4 }]), "workerPools[0].desiredCapacity: 4 — must be between minSize (1) and maxSize (3)"],
   ["pools not a list", (c) => (c.workerPools = { name: "a" }), 'workerPools: {"name":"a"} — must be a list of pools'],
+  ["pools not set", (c) => delete c.workerPools, "workerPools: (not set) — must be set: the worker pools, or [] for a cluster without workers (a choice, never a default)"],
+  ["old instanceType key", (c) => (c.workerPools = [{ name: "a", instanceType: "m7i.large" }]), 'workerPools[0].instanceType: "m7i.large" — was replaced by instanceTypes, a list: instanceTypes: [m7i.large]'],
+  ["unknown pool key", (c) => (c.workerPools = [{ name: "a", spot: true }]), "workerPools[0].spot: true — is not a known setting (see the config reference in README.md)"],
+  ["no instance types", (c) => (c.workerPools = [{ name: "a", instanceTypes: [] }]), "workerPools[0].instanceTypes: [] — must list at least one instance type"],
+  ["instance types not a list", (c) => (c.workerPools = [{ name: "a", instanceTypes: "m7i.large" }]), 'workerPools[0].instanceTypes: "m7i.large" — must be a list of EC2 instance types such as [m7i.large]'],
+  ["bad pool instance type", (c) => (c.workerPools = [{ name: "a", instanceTypes: ["m7i.large", "big"] }]), 'workerPools[0].instanceTypes[1]: "big" — must be an EC2 instance type such as m7i.large'],
+  ["repeated instance type", (c) => (c.workerPools = [{ name: "a", instanceTypes: ["m7i.large", "m7i.large"] }]), 'workerPools[0].instanceTypes[1]: "m7i.large" — instance types must be distinct'],
+  ["mixed architectures", (c) => (c.workerPools = [{ name: "a", instanceTypes: ["m7i.large", "m7g.large"] }]), 'workerPools[0].instanceTypes[1]: "m7g.large" — is arm64 but m7i.large is amd64: a pool boots one AMI, so all its types need one CPU architecture'],
+  ["bad capacity type", (c) => (c.workerPools = [{ name: "a", capacityType: "spot-only" }]), 'workerPools[0].capacityType: "spot-only" — must be on-demand or spot'],
+  ["malformed label key", (c) => (c.workerPools = [{ name: "a", labels: { "a/b/c": "x" } }]), 'workerPools[0].labels["a/b/c"]: "x" — must be a Kubernetes label key: an optional DNS subdomain prefix and "/", then 1-63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit'],
+  ["label name too long", (c) => (c.workerPools = [{ name: "a", labels: { ["n".repeat(64)]: "x" } }]), `workerPools[0].labels.${"n".repeat(64)}: "x" — must be a Kubernetes label key: an optional DNS subdomain prefix and "/", then 1-63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit`],
+  ["label key too long for a tag", (c) => (c.workerPools = [{ name: "a", labels: { [`team.platform.example.com/${"n".repeat(63)}`]: "x" } }]), `workerPools[0].labels["team.platform.example.com/${"n".repeat(63)}"]: "x" — must be at most 82 characters: the cluster-autoscaler's node-template tag holds it, and AWS tag keys are at most 128`],
+  ["node-role label (NodeRestriction)", (c) => (c.workerPools = [{ name: "a", labels: { "node-role.kubernetes.io/worker": "" } }]), 'workerPools[0].labels["node-role.kubernetes.io/worker"]: "" — is in the kubernetes.io or k8s.io namespace, where a node may only label itself under kubelet.kubernetes.io/ or node.kubernetes.io/ (NodeRestriction), so kubelet would refuse to start; use one of those or a prefix of your own'],
+  ["k8s.io label (NodeRestriction)", (c) => (c.workerPools = [{ name: "a", labels: { "example.k8s.io/x": "y" } }]), 'workerPools[0].labels["example.k8s.io/x"]: "y" — is in the kubernetes.io or k8s.io namespace, where a node may only label itself under kubelet.kubernetes.io/ or node.kubernetes.io/ (NodeRestriction), so kubelet would refuse to start; use one of those or a prefix of your own'],
+  ["node-restriction label", (c) => (c.workerPools = [{ name: "a", labels: { "node-restriction.kubernetes.io/x": "y" } }]), 'workerPools[0].labels["node-restriction.kubernetes.io/x"]: "y" — is in the kubernetes.io or k8s.io namespace, where a node may only label itself under kubelet.kubernetes.io/ or node.kubernetes.io/ (NodeRestriction), so kubelet would refuse to start; use one of those or a prefix of your own'],
+  ["label kubelet sets itself", (c) => (c.workerPools = [{ name: "a", labels: { "topology.kubernetes.io/zone": "eu-west-1a" } }]), 'workerPools[0].labels["topology.kubernetes.io/zone"]: "eu-west-1a" — is set by kubelet or the AWS cloud controller on every node; remove it'],
+  ["reserved label", (c) => (c.workerPools = [{ name: "a", labels: { "kubeadm-ha/pool": "b" } }]), 'workerPools[0].labels["kubeadm-ha/pool"]: "b" — is reserved: kubeadm-ha sets the kubeadm-ha/pool and kubeadm-ha/capacity-type labels itself'],
+  ["bad label value", (c) => (c.workerPools = [{ name: "a", labels: { team: "data science" } }]), 'workerPools[0].labels.team: "data science" — must be empty or 1-63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit'],
+  ["label value not a string", (c) => (c.workerPools = [{ name: "a", labels: { gpu: true } }]), "workerPools[0].labels.gpu: true — must be a string (quote numbers and booleans in YAML)"],
+  ["labels not a map", (c) => (c.workerPools = [{ name: "a", labels: ["a=b"] }]), 'workerPools[0].labels: ["a=b"] — must be a map of label keys to values'],
+  ["bad taint effect", (c) => (c.workerPools = [{ name: "a", taints: [{ key: "k", effect: "NoScheduling" }] }]), 'workerPools[0].taints[0].effect: "NoScheduling" — must be NoSchedule, PreferNoSchedule or NoExecute'],
+  ["taint without effect", (c) => (c.workerPools = [{ name: "a", taints: [{ key: "k", value: "v" }] }]), "workerPools[0].taints[0].effect: (not set) — must be NoSchedule, PreferNoSchedule or NoExecute"],
+  ["bad taint key", (c) => (c.workerPools = [{ name: "a", taints: [{ key: "-k", effect: "NoSchedule" }] }]), 'workerPools[0].taints[0].key: "-k" — must be a Kubernetes label key: an optional DNS subdomain prefix and "/", then 1-63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit'],
+  ["taint key too long for a tag", (c) => (c.workerPools = [{ name: "a", taints: [{ key: `team.platform.example.com/${"n".repeat(63)}`, effect: "NoSchedule" }] }]), `workerPools[0].taints[0].key: "team.platform.example.com/${"n".repeat(63)}" — must be at most 82 characters: the cluster-autoscaler's node-template tag holds it, and AWS tag keys are at most 128`],
+  ["bad taint value", (c) => (c.workerPools = [{ name: "a", taints: [{ key: "k", value: "a b", effect: "NoSchedule" }] }]), 'workerPools[0].taints[0].value: "a b" — must be empty or 1-63 letters, digits, "-", "_" or ".", starting and ending with a letter or digit'],
+  ["repeated taint key", (c) => (c.workerPools = [{ name: "a", taints: [{ key: "k", effect: "NoSchedule" }, { key: "k", effect: "NoExecute" }] }]), `workerPools[0].taints[1].key: "k" — taint keys must be unique in a pool (the cluster-autoscaler's node-template tag holds one taint a key)`],
+  ["unknown taint key", (c) => (c.workerPools = [{ name: "a", taints: [{ key: "k", effect: "NoSchedule", operator: "Exists" }] }]), 'workerPools[0].taints[0].operator: "Exists" — is not a known setting (see the config reference in README.md)'],
+  ["root volume too small", (c) => (c.workerPools = [{ name: "a", rootVolumeGiB: 8 }]), "workerPools[0].rootVolumeGiB: 8 — must be at least 20 (images, logs and pod ephemeral storage)"],
+  ["bad security group id", (c) => (c.workerPools = [{ name: "a", extraSecurityGroupIds: ["default"] }]), 'workerPools[0].extraSecurityGroupIds[0]: "default" — must be a security group id such as sg-0123456789abcdef0'],
+  ["too many security groups", (c) => (c.workerPools = [{ name: "a", extraSecurityGroupIds: ["sg-00000001", "sg-00000002", "sg-00000003", "sg-00000004", "sg-00000005"] }]), 'workerPools[0].extraSecurityGroupIds: ["sg-00000001","sg-00000002","sg-00000003","sg-00000004","sg-00000005"] — must list at most 4: with the worker security group that makes 5, EC2\'s default limit a network interface'],
   ["malformed AMI id", (c) => (c.amiId = "ubuntu-24.04"), 'amiId: "ubuntu-24.04" — must be an AMI id such as ami-0123456789abcdef0'],
   ["tags not strings", (c) => (c.tags = { team: 7 }), "tags.team: 7 — Invalid input: expected string, received number"],
 ];
@@ -160,6 +226,19 @@ describe("leader election timing", () => {
   });
 });
 
+describe("etcd raft timing", () => {
+  it("accepts exactly the heartbeat and election timeouts etcd accepts", () => {
+    // etcd's rules (server/etcdmain/config.go): heartbeat > 0, 5 x heartbeat <= election <= 50000.
+    // test/etcd-real.test.ts checks the same property against the etcd binary itself.
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 12000 }), fc.integer({ min: 1, max: 60000 }), (heartbeat, election) => {
+        const raw = { ...base(), etcd: { heartbeatIntervalMs: heartbeat, electionTimeoutMs: election } };
+        expect(problemsOf(raw).length === 0).toBe(election >= 5 * heartbeat && election <= 50000);
+      }),
+    );
+  });
+});
+
 describe("loadConfig reads the stack config", () => {
   afterEach(() => pulumi.runtime.setAllConfig({}));
 
@@ -170,6 +249,7 @@ describe("loadConfig reads the stack config", () => {
       "kubeadm-ha:kubernetesVersion": "1.31.0",
       "kubeadm-ha:network": JSON.stringify({ availabilityZones: ZONES }),
       "kubeadm-ha:etcd": JSON.stringify({ topology: "external" }),
+      "kubeadm-ha:workerPools": "[]",
       "other:thing": "ignored",
     });
     const c = loadConfig();
@@ -186,5 +266,100 @@ describe("loadConfig reads the stack config", () => {
       "kubeadm-ha:controlplane": JSON.stringify({ count: 5 }),
     });
     expect(() => loadConfig()).toThrow('controlplane: {"count":5} — is not a known setting');
+  });
+});
+
+describe("Kubernetes label syntax", () => {
+  it.each([
+    ["app", true],
+    ["example.com/app", true],
+    ["a.b-c.example/x_y.z-1", true],
+    ["n".repeat(63), true],
+    ["n".repeat(64), false],
+    [`${"d".repeat(253)}/x`, true],
+    [`${"d".repeat(254)}/x`, false],
+    ["Example.com/app", false],
+    ["/app", false],
+    ["a/b/c", false],
+    ["-app", false],
+    ["app_", false],
+    ["", false],
+  ])("isQualifiedName(%j) = %s", (key, ok) => expect(isQualifiedName(key)).toBe(ok));
+
+  it.each([
+    ["", true],
+    ["batch", true],
+    ["v1.2_3-x", true],
+    ["x".repeat(63), true],
+    ["x".repeat(64), false],
+    ["a b", false],
+    ["a=b", false],
+    ["a,b", false],
+    [".a", false],
+  ])("isLabelValue(%j) = %s", (value, ok) => expect(isLabelValue(value)).toBe(ok));
+
+  // The namespaces kubelet's --node-labels accepts (k8s.io/kubelet/pkg/apis IsKubeletLabel).
+  it.each([
+    ["workload", undefined],
+    ["example.com/team", undefined],
+    ["node.kubernetes.io/lifecycle", undefined],
+    ["sub.node.kubernetes.io/x", undefined],
+    ["kubelet.kubernetes.io/x", undefined],
+    ["kubernetes.io.example.com/x", undefined],
+    ["node-role.kubernetes.io/worker", "NodeRestriction"],
+    ["kubernetes.io/role", "NodeRestriction"],
+    ["k8s.io/x", "NodeRestriction"],
+    ["node-restriction.kubernetes.io/x", "NodeRestriction"],
+    ["kubernetes.io/hostname", "set by kubelet"],
+    ["node.kubernetes.io/instance-type", "set by kubelet"],
+    ["kubeadm-ha/capacity-type", "reserved"],
+  ])("nodeLabelKeyProblem(%j) mentions %s", (key, fragment) => {
+    const rule = nodeLabelKeyProblem(key);
+    if (fragment === undefined) expect(rule).toBeUndefined();
+    else expect(rule).toContain(fragment);
+  });
+});
+
+describe("parseWorkerPool: the stack config's pool rules for programs", () => {
+  it("fills the same defaults as workerPools[]", () => {
+    expect(parseWorkerPool({ name: "extra" })).toEqual(parseConfig({ ...base(), workerPools: [{ name: "extra" }] }).workerPools[0]);
+  });
+
+  it("reports every problem keyed under the argument's name", () => {
+    expect(() => parseWorkerPool({ name: "extra", minSize: 4, maxSize: 2, labels: { "node-role.kubernetes.io/gpu": "" } }, "pool")).toThrow(ConfigError);
+    try {
+      parseWorkerPool({ name: "extra", capacityType: "spot", instanceTypes: ["m7i.large", "m7g.large"], minSize: 4, maxSize: 2 } as never, "pool");
+    } catch (e) {
+      expect((e as ConfigError).problems).toEqual([
+        "pool.minSize: 4 — must not exceed maxSize (2)",
+        'pool.instanceTypes[1]: "m7g.large" — is arm64 but m7i.large is amd64: a pool boots one AMI, so all its types need one CPU architecture',
+      ]);
+    }
+    expect.assertions(2);
+  });
+});
+
+describe("config reference", () => {
+  it("lists every pool field with its default", () => {
+    const rows = configReference()
+      .split("\n")
+      .filter((l) => l.startsWith("| `kubeadm-ha:workerPools"))
+      .map((l) => l.split(" | ").slice(0, 3).map((c) => c.replace(/^\| /, "")));
+    expect(rows).toEqual([
+      ["`kubeadm-ha:workerPools`", "list of objects", "required"],
+      ["`kubeadm-ha:workerPools[].name`", "string", "required"],
+      ["`kubeadm-ha:workerPools[].instanceTypes`", "list of string", '`["m7i.large"]`'],
+      ["`kubeadm-ha:workerPools[].capacityType`", "`on-demand` \\| `spot`", '`"on-demand"`'],
+      ["`kubeadm-ha:workerPools[].minSize`", "integer", "`1`"],
+      ["`kubeadm-ha:workerPools[].maxSize`", "integer", "`3`"],
+      ["`kubeadm-ha:workerPools[].desiredCapacity`", "integer", ""],
+      ["`kubeadm-ha:workerPools[].labels`", "object", ""],
+      ["`kubeadm-ha:workerPools[].taints`", "list of objects", "`[]`"],
+      ["`kubeadm-ha:workerPools[].taints[].key`", "string", "required"],
+      ["`kubeadm-ha:workerPools[].taints[].value`", "string", ""],
+      ["`kubeadm-ha:workerPools[].taints[].effect`", "`NoSchedule` \\| `PreferNoSchedule` \\| `NoExecute`", "required"],
+      ["`kubeadm-ha:workerPools[].rootVolumeGiB`", "integer", "`50`"],
+      ["`kubeadm-ha:workerPools[].extraSecurityGroupIds`", "list of string", "`[]`"],
+    ]);
   });
 });

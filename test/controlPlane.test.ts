@@ -85,6 +85,7 @@ describe("masterDocuments", () => {
       API_ENDPOINT: "dev-api.elb.eu-west-1.amazonaws.com:6443",
       AWS_REGION: "eu-west-1",
       SECRET_ID: v.secretArn,
+      ETCD_TOPOLOGY: "stacked",
     });
   });
 });

@@ -66,6 +66,10 @@ function computedState(type: string, name: string, inputs: Record<string, any>, 
         arn: arnOf("ec2", `instance/${name}-id`),
         privateDns: inputs.privateIp ? `ip-${String(inputs.privateIp).replace(/\./g, "-")}.${region}.compute.internal` : undefined,
       };
+    case "aws:ec2/launchTemplate:LaunchTemplate":
+      return { arn: arnOf("ec2", `launch-template/${name}-id`), name: `${inputs.namePrefix ?? ""}0001`, latestVersion: 1, defaultVersion: 1 };
+    case "aws:autoscaling/group:Group":
+      return { arn: arnOf("autoscaling", `autoScalingGroup:0123:autoScalingGroupName/${inputs.namePrefix ?? ""}0001`), name: `${inputs.namePrefix ?? ""}0001` };
     case "tls:index/privateKey:PrivateKey":
       return { privateKeyPem: FIXTURES.caKey, publicKeyPem: "-----BEGIN PUBLIC KEY-----\n(mock)\n-----END PUBLIC KEY-----\n" };
     case "tls:index/selfSignedCert:SelfSignedCert":

@@ -7,6 +7,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { parse } from "yaml";
 import { USER_DATA_LIMIT } from "../cloud-init/render";
 import { stackConfig } from "../scripts/renderLib";
 import { FIXTURES } from "./mocks";
@@ -40,10 +41,18 @@ const userData = (stack: string) => Object.entries(rendered[stack]).filter(([k])
 
 describe.each(["dev", "prod"])("stack %s", (stack) => {
   it("renders three masters' user data and the review files", () => {
-    expect(Object.keys(rendered[stack]).filter((k) => k.startsWith("user-data/")).sort()).toEqual(
+    expect(Object.keys(rendered[stack]).filter((k) => k.startsWith(`user-data/${stack}-control-plane-`)).sort()).toEqual(
       [0, 1, 2].map((i) => `user-data/${stack}-control-plane-master-${i}.yaml`),
     );
     expect(Object.keys(rendered[stack])).toEqual(expect.arrayContaining(["resources.md", "topology.mmd", "outputs.json"]));
+  });
+
+  it("renders one user data and one JoinConfiguration a worker pool, from its launch template", () => {
+    const pools = stack === "dev" ? ["general", "spot"] : ["general", "memory"];
+    expect(Object.keys(rendered[stack]).filter((k) => k.includes(`${stack}-pool-`)).sort()).toEqual(
+      pools.sort().flatMap((p) => [`kubeadm/${stack}-pool-${p}-launch-template/join.yaml`, `user-data/${stack}-pool-${p}-launch-template.yaml`]).sort(),
+    );
+    expect(Object.keys(JSON.parse(rendered[stack]["outputs.json"]).workerAutoScalingGroups).sort()).toEqual(pools);
   });
 
   it("every user data passes cloud-init's own schema check", () => {
@@ -96,8 +105,41 @@ describe("topology", () => {
     expect(mmd.match(/nlb --> /g)).toHaveLength(3);
   });
 
+  it("dev: an on-demand pool and a tainted Spot pool over every zone", () => {
+    const join = (pool: string) => parse(rendered.dev[`kubeadm/dev-pool-${pool}-launch-template/join.yaml`], { version: "1.1" }).nodeRegistration;
+    expect(join("general").taints).toEqual([]);
+    expect(join("spot").taints).toEqual([{ key: "workload", value: "batch", effect: "NoSchedule" }]);
+    expect(join("spot").kubeletExtraArgs).toContainEqual({
+      name: "node-labels",
+      value: "kubeadm-ha/capacity-type=spot,kubeadm-ha/pool=spot,node.kubernetes.io/lifecycle=spot,workload=batch",
+    });
+    const mmd = rendered.dev["topology.mmd"];
+    expect(mmd).toContain("worker pool dev-pool-general-group<br/>min 1 / max 3, all zones");
+    expect(mmd).toContain("worker pool dev-pool-spot-group<br/>min 0 / max 4, all zones");
+  });
+
   it("prod: internal NLB", () => {
     expect(rendered.prod["topology.mmd"]).toContain("NLB prod-api (internal)");
+  });
+
+  it("prod: external etcd on three machines in three zones, every master pointing at every member", () => {
+    const out = JSON.parse(rendered.prod["outputs.json"]);
+    expect(out.etcdTopology).toBe("external");
+    expect(out.etcdIps).toEqual(["10.20.0.20", "10.20.32.20", "10.20.64.20"]);
+    expect(out.etcdEndpoints).toEqual(out.etcdIps.map((ip: string) => `https://${ip}:2379`));
+    expect(Object.keys(rendered.prod).filter((k) => k.startsWith("user-data/prod-etcd-")).sort()).toEqual([0, 1, 2].map((i) => `user-data/prod-etcd-member-${i}.yaml`));
+    const mmd = rendered.prod["topology.mmd"];
+    // One zone box each: the member sits with the master of its zone.
+    const zones = mmd.split("  subgraph ").slice(1).map((box) => box.slice(0, box.indexOf("\n  end")));
+    expect(zones.map((box) => [box.match(/\["(eu-west-1[abc])"\]/)![1], (box.match(/etcd prod-etcd-member-\d/g) ?? []).join()])).toEqual([
+      ["eu-west-1a", "etcd prod-etcd-member-0"],
+      ["eu-west-1b", "etcd prod-etcd-member-1"],
+      ["eu-west-1c", "etcd prod-etcd-member-2"],
+    ]);
+    for (const m of [0, 1, 2])
+      for (const e of [0, 1, 2]) expect(mmd).toContain(`prod_control_plane_master_${m} -. etcd 2379 .-> prod_etcd_member_${e}`);
+    expect(rendered.dev["topology.mmd"]).not.toContain("etcd 2379");
+    expect(JSON.parse(rendered.dev["outputs.json"]).etcdIps).toEqual([]);
   });
 });
 
@@ -142,7 +184,7 @@ describe("stackConfig", () => {
     fs.writeFileSync(file, "config:\n  aws:region: eu-west-1\n  kubeadm-ha:clusterName: Bad\n");
     const r = render("bad", ["--config", file]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/Invalid stack config \(2 problems\):\n  - clusterName: "Bad" — .*\n  - network: \(not set\)/);
+    expect(r.stderr).toMatch(/Invalid stack config \(3 problems\):\n  - clusterName: "Bad" — .*\n  - network: \(not set\) — .*\n  - workerPools: \(not set\) — must be set/);
     expect(r.files).toEqual({});
   });
 });

@@ -44,8 +44,62 @@ describe("material helpers", () => {
     expect(sm.workerMaterial({ bootstrapToken: "abcdef.0123456789abcdef" })).toEqual({ "bootstrap-token": "abcdef.0123456789abcdef" });
   });
 
-  test("etcdMaterial holds the etcd CA only", () => {
-    expect(sm.etcdMaterial({ etcdCaCertPem: "ETCD-CRT", etcdCaKeyPem: "ETCD-KEY" })).toEqual({ "etcd/ca.crt": "ETCD-CRT", "etcd/ca.key": "ETCD-KEY" });
+  test("controlPlaneMaterial with external etcd: the API server's etcd client pair instead of the etcd CA key", () => {
+    const { etcdCaKeyPem: _stacked, ...rest } = PKI;
+    expect(sm.controlPlaneMaterial({ ...rest, apiServerEtcdClientCertPem: "AEC-CRT", apiServerEtcdClientKeyPem: "AEC-KEY" })).toEqual({
+      "ca.crt": "CA-CRT",
+      "ca.key": "CA-KEY",
+      "front-proxy-ca.crt": "FP-CRT",
+      "front-proxy-ca.key": "FP-KEY",
+      "etcd/ca.crt": "ETCD-CRT",
+      "apiserver-etcd-client.crt": "AEC-CRT",
+      "apiserver-etcd-client.key": "AEC-KEY",
+      "sa.key": "SA-KEY",
+      "sa.pub": "SA-PUB",
+      "bootstrap-token": "abcdef.0123456789abcdef",
+    });
+  });
+
+  test.each([
+    ["both the etcd CA key and a client pair", { apiServerEtcdClientCertPem: "C", apiServerEtcdClientKeyPem: "K" }, "controlPlaneMaterial: give etcdCaKeyPem (stacked etcd) or apiServerEtcdClientCertPem and apiServerEtcdClientKeyPem (external etcd), not both"],
+    ["neither", { etcdCaKeyPem: undefined }, "controlPlaneMaterial: give etcdCaKeyPem (stacked etcd) or apiServerEtcdClientCertPem and apiServerEtcdClientKeyPem (external etcd), not both"],
+    ["a client certificate without its key", { etcdCaKeyPem: undefined, apiServerEtcdClientCertPem: "C" }, "controlPlaneMaterial: apiServerEtcdClientKeyPem must be a non-empty string"],
+    ["an empty etcd CA key", { etcdCaKeyPem: "" }, "controlPlaneMaterial: etcdCaKeyPem must be a non-empty string"],
+  ])("controlPlaneMaterial rejects %s", (_what, over, message) => {
+    expect(() => sm.controlPlaneMaterial({ ...PKI, ...over } as typeof PKI)).toThrow(new Error(message));
+  });
+
+  const member = (name: string) => ({ name, serverCertPem: `${name} S-CRT`, serverKeyPem: `${name} S-KEY`, peerCertPem: `${name} P-CRT`, peerKeyPem: `${name} P-KEY` });
+
+  test("etcdMaterial holds the etcd CA certificate and each member's pairs under members/<name>/, never the CA key", () => {
+    expect(sm.etcdMaterial({ etcdCaCertPem: "ETCD-CRT", members: [member("ip-10-0-0-20.x.internal"), member("ip-10-0-32-20.x.internal")] })).toEqual({
+      "etcd/ca.crt": "ETCD-CRT",
+      "members/ip-10-0-0-20.x.internal/server.crt": "ip-10-0-0-20.x.internal S-CRT",
+      "members/ip-10-0-0-20.x.internal/server.key": "ip-10-0-0-20.x.internal S-KEY",
+      "members/ip-10-0-0-20.x.internal/peer.crt": "ip-10-0-0-20.x.internal P-CRT",
+      "members/ip-10-0-0-20.x.internal/peer.key": "ip-10-0-0-20.x.internal P-KEY",
+      "members/ip-10-0-32-20.x.internal/server.crt": "ip-10-0-32-20.x.internal S-CRT",
+      "members/ip-10-0-32-20.x.internal/server.key": "ip-10-0-32-20.x.internal S-KEY",
+      "members/ip-10-0-32-20.x.internal/peer.crt": "ip-10-0-32-20.x.internal P-CRT",
+      "members/ip-10-0-32-20.x.internal/peer.key": "ip-10-0-32-20.x.internal P-KEY",
+    });
+  });
+
+  test.each([
+    [{ etcdCaCertPem: "", members: [member("a")] }, "etcdMaterial: etcdCaCertPem must be a non-empty string"],
+    [{ etcdCaCertPem: "C", members: [] }, "etcdMaterial: members must list at least one member"],
+    [{ etcdCaCertPem: "C", members: [member("../a")] }, 'etcdMaterial: members[0].name must be a node name such as ip-10-0-0-20.eu-west-1.compute.internal (got "../a")'],
+    [{ etcdCaCertPem: "C", members: [member("a"), member("a")] }, 'etcdMaterial: members[1].name "a" is not unique'],
+    [{ etcdCaCertPem: "C", members: [{ ...member("a"), peerKeyPem: "" }] }, "etcdMaterial: members[0]: peerKeyPem must be a non-empty string"],
+  ])("etcdMaterial rejects %j", (p, message) => {
+    expect(() => sm.etcdMaterial(p)).toThrow(new Error(message));
+  });
+
+  test("etcdMaterial of Outputs nested in the member list is a secret Output", async () => {
+    const out = sm.etcdMaterial({ etcdCaCertPem: pulumi.output("ETCD-CRT"), members: [pulumi.output({ ...member("a"), serverKeyPem: pulumi.secret("a S-KEY") })] });
+    expect(pulumi.Output.isInstance(out)).toBe(true);
+    expect(await isSecret(out)).toBe(true);
+    expect(await valueOf(out)).toEqual(sm.etcdMaterial({ etcdCaCertPem: "ETCD-CRT", members: [member("a")] }));
   });
 
   test.each([
@@ -56,9 +110,8 @@ describe("material helpers", () => {
     expect(() => sm.controlPlaneMaterial({ ...PKI, [field]: value } as typeof PKI)).toThrow(new Error(message));
   });
 
-  test("workerMaterial and etcdMaterial reject empty values", () => {
+  test("workerMaterial rejects an empty token", () => {
     expect(() => sm.workerMaterial({ bootstrapToken: "" })).toThrow(new Error("workerMaterial: bootstrapToken must be a non-empty string"));
-    expect(() => sm.etcdMaterial({ etcdCaCertPem: "x", etcdCaKeyPem: "" })).toThrow(new Error("etcdMaterial: etcdCaKeyPem must be a non-empty string"));
   });
 
   test("Outputs in give a secret Output out when any input is secret", async () => {
@@ -88,6 +141,20 @@ describe("secretPayload and the 64 KB limit", () => {
     expect(sm.secretSizeProblem("controlPlane", json)).toBe(problem);
     if (problem) expect(() => sm.secretPayload("controlPlane", { k: value })).toThrow(new Error(problem));
     else expect(sm.secretPayload("controlPlane", { k: value })).toBe(json);
+  });
+
+  test("seven external etcd members' real-sized certificates and keys fit one secret", () => {
+    // RSA-2048 PKCS#8 keys are about 1.7 KB; etcd certificates with four SANs about 1.3 KB.
+    const pem = (label: string, size: number) => `-----BEGIN ${label}-----\n` + "A".repeat(size) + `\n-----END ${label}-----\n`;
+    const members = Array.from({ length: 7 }, (_, i) => ({
+      name: `ip-10-200-${i * 32}-${20 + Math.floor(i / 3)}.ap-southeast-2.compute.internal`,
+      serverCertPem: pem("CERTIFICATE", 1400),
+      serverKeyPem: pem("PRIVATE KEY", 1700),
+      peerCertPem: pem("CERTIFICATE", 1400),
+      peerKeyPem: pem("PRIVATE KEY", 1700),
+    }));
+    const bytes = Buffer.byteLength(sm.secretPayload("etcd", sm.etcdMaterial({ etcdCaCertPem: pem("CERTIFICATE", 1400), members })));
+    expect(bytes).toBeLessThan(sm.SECRET_STRING_MAX_BYTES * 0.75);
   });
 
   test("real control plane material is far below the limit", () => {
@@ -122,7 +189,7 @@ describe("secretPayload and the 64 KB limit", () => {
 describe("BootstrapSecrets component", () => {
   const tags = { team: "platform" };
   const worker = { "bootstrap-token": "abcdef.0123456789abcdef" };
-  const etcd = { "etcd/ca.crt": "ETCD-CRT", "etcd/ca.key": "ETCD-KEY" };
+  const etcd = { "etcd/ca.crt": "ETCD-CRT", "members/m0/server.key": "M0-KEY" };
 
   async function build(name: string, topology: "stacked" | "external") {
     const before = regs.length;
@@ -236,7 +303,7 @@ describe("BootstrapSecrets component", () => {
         "kh/bootstrap/worker",
       ]);
       const v = mine.find((r) => r.name === "ex-etcd-version")!;
-      expect(v.inputs).toEqual({ secretId: "ex-etcd-id", secretString: secretInput('{"etcd/ca.crt":"ETCD-CRT","etcd/ca.key":"ETCD-KEY"}') });
+      expect(v.inputs).toEqual({ secretId: "ex-etcd-id", secretString: secretInput('{"etcd/ca.crt":"ETCD-CRT","members/m0/server.key":"M0-KEY"}') });
       expect(mine).toHaveLength(1 + 2 + 3 * 2);
     });
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # First-boot entry point (cloud-init runcmd): prepares the host, fetches the secrets, then runs
-# `kubeadm init` on the first control-plane node, or `kubeadm join` everywhere else.
+# `kubeadm init` on the first control-plane node, `kubeadm join` on the other masters and workers,
+# and starts the etcd static pod on an external etcd member.
 #
 # Ordering follows Cluster API's kubeadm bootstrap (one init; control-plane joins one at a time,
 # because concurrent etcd member additions fail) and Kubespray (`kubeadm reset` and retry after a
@@ -16,9 +17,15 @@ if [[ -e $KUBERNETES_DIR/kubelet.conf ]]; then
   exit 0
 fi
 load_env
-log "bootstrapping $NODE_NAME: role=$NODE_ROLE init_node=$INIT_NODE kubernetes=$KUBERNETES_VERSION api=$API_ENDPOINT"
+if [[ $NODE_ROLE == etcd && -e $KUBERNETES_DIR/manifests/etcd.yaml ]]; then
+  log "$KUBERNETES_DIR/manifests/etcd.yaml exists: this etcd member is already set up, nothing to do"
+  exit 0
+fi
+log "bootstrapping $NODE_NAME: role=$NODE_ROLE init_node=$INIT_NODE kubernetes=$KUBERNETES_VERSION api=${API_ENDPOINT:-none}"
 
 readonly LEASE=kubeadm-ha-control-plane-join
+SYSTEMD_DIR=${SYSTEMD_DIR:-/etc/systemd/system}
+ETCD_HEALTH_URL=${ETCD_HEALTH_URL:-http://127.0.0.1:2381/health}
 JOINER_KUBECONFIG=$KUBEADM_HA_RUN/joiner.conf
 LOCK_TRIED=false
 trap 'exit 130' INT
@@ -145,10 +152,21 @@ reset_node() {
   rm -f "$KUBERNETES_DIR/kubelet.conf" "$KUBERNETES_DIR/bootstrap-kubelet.conf"
 }
 
+# kubeadm init checks every external etcd endpoint in preflight, and the etcd machines boot
+# alongside the masters. etcd's /health answers 200 only while the cluster has a leader.
+wait_for_external_etcd() {
+  local pki=$KUBERNETES_DIR/pki endpoint
+  for endpoint in ${ETCD_ENDPOINTS//,/ }; do
+    poll_until "etcd at $endpoint" "$EXIT_ETCD_TIMEOUT" curl --silent --show-error --fail --max-time 10 --output /dev/null \
+      --cacert "$pki/etcd/ca.crt" --cert "$pki/apiserver-etcd-client.crt" --key "$pki/apiserver-etcd-client.key" "$endpoint/health"
+  done
+}
+
 # run_kubeadm init|join: retries with reset and linear back-off, as Kubespray does.
 run_kubeadm() {
   local phase=$1 attempt=1 rc backoff
   while true; do
+    if [[ $phase == init && $ETCD_TOPOLOGY == external ]]; then wait_for_external_etcd; fi
     if [[ $phase == join ]]; then
       wait_for_api
       if [[ $NODE_ROLE == control-plane ]]; then acquire_join_lock; fi
@@ -198,7 +216,26 @@ api_absent() {
   done
 }
 
-if [[ $INIT_NODE == true ]] && api_absent; then
+# An external etcd member is a static pod under a kubelet with no API server, as in kubeadm's
+# guide (https://kubernetes.io/docs/setup/production-environment/tools/kubeadm/setup-ha-etcd-with-kubeadm/):
+# a drop-in replaces the kubeadm package's kubelet command line with the rendered configuration.
+start_etcd_member() {
+  local dropin=$SYSTEMD_DIR/kubelet.service.d/20-etcd-service-manager.conf manifest=$KUBERNETES_DIR/manifests/etcd.yaml
+  mkdir -p "${dropin%/*}" "${manifest%/*}" "$KUBEADM_HA_ETCD_DATA_DIR"
+  printf '%s\n' '[Service]' 'ExecStart=' "ExecStart=/usr/bin/kubelet --config=$KUBEADM_HA_ETC/kubelet-etcd.yaml" 'Restart=always' >"$dropin"
+  chmod 0700 "$KUBEADM_HA_ETCD_DATA_DIR"
+  # Last, with the certificates in place: the kubelet starts etcd as soon as the manifest appears.
+  install -m 0600 "$KUBEADM_HA_ETC/etcd.yaml" "$manifest.tmp" && mv "$manifest.tmp" "$manifest"
+  systemctl daemon-reload
+  systemctl restart kubelet
+  # The first member up waits here for a second one: without a leader /health is not 200.
+  poll_until "etcd at $ETCD_HEALTH_URL" "$EXIT_ETCD_TIMEOUT" curl --silent --show-error --fail --max-time 5 --output /dev/null "$ETCD_HEALTH_URL"
+}
+
+if [[ $NODE_ROLE == etcd ]]; then
+  mode=etcd-member
+  start_etcd_member
+elif [[ $INIT_NODE == true ]] && api_absent; then
   mode=init
   log "first control-plane node and no API answers: initialising the cluster"
   run_kubeadm init

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches this node role's secret from AWS Secrets Manager (a JSON object: file name -> content),
 # writes the key material under $KUBERNETES_DIR/pki and renders the kubeadm documents with the
-# bootstrap token into $KUBEADM_HA_RUN. The token only ever lives in memory and in
+# bootstrap token into $KUBEADM_HA_RUN. An external etcd member installs only its own
+# certificates and has no token. The token only ever lives in memory and in
 # $KUBEADM_HA_RUN, a tmpfs on the machine, so it is gone after a reboot.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -40,12 +41,36 @@ except ValueError:
     fail("the secret is not JSON")
 if not isinstance(secret, dict) or not all(isinstance(v, str) for v in secret.values()):
     fail("the secret must be a JSON object of file name -> string content")
+role, pki = env["NODE_ROLE"], os.path.join(env["KUBERNETES_DIR"], "pki")
+if role == "etcd":
+    # The etcd secret holds every member's keys; a member installs its own and the CA certificate,
+    # so a compromised member cannot present another member's identity to its peers.
+    node = env["NODE_NAME"]
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", node):
+        fail(f"NODE_NAME {node!r} is not a node name")
+    own = {"etcd/ca.crt": "etcd/ca.crt"}
+    for f in ("server.crt", "server.key", "peer.crt", "peer.key"):
+        own[f"members/{node}/{f}"] = "etcd/" + f
+    missing = [n for n in own if n not in secret]
+    if missing:
+        fail("the etcd secret lacks " + ", ".join(missing))
+    others = [n for n in secret if n not in own]
+    if others:
+        log(f"ignoring {len(others)} secret entries that are not this member's")
+    for name, dest in sorted(own.items(), key=lambda e: e[1]):
+        path = os.path.join(pki, dest)
+        os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+        write(path, secret[name], 0o600 if dest.endswith(".key") else 0o644)
+    log(f"wrote {', '.join(sorted(own.values()))} under {pki}")
+    sys.exit(0)
 token = secret.get("bootstrap-token", "")
 if not re.fullmatch(r"[a-z0-9]{6}\.[a-z0-9]{16}", token):
     fail("the secret's bootstrap-token is missing or malformed (want [a-z0-9]{6}.[a-z0-9]{16})")
-role, pki = env["NODE_ROLE"], os.path.join(env["KUBERNETES_DIR"], "pki")
+# With external etcd the API servers hold a client certificate for it, and no master the etcd CA key.
+external_etcd = role == "control-plane" and env.get("ETCD_TOPOLOGY") == "external"
 if role == "control-plane":
-    need = ["ca.crt", "ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "etcd/ca.crt", "etcd/ca.key", "sa.key", "sa.pub"]
+    etcd_need = ["apiserver-etcd-client.crt", "apiserver-etcd-client.key"] if external_etcd else ["etcd/ca.key"]
+    need = ["ca.crt", "ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "etcd/ca.crt", *etcd_need, "sa.key", "sa.pub"]
     missing = [n for n in need if n not in secret]
     if missing:
         fail("the control-plane secret lacks " + ", ".join(missing))
@@ -60,6 +85,9 @@ for name in sorted(secret):
         continue
     if not safe.fullmatch(name):
         fail(f"refusing secret entry with an unsafe file name: {name!r}")
+    if external_etcd and name == "etcd/ca.key":
+        log("ignoring secret entry etcd/ca.key: with external etcd no master holds the etcd CA key")
+        continue
     path = os.path.join(pki, name)
     os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
     write(path, secret[name], 0o600 if name.endswith(".key") else 0o644)

@@ -3,8 +3,8 @@
 # run these scripts unprivileged in a temp dir (test/bootstrap-scripts.test.ts).
 
 # Exit codes, shared by the scripts and asserted by the tests.
-readonly EXIT_CONFIG=2 EXIT_API_TIMEOUT=3 EXIT_LOCK_TIMEOUT=4 EXIT_GAVE_UP=5 EXIT_SECRETS=6
-export EXIT_CONFIG EXIT_API_TIMEOUT EXIT_LOCK_TIMEOUT EXIT_GAVE_UP EXIT_SECRETS
+readonly EXIT_CONFIG=2 EXIT_API_TIMEOUT=3 EXIT_LOCK_TIMEOUT=4 EXIT_GAVE_UP=5 EXIT_SECRETS=6 EXIT_ETCD_TIMEOUT=7
+export EXIT_CONFIG EXIT_API_TIMEOUT EXIT_LOCK_TIMEOUT EXIT_GAVE_UP EXIT_SECRETS EXIT_ETCD_TIMEOUT
 
 LOG_TAG=${BASH_SOURCE[-1]##*/}
 LOG_TAG=${LOG_TAG%.sh}
@@ -70,11 +70,19 @@ load_env() {
   source "$env_file"
   set +a
   for v in CLUSTER_NAME NODE_ROLE NODE_NAME NODE_IP INIT_NODE KUBERNETES_VERSION KUBERNETES_MINOR \
-    API_ENDPOINT AWS_REGION SECRET_ID TOKEN_PLACEHOLDER; do
+    AWS_REGION SECRET_ID TOKEN_PLACEHOLDER; do
     [[ -n ${!v:-} ]] || die "$EXIT_CONFIG" "$v is not set in $env_file"
   done
   [[ $NODE_ROLE == control-plane || $NODE_ROLE == worker || $NODE_ROLE == etcd ]] ||
     die "$EXIT_CONFIG" "NODE_ROLE must be control-plane, worker or etcd, got '$NODE_ROLE'"
+  # External etcd members never talk to the Kubernetes API.
+  [[ $NODE_ROLE == etcd || -n ${API_ENDPOINT:-} ]] || die "$EXIT_CONFIG" "API_ENDPOINT is not set in $env_file"
+  if [[ $NODE_ROLE == control-plane ]]; then
+    [[ ${ETCD_TOPOLOGY:-} == stacked || ${ETCD_TOPOLOGY:-} == external ]] ||
+      die "$EXIT_CONFIG" "ETCD_TOPOLOGY must be stacked or external on a control-plane node, got '${ETCD_TOPOLOGY:-}'"
+    [[ $ETCD_TOPOLOGY == stacked || -n ${ETCD_ENDPOINTS:-} ]] ||
+      die "$EXIT_CONFIG" "ETCD_ENDPOINTS is not set in $env_file (required with external etcd)"
+  fi
   # Auto scaling groups launch machines whose address nobody knows at render time: such nodes
   # learn their name and address from the instance metadata service.
   if [[ $NODE_NAME == auto ]]; then NODE_NAME=$(imds local-hostname) || die "$EXIT_CONFIG" "could not read local-hostname from instance metadata"; fi
@@ -94,6 +102,20 @@ imds() {
   token=$(curl --silent --show-error --fail --max-time 5 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" \
     "$base/latest/api/token") || return 1
   curl --silent --show-error --fail --max-time 5 -H "X-aws-ec2-metadata-token: $token" "$base/latest/meta-data/$1"
+}
+
+# poll_until WHAT EXIT_CODE CMD...: runs CMD every KUBEADM_HA_POLL_SECONDS until it succeeds; after
+# KUBEADM_HA_WAIT_SECONDS dies with EXIT_CODE and CMD's last output.
+poll_until() {
+  local what=$1 code=$2 deadline=$((SECONDS + KUBEADM_HA_WAIT_SECONDS)) out rc
+  shift 2
+  until out=$("$@" 2>&1); do
+    rc=$?
+    ((SECONDS < deadline)) || die "$code" "timed out after ${KUBEADM_HA_WAIT_SECONDS}s waiting for $what (last exit $rc: ${out:-no output})"
+    log "waiting for $what (exit $rc: ${out:-no output})"
+    sleep "$KUBEADM_HA_POLL_SECONDS"
+  done
+  log "$what is ready"
 }
 
 # Prints nothing and returns curl's exit code: 0 when the API behind the load balancer is ready.

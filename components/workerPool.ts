@@ -1,0 +1,298 @@
+/**
+ * A worker pool: one launch template and one auto scaling group over the private subnets, whose
+ * machines join the cluster on their own with `kubeadm join` whenever the group launches them.
+ * The Cluster builds the pools of the stack config; a program can build more from the cluster's
+ * `workerJoin` output:
+ *
+ *   new WorkerPool("gpu", { join: cluster.workerJoin, pool: { name: "gpu", instanceTypes: ["g6.xlarge"] } })
+ *
+ * Every machine of a group boots the same user data, so nothing machine-specific is rendered: the
+ * node name (the EC2 private DNS name the AWS cloud controller requires) and the address are
+ * placeholders the bootstrap fills from IMDSv2 (cloud-init/scripts/lib.sh, fetch-secrets.sh).
+ *
+ * Join credential. A machine the group launches weeks after `pulumi up` must still join, with
+ * nobody there to mint a token. The cluster therefore has one bootstrap token without expiry
+ * (kubeadm `ttl: 0s`, cloud-init/kubeadm.ts), held only in the worker secret in Secrets Manager
+ * (KMS-encrypted, readable only by the worker instance role, components/iam.ts); user data
+ * carries a placeholder, and the token lives on a machine only in memory and under /run during
+ * the join. The trade-off: a token that leaks stays valid until someone deletes it
+ * (`kubeadm token delete <id>`, then store a new one in the secret), and it lets its holder
+ * register a node under any name. Whoever runs code under the worker role can read it: any
+ * worker machine, and any pod on one unless the pod network blocks 169.254.169.254 (hop limit 2
+ * lets pods reach IMDS). The alternatives close that window at the cost of moving parts: a
+ * rotated token (a job mints a short-lived token every few hours and rewrites the secret; if the
+ * job stops, scale-out stops), or identity-based bootstrap as kOps does (a controller on the
+ * masters checks the machine's signed AWS identity and issues a kubelet certificate for exactly
+ * that instance: no shared secret, but a server, its certificate and its permissions to run).
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { NodeValues, joinConfiguration, toYaml } from "../cloud-init/kubeadm";
+import { NodeDocuments, assertUserDataSize, encodeUserData, renderCloudConfig } from "../cloud-init/render";
+import { ConfigError, NODE_TEMPLATE_TAG_PREFIX, RESERVED_LABEL_PREFIX, WorkerPoolConfig, WorkerPoolInput, architectureOf, parseWorkerPool } from "../config";
+import { clusterTags } from "./tags";
+
+/** Stand in the kubeadm documents for the node name and address; fetch-secrets.sh substitutes them at boot. */
+export const NODE_NAME_PLACEHOLDER = "__NODE_NAME__";
+export const NODE_IP_PLACEHOLDER = "__NODE_IP__";
+/** Root device of Canonical's Ubuntu images: the block device mapping must name it to size the root volume. */
+export const UBUNTU_ROOT_DEVICE = "/dev/sda1";
+/** AWS allows 50 tags on an auto scaling group and on each resource a launch template tags. */
+export const AWS_TAG_LIMIT = 50;
+/**
+ * AWS's recommended Spot strategy: the pools least likely to be interrupted, and among those the
+ * cheapest. Plain `capacity-optimized` ignores price; `lowest-price` ignores interruptions.
+ */
+export const SPOT_ALLOCATION_STRATEGY = "price-capacity-optimized";
+
+/** How a worker finds and joins the cluster: what a program needs to build a pool of its own. */
+export interface WorkerJoin {
+  /** Cluster name: AWS names, tags and the cluster-autoscaler discovery tag. Required; plain, it names resources. */
+  clusterName: string;
+  /** Kubernetes release (x.y.z) of the workers' kubelet and kubeadm. Required. */
+  kubernetesVersion: string;
+  /** AWS region of the cluster and its worker secret. Required. */
+  region: string;
+  /** The API endpoint `<nlb-dns>:6443`. Required. */
+  apiEndpoint: pulumi.Input<string>;
+  /** `sha256:<hex>` of the cluster CA's public key, which `kubeadm join` pins the API to. Required. */
+  caCertHash: pulumi.Input<string>;
+  /** ARN of the worker bootstrap secret, which holds the join token. Required. */
+  secretArn: pulumi.Input<string>;
+  /** Instance profile of the worker role, the only one that may read that secret. Required. */
+  instanceProfileName: pulumi.Input<string>;
+  /** The cluster's worker security group. Required. */
+  securityGroupId: pulumi.Input<string>;
+  /** Private subnets, one a zone; every group spreads over all of them. Required. */
+  privateSubnetIds: pulumi.Input<pulumi.Input<string>[]>;
+  /** Ubuntu 24.04 AMI for each CPU architecture; a pool boots the one of its instance types. Required. */
+  amiIds: { amd64: pulumi.Input<string>; arm64: pulumi.Input<string> };
+}
+
+export interface WorkerPoolArgs {
+  /** Where and how the machines join: `cluster.workerJoin`, or the stack's `workerJoin` output. Required. */
+  join: WorkerJoin;
+  /** The pool, by the rules and defaults of the stack config's `workerPools[]` (config.ts reference). Required. */
+  pool: WorkerPoolInput;
+  /** Extra tags on every AWS resource. Default none. */
+  tags?: Record<string, string>;
+  /** Resources the launch template waits for, such as the worker secret's version, so no machine boots before its token is stored. Default none. */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+/** Labels a pool's nodes register with: the pool's own plus kubeadm-ha's, sorted so the render is stable. */
+export function nodeLabels(pool: WorkerPoolConfig): Record<string, string> {
+  const all: Record<string, string> = { ...pool.labels, [`${RESERVED_LABEL_PREFIX}pool`]: pool.name, [`${RESERVED_LABEL_PREFIX}capacity-type`]: pool.capacityType };
+  return Object.fromEntries(Object.keys(all).sort().map((k) => [k, all[k]]));
+}
+
+export interface WorkerDocumentValues {
+  clusterName: string;
+  kubernetesVersion: string;
+  region: string;
+  apiEndpoint: string;
+  caCertHash: string;
+  secretArn: string;
+}
+
+/** Everything cloud-init writes on a machine of `pool`: env file and JoinConfiguration. */
+export function workerDocuments(v: WorkerDocumentValues, pool: WorkerPoolConfig): NodeDocuments {
+  const node: NodeValues = {
+    name: NODE_NAME_PLACEHOLDER,
+    ip: NODE_IP_PLACEHOLDER,
+    labels: nodeLabels(pool),
+    taints: pool.taints.map((t) => ({ key: t.key, ...(t.value !== undefined ? { value: t.value } : {}), effect: t.effect })),
+  };
+  return {
+    env: {
+      CLUSTER_NAME: v.clusterName,
+      NODE_ROLE: "worker",
+      // lib.sh resolves `auto` from IMDSv2: local-hostname (the EC2 private DNS name) and local-ipv4.
+      NODE_NAME: "auto",
+      NODE_IP: "auto",
+      INIT_NODE: "false",
+      KUBERNETES_VERSION: v.kubernetesVersion,
+      KUBERNETES_MINOR: v.kubernetesVersion.split(".").slice(0, 2).join("."),
+      API_ENDPOINT: v.apiEndpoint,
+      AWS_REGION: v.region,
+      SECRET_ID: v.secretArn,
+    },
+    kubeadm: { "join.yaml": toYaml(joinConfiguration(node, { apiServerEndpoint: v.apiEndpoint, caCertHash: v.caCertHash, controlPlane: false })) },
+  };
+}
+
+/** Tags of the pool's machines and volumes (through the launch template) and of the template itself. */
+export function machineTags(clusterName: string, pool: WorkerPoolConfig, tags: Record<string, string> = {}): Record<string, string> {
+  return clusterTags(clusterName, { ...tags, "kubeadm-ha/role": "worker", "kubeadm-ha/pool": pool.name }, `${clusterName}-worker-${pool.name}`);
+}
+
+/**
+ * cluster-autoscaler tags: auto-discovery (`--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/<cluster>`)
+ * and the node template, from which it predicts a new node's labels and taints when the group has
+ * no node to copy them from (scale from zero).
+ * https://github.com/kubernetes/autoscaler/blob/master/cluster-autoscaler/cloudprovider/aws/README.md
+ */
+export function autoscalerTags(clusterName: string, pool: WorkerPoolConfig): Record<string, string> {
+  const out: Record<string, string> = {
+    "k8s.io/cluster-autoscaler/enabled": "true",
+    [`k8s.io/cluster-autoscaler/${clusterName}`]: "owned",
+  };
+  for (const [k, v] of Object.entries(nodeLabels(pool))) out[`${NODE_TEMPLATE_TAG_PREFIX}label/${k}`] = v;
+  for (const t of pool.taints) out[`${NODE_TEMPLATE_TAG_PREFIX}taint/${t.key}`] = `${t.value ?? ""}:${t.effect}`;
+  return out;
+}
+
+/**
+ * The group's tags. None propagates at launch: machines and volumes get theirs from the launch
+ * template (the only way to tag volumes), so each tag has one source, and the autoscaler's tags
+ * describe the group, not a machine.
+ * @throws when the tags exceed AWS's 50 a group.
+ */
+export function groupTags(clusterName: string, pool: WorkerPoolConfig, tags: Record<string, string> = {}): aws.types.input.autoscaling.GroupTag[] {
+  const all = { ...machineTags(clusterName, pool, tags), ...autoscalerTags(clusterName, pool) };
+  const n = Object.keys(all).length;
+  if (n > AWS_TAG_LIMIT)
+    throw new Error(
+      `WorkerPool ${pool.name}: the auto scaling group would carry ${n} tags (${Object.keys(tags).length} extra tags, ${Object.keys(pool.labels).length} labels, ${pool.taints.length} taints and kubeadm-ha's own); AWS allows ${AWS_TAG_LIMIT}`,
+    );
+  return Object.entries(all).map(([key, value]) => ({ key, value, propagateAtLaunch: false }));
+}
+
+/** True when the group needs a mixed instances policy: Spot, or more than one instance type. */
+export function isMixed(pool: WorkerPoolConfig): boolean {
+  return pool.capacityType === "spot" || pool.instanceTypes.length > 1;
+}
+
+/** How the group launches machines: the template alone, or a mixed instances policy over the listed types. */
+export function launchSpec(
+  pool: WorkerPoolConfig,
+  template: { id: pulumi.Input<string>; version: pulumi.Input<string> },
+): Pick<aws.autoscaling.GroupArgs, "launchTemplate" | "mixedInstancesPolicy"> {
+  if (!isMixed(pool)) return { launchTemplate: { id: template.id, version: template.version } };
+  const spot = pool.capacityType === "spot";
+  return {
+    mixedInstancesPolicy: {
+      instancesDistribution: spot
+        ? { onDemandBaseCapacity: 0, onDemandPercentageAboveBaseCapacity: 0, spotAllocationStrategy: SPOT_ALLOCATION_STRATEGY }
+        : { onDemandBaseCapacity: 0, onDemandPercentageAboveBaseCapacity: 100, onDemandAllocationStrategy: "prioritized" },
+      launchTemplate: {
+        launchTemplateSpecification: { launchTemplateId: template.id, version: template.version },
+        overrides: pool.instanceTypes.map((instanceType) => ({ instanceType })),
+      },
+    },
+  };
+}
+
+/**
+ * Rolling replacement when the launch template changes (new user data, AMI, instance type): at
+ * least 90% of the group stays in service, machines already on the new version are skipped, and
+ * each new machine gets five minutes (package install and `kubeadm join`) before the next batch.
+ */
+export const INSTANCE_REFRESH: aws.types.input.autoscaling.GroupInstanceRefresh = {
+  strategy: "Rolling",
+  preferences: { minHealthyPercentage: 90, skipMatching: true, instanceWarmup: "300" },
+};
+
+export class WorkerPool extends pulumi.ComponentResource {
+  /** The pool's settings with every default filled. */
+  public readonly settings: WorkerPoolConfig;
+  /** Labels every node of the pool registers with, kubeadm-ha's included. */
+  public readonly nodeLabels: Record<string, string>;
+  /** ID of the pool's launch template. */
+  public readonly launchTemplateId: pulumi.Output<string>;
+  /** Name of the pool's auto scaling group (`<cluster>-<pool>-<suffix>`), for scaling it by hand or in the cluster-autoscaler's `--nodes`. */
+  public readonly autoScalingGroupName: pulumi.Output<string>;
+  /** The pool's user data as EC2 gets it (gzipped cloud-config, base64), the same for every machine. */
+  public readonly userData: pulumi.Output<string>;
+
+  constructor(name: string, args: WorkerPoolArgs, opts?: pulumi.ComponentResourceOptions) {
+    let pool: WorkerPoolConfig;
+    try {
+      pool = parseWorkerPool(args.pool);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      throw new Error(`WorkerPool ${name}: invalid pool settings:\n` + e.problems.map((p) => `  - ${p}`).join("\n"));
+    }
+    const { join } = args;
+    const tags = args.tags ?? {};
+    // Validated before anything registers, so a bad pool leaves nothing half-built.
+    const asgTags = groupTags(join.clusterName, pool, tags);
+    super("kubeadm-ha:index:WorkerPool", name, {}, opts);
+    this.settings = pool;
+    this.nodeLabels = nodeLabels(pool);
+
+    this.userData = pulumi.all([join.apiEndpoint, join.caCertHash, join.secretArn]).apply(([apiEndpoint, caCertHash, secretArn]) => {
+      const text = renderCloudConfig(
+        workerDocuments(
+          { clusterName: join.clusterName, kubernetesVersion: join.kubernetesVersion, region: join.region, apiEndpoint, caCertHash, secretArn },
+          pool,
+        ),
+      );
+      const encoded = encodeUserData(text);
+      assertUserDataSize(`worker pool ${pool.name}`, encoded);
+      return encoded;
+    });
+
+    const instanceTags = machineTags(join.clusterName, pool, tags);
+    const template = new aws.ec2.LaunchTemplate(
+      `${name}-launch-template`,
+      {
+        namePrefix: `${join.clusterName}-${pool.name}-`,
+        description: `${join.clusterName}: worker pool ${pool.name}`,
+        imageId: join.amiIds[architectureOf(pool.instanceTypes[0])],
+        // A mixed instances policy names the types itself.
+        instanceType: isMixed(pool) ? undefined : pool.instanceTypes[0],
+        iamInstanceProfile: { name: join.instanceProfileName },
+        vpcSecurityGroupIds: [join.securityGroupId, ...pool.extraSecurityGroupIds],
+        // Required tokens stop SSRF-style credential theft; hop limit 2 lets pods behind the
+        // node's network namespace (the cloud controller, CSI) still reach IMDS.
+        metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 },
+        blockDeviceMappings: [
+          { deviceName: UBUNTU_ROOT_DEVICE, ebs: { volumeType: "gp3", volumeSize: pool.rootVolumeGiB, encrypted: "true", deleteOnTermination: "true" } },
+        ],
+        // The node name is IMDS local-hostname; with resource-based hostnames it would be the
+        // instance id instead of the ip-a-b-c-d private DNS name the cloud controller looks up.
+        privateDnsNameOptions: { hostnameType: "ip-name" },
+        userData: this.userData,
+        // New machines, and the instance refresh below, use the newest version.
+        updateDefaultVersion: true,
+        tagSpecifications: [
+          { resourceType: "instance", tags: instanceTags },
+          { resourceType: "volume", tags: instanceTags },
+        ],
+        tags: instanceTags,
+      },
+      { parent: this, dependsOn: args.dependsOn },
+    );
+
+    const group = new aws.autoscaling.Group(
+      `${name}-group`,
+      {
+        namePrefix: `${join.clusterName}-${pool.name}-`,
+        vpcZoneIdentifiers: join.privateSubnetIds,
+        minSize: pool.minSize,
+        maxSize: pool.maxSize,
+        desiredCapacity: pool.desiredCapacity ?? pool.minSize,
+        // The version number, not $Latest: a new template version then changes the group, which
+        // is what starts the instance refresh.
+        ...launchSpec(pool, { id: template.id, version: template.latestVersion.apply((v) => String(v)) }),
+        // Spot: launch a replacement when AWS signals a machine is at elevated risk of interruption.
+        capacityRebalance: pool.capacityType === "spot",
+        instanceRefresh: INSTANCE_REFRESH,
+        tags: asgTags,
+      },
+      // The cluster-autoscaler (or a human) owns the desired capacity after creation; `pulumi up`
+      // must not reset it and scale the pool back.
+      { parent: this, ignoreChanges: ["desiredCapacity"] },
+    );
+
+    this.launchTemplateId = template.id;
+    this.autoScalingGroupName = group.name;
+    this.registerOutputs({
+      settings: this.settings,
+      nodeLabels: this.nodeLabels,
+      launchTemplateId: this.launchTemplateId,
+      autoScalingGroupName: this.autoScalingGroupName,
+    });
+  }
+}
