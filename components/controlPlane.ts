@@ -20,7 +20,7 @@ import {
 } from "../cloud-init/kubeadm";
 import { NodeDocuments, assertUserDataSize, encodeUserData, renderCloudConfig } from "../cloud-init/render";
 import { nthHost } from "./network";
-import { clusterTags } from "./tags";
+import { nodeInstance } from "./nodeInstance";
 
 /** First host number used for masters in each private subnet; lower ones are left for AWS and humans. */
 export const MASTER_HOST_OFFSET = 10;
@@ -188,28 +188,23 @@ export class ControlPlane extends pulumi.ComponentResource {
           assertUserDataSize(`master ${p.index}`, encoded);
           return encoded;
         });
-      const instance = new aws.ec2.Instance(
+      const instance = nodeInstance(
         `${name}-master-${p.index}`,
         {
-          ami: args.amiId,
+          clusterName: args.clusterName,
+          role: "control-plane",
+          displayName: `${args.clusterName}-master-${p.index}`,
+          placement: p,
+          amiId: args.amiId,
           instanceType: args.instanceType,
-          availabilityZone: p.zone,
+          rootVolumeGiB: args.rootVolumeGiB,
           subnetId: args.privateSubnetIds[p.subnet],
-          privateIp: p.ip,
-          vpcSecurityGroupIds: args.securityGroupIds,
-          iamInstanceProfile: args.instanceProfileName,
-          // Required tokens stop SSRF-style credential theft; hop limit 2 lets pods behind the
-          // node's network namespace (the cloud controller, CSI) still reach IMDS.
-          metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 },
-          rootBlockDevice: { volumeType: "gp3", volumeSize: args.rootVolumeGiB, encrypted: true, deleteOnTermination: true },
+          securityGroupIds: args.securityGroupIds,
+          instanceProfileName: args.instanceProfileName,
           userDataBase64: userData,
-          // Changing user data in place stops and starts the instance; with ignoreChanges below a
-          // new render reaches a master only when it is replaced, one at a time (README runbook).
-          userDataReplaceOnChange: false,
-          tags: clusterTags(args.clusterName, { ...args.tags, "kubeadm-ha/role": "control-plane", "kubeadm-ha/index": String(p.index) }, `${args.clusterName}-master-${p.index}`),
+          tags: args.tags,
         },
-        // A new AMI or user data must not restart or replace every master in one `pulumi up`.
-        { parent: this, dependsOn: args.dependsOn, ignoreChanges: ["ami", "userDataBase64"] },
+        { parent: this, dependsOn: args.dependsOn },
       );
       new aws.lb.TargetGroupAttachment(
         `${name}-master-${p.index}-api`,

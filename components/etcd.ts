@@ -14,14 +14,13 @@
  * before the secret has a version: certificates first, then the secret (components/secrets.ts),
  * then the machines.
  */
-import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { Arg, CRI_SOCKET, EtcdTimings, ExternalEtcd, KUBELET_API, args, etcdTimingArgs, toYaml } from "../cloud-init/kubeadm";
 import { NodeDocuments, assertUserDataSize, encodeUserData, renderCloudConfig } from "../cloud-init/render";
 import { Placement, placeNodes } from "./controlPlane";
 import { CertificateAuthority, LeafCertificate, LeafCertificateArgs, issueCertificate } from "./pki";
 import { EtcdMemberPkiMaterial } from "./secrets";
-import { clusterTags } from "./tags";
+import { nodeInstance } from "./nodeInstance";
 
 /** First host number of etcd members in each private subnet; masters start at 10. */
 export const ETCD_HOST_OFFSET = 20;
@@ -388,26 +387,23 @@ export class EtcdCluster extends pulumi.ComponentResource {
         assertUserDataSize(`etcd member ${m.index}`, encoded);
         return encoded;
       });
-      const instance = new aws.ec2.Instance(
+      const instance = nodeInstance(
         `${name}-member-${m.index}`,
         {
-          ami: args.amiId,
+          clusterName: args.clusterName,
+          role: "etcd",
+          displayName: `${args.clusterName}-etcd-${m.index}`,
+          placement: m,
+          amiId: args.amiId,
           instanceType: args.instanceType,
-          availabilityZone: m.zone,
+          rootVolumeGiB: args.rootVolumeGiB,
           subnetId: args.privateSubnetIds[m.subnet],
-          privateIp: m.ip,
-          vpcSecurityGroupIds: args.securityGroupIds,
-          iamInstanceProfile: args.instanceProfileName,
-          // As masters: tokens required; hop limit 2 so a containerized process can still reach IMDS.
-          metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 },
-          rootBlockDevice: { volumeType: "gp3", volumeSize: args.rootVolumeGiB, encrypted: true, deleteOnTermination: true },
+          securityGroupIds: args.securityGroupIds,
+          instanceProfileName: args.instanceProfileName,
           userDataBase64: userData,
-          userDataReplaceOnChange: false,
-          tags: clusterTags(args.clusterName, { ...args.tags, "kubeadm-ha/role": "etcd", "kubeadm-ha/index": String(m.index) }, `${args.clusterName}-etcd-${m.index}`),
+          tags: args.tags,
         },
-        // A replaced member comes back with an empty data directory and --initial-cluster-state
-        // new, which the others reject: a new AMI or render must never replace members by itself.
-        { parent: this, dependsOn: args.dependsOn, ignoreChanges: ["ami", "userDataBase64"] },
+        { parent: this, dependsOn: args.dependsOn },
       );
       return { instance, userData };
     });

@@ -1,0 +1,53 @@
+/**
+ * One EC2 machine with a fixed zone, address and identity: a master or an external etcd member.
+ * Both roles share this hardening, so a change to it (IMDS, disks, update policy) reaches both.
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { Placement } from "./controlPlane";
+import { clusterTags } from "./tags";
+
+export interface NodeInstanceArgs {
+  clusterName: string;
+  /** `kubeadm-ha/role` tag: control-plane or etcd. */
+  role: "control-plane" | "etcd";
+  /** The `Name` tag. */
+  displayName: string;
+  placement: Placement;
+  amiId: pulumi.Input<string>;
+  instanceType: string;
+  rootVolumeGiB: number;
+  subnetId: pulumi.Input<string>;
+  securityGroupIds: pulumi.Input<string>[];
+  instanceProfileName: pulumi.Input<string>;
+  /** Gzipped cloud-config, base64. */
+  userDataBase64: pulumi.Input<string>;
+  tags: Record<string, string>;
+}
+
+export function nodeInstance(name: string, a: NodeInstanceArgs, opts: pulumi.CustomResourceOptions): aws.ec2.Instance {
+  return new aws.ec2.Instance(
+    name,
+    {
+      ami: a.amiId,
+      instanceType: a.instanceType,
+      availabilityZone: a.placement.zone,
+      subnetId: a.subnetId,
+      privateIp: a.placement.ip,
+      vpcSecurityGroupIds: a.securityGroupIds,
+      iamInstanceProfile: a.instanceProfileName,
+      // Required tokens stop SSRF-style credential theft; hop limit 2 lets pods behind the
+      // node's network namespace (the cloud controller, CSI) still reach IMDS.
+      metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 },
+      rootBlockDevice: { volumeType: "gp3", volumeSize: a.rootVolumeGiB, encrypted: true, deleteOnTermination: true },
+      userDataBase64: a.userDataBase64,
+      // Changing user data in place stops and starts the instance; with ignoreChanges below a new
+      // render reaches a machine only when it is replaced, one at a time (README runbook).
+      userDataReplaceOnChange: false,
+      tags: clusterTags(a.clusterName, { ...a.tags, "kubeadm-ha/role": a.role, "kubeadm-ha/index": String(a.placement.index) }, a.displayName),
+    },
+    // A new AMI or render must not restart or replace every master or etcd member in one
+    // `pulumi up`: a replaced etcd member comes back empty, and quorum allows one at a time.
+    { ...opts, ignoreChanges: ["ami", "userDataBase64"] },
+  );
+}
