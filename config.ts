@@ -168,6 +168,15 @@ const ControlPlane = z.strictObject({
     .describe("Root volume size in GiB."),
 });
 
+const EtcdBackup = z.strictObject({
+  enabled: z.boolean({ error: "must be true or false" }).default(true)
+    .describe("Snapshot etcd to the stack's S3 bucket on a timer, from every etcd-holding machine (masters when stacked, etcd machines when external)."),
+  intervalMinutes: z.int({ error: "must be a whole number of minutes" }).min(5, { error: "must be at least 5: a snapshot of a large keyspace takes minutes and must not overlap the next" }).max(1440, { error: "must be at most 1440 (one a day)" }).default(15)
+    .describe("Minutes between snapshots; kOps takes one every 15 minutes."),
+  retentionDays: z.int({ error: "must be a whole number of days" }).min(1, { error: "must be at least 1" }).max(3650, { error: "must be at most 3650" }).default(30)
+    .describe("Days an S3 lifecycle rule keeps each snapshot (and each noncurrent version) before deleting it."),
+});
+
 const Etcd = z.strictObject({
   topology: z.enum(["stacked", "external"], { error: "must be stacked or external" }).default("stacked")
     .describe("`stacked`: etcd members on the control plane machines; `external`: etcd on its own machines."),
@@ -181,6 +190,7 @@ const Etcd = z.strictObject({
     .describe("etcd `--heartbeat-interval` in ms, for stacked and external members alike. etcd advises about the members' round-trip time; across zones of one AWS region that is 1-2 ms, so 100 leaves room for the disk and CPU stalls that dominate on EC2."),
   electionTimeoutMs: z.int({ error: "must be a whole number of milliseconds" }).min(1, { error: "must be greater than zero" }).max(50000, { error: "must be at most 50000: etcd refuses a longer election timeout" }).default(1000)
     .describe("etcd `--election-timeout` in ms: a follower that misses heartbeats this long calls an election. etcd requires 5 x heartbeatIntervalMs to 50000 and advises at least 10 x the round-trip time; 1000 rides out a one-second stall without a leader change and still fails over in about a second."),
+  backup: EtcdBackup.prefault({}).describe("etcd snapshots to S3."),
 });
 
 const Network = z.strictObject({
@@ -217,6 +227,19 @@ const LeaderElection = z.strictObject({
     .describe("`--leader-elect-renew-deadline`."),
   retryPeriod: duration("2s")
     .describe("`--leader-elect-retry-period`."),
+});
+
+const Addons = z.strictObject({
+  installer: z.enum(["auto", "pulumi", "nodes"], { error: "must be auto, pulumi or nodes" }).default("auto")
+    .describe("Who installs the add-ons. `pulumi`: Helm releases through @pulumi/kubernetes, which needs the machine running `pulumi up` to reach the API load balancer; `nodes`: the first master installs the same pinned charts with helm after `kubeadm init`; `auto`: `nodes` when apiLoadBalancer.scheme is internal, else `pulumi`."),
+  cni: z.enum(["cilium", "calico", "none"], { error: "must be cilium, calico or none" }).default("cilium")
+    .describe("Pod network add-on; its pod CIDR is network.podCidr. `none`: bring your own (nodes stay NotReady until you do)."),
+  awsCloudControllerManager: z.boolean({ error: "must be true or false" }).default(true)
+    .describe("The AWS cloud controller manager on the control plane; sets every kubelet's `--cloud-provider=external`. Off: nodes get no provider ID and no zone labels."),
+  ebsCsiDriver: z.boolean({ error: "must be true or false" }).default(true)
+    .describe("The EBS CSI driver and a default `gp3` StorageClass with encrypted volumes."),
+  readinessTimeoutMinutes: z.int({ error: "must be a whole number of minutes" }).min(1, { error: "must be at least 1" }).max(120, { error: "must be at most 120" }).default(20)
+    .describe("How long `pulumi up` waits for the API's /readyz through the load balancer before installing add-ons (installer pulumi)."),
 });
 
 const WorkerPool = z.strictObject({
@@ -292,6 +315,11 @@ const Schema = z.strictObject({
   etcd: Etcd.prefault({}).describe("etcd topology, chosen by one flag."),
   network: Network.describe("VPC, zones and in-cluster address ranges."),
   apiLoadBalancer: ApiLoadBalancer.prefault({}).describe("The Network Load Balancer in front of the API servers on TCP 6443."),
+  addons: Addons.prefault({}).describe("In-cluster add-ons, each pinned to a version matched to the Kubernetes minor."),
+  encryptionAtRest: z.boolean({ error: "must be true or false" }).default(true)
+    .describe("Encrypt Secrets in etcd with an API server EncryptionConfiguration (aescbc); its key lives only in the control plane's secret."),
+  autoRecovery: z.boolean({ error: "must be true or false" }).default(true)
+    .describe("A CloudWatch alarm on each master and etcd machine that recovers it with EC2 auto recovery when the system status check fails."),
   leaderElection: LeaderElection.prefault({}).describe("Leader election of kube-controller-manager and kube-scheduler; client-go requires leaseDuration > renewDeadline > 1.2 x retryPeriod."),
   workerPools: z
     .array(WorkerPool, {
@@ -308,6 +336,13 @@ const Schema = z.strictObject({
 export type ClusterConfig = z.output<typeof Schema>;
 export type WorkerPoolConfig = z.output<typeof WorkerPool>;
 export type EtcdTopology = ClusterConfig["etcd"]["topology"];
+export type AddonsConfig = ClusterConfig["addons"];
+
+/** Who installs the add-ons once `auto` is resolved: `nodes` when the API load balancer is internal. */
+export function addonInstaller(c: Pick<ClusterConfig, "addons" | "apiLoadBalancer">): "pulumi" | "nodes" {
+  if (c.addons.installer !== "auto") return c.addons.installer;
+  return c.apiLoadBalancer.scheme === "internal" ? "nodes" : "pulumi";
+}
 
 /** Thrown with every problem in the stack config; nothing has been registered when it is. */
 export class ConfigError extends Error {

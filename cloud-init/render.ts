@@ -61,17 +61,58 @@ function definedValues(o: object): Record<string, string> {
   return Object.fromEntries(Object.entries(o).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
-/** The bootstrap scripts in load order, as cloud-init write_files entries. */
-export function scriptFiles(dir: string = SCRIPTS_DIR): WriteFile[] {
-  return fs
-    .readdirSync(dir)
-    .filter((f) => f.endsWith(".sh"))
+export type NodeRole = NodeEnv["NODE_ROLE"];
+
+/** What decides which scripts a machine needs besides its role. */
+export interface ScriptNeeds {
+  role: NodeRole;
+}
+
+/**
+ * The scripts one machine runs. Each role gets only its own: EC2's 16 KB user data limit leaves no
+ * room to ship every script to every machine. A test checks that every script a selected script
+ * calls or sources is selected too, and that every script in the folder is selected for some role.
+ */
+export function scriptsFor(needs: ScriptNeeds): string[] {
+  const out = ["bootstrap.sh", "fetch-secrets.sh", "install.sh", "lib.sh"];
+  if (needs.role === "control-plane") out.push("join-lock.sh");
+  return out.sort();
+}
+
+/**
+ * A script as shipped: without its comment lines, which are for the reader of the repository and
+ * would take about a fifth of EC2's 16 KB. Kept: the shebang, shellcheck directives, and every
+ * line of a here-document, whose `#` lines are data. The bootstrap tests and shellcheck run the
+ * shipped text, so stripping cannot change behaviour unnoticed.
+ */
+export function shippedScript(text: string): string {
+  const out: string[] = [];
+  let heredocEnd: string | undefined;
+  for (const [i, line] of text.split("\n").entries()) {
+    if (heredocEnd !== undefined) {
+      out.push(line);
+      if (line.trim() === heredocEnd) heredocEnd = undefined;
+      continue;
+    }
+    const comment = /^\s*#/.test(line) && !(i === 0 && line.startsWith("#!")) && !/^\s*# shellcheck /.test(line);
+    if (!comment) out.push(line);
+    const start = /<<-?\s*(['"]?)([A-Za-z_][A-Za-z0-9_]*)\1/.exec(line.replace(/<<</g, ""));
+    if (start) heredocEnd = start[2];
+  }
+  return out.join("\n");
+}
+
+/** Scripts as cloud-init write_files entries, in name order. */
+export function scriptFiles(names: string[], dir: string = SCRIPTS_DIR): WriteFile[] {
+  return [...names]
     .sort()
-    .map((f) => ({ path: `${LIB_DIR}/${f}`, content: fs.readFileSync(path.join(dir, f), "utf8"), permissions: "0755" }));
+    .map((f) => ({ path: `${LIB_DIR}/${f}`, content: shippedScript(fs.readFileSync(path.join(dir, f), "utf8")), permissions: "0755" }));
 }
 
 export interface NodeDocuments {
   env: NodeEnv;
+  /** What selects the scripts beyond the role (`scriptsFor`). Default: the role's own scripts only. */
+  needs?: Omit<ScriptNeeds, "role">;
   /** File name under /etc/kubeadm-ha -> content (init.yaml, join.yaml, patches/...; etcd.yaml and kubelet-etcd.yaml on an external etcd member). */
   kubeadm: Record<string, string>;
 }
@@ -79,7 +120,7 @@ export interface NodeDocuments {
 /** The cloud-config object for one node. */
 export function cloudConfig(node: NodeDocuments) {
   const files: WriteFile[] = [
-    ...scriptFiles(),
+    ...scriptFiles(scriptsFor({ ...node.needs, role: node.env.NODE_ROLE })),
     { path: `${ETC_DIR}/node.env`, content: envFile(definedValues({ ...node.env, TOKEN_PLACEHOLDER })), permissions: "0644" },
     // kubeadm documents hold no secret, but nothing but root needs them.
     ...Object.entries(node.kubeadm)

@@ -22,7 +22,7 @@ describe("parseConfig defaults", () => {
       clusterName: "dev",
       kubernetesVersion: DEFAULT_KUBERNETES_VERSION,
       controlPlane: { count: 3, instanceType: "m7i.large", rootVolumeGiB: 50 },
-      etcd: { topology: "stacked", nodeCount: 3, instanceType: "m7i.large", rootVolumeGiB: 50, heartbeatIntervalMs: 100, electionTimeoutMs: 1000 },
+      etcd: { topology: "stacked", nodeCount: 3, instanceType: "m7i.large", rootVolumeGiB: 50, heartbeatIntervalMs: 100, electionTimeoutMs: 1000, backup: { enabled: true, intervalMinutes: 15, retentionDays: 30 } },
       network: {
         vpcCidr: "10.0.0.0/16",
         availabilityZones: ZONES,
@@ -31,6 +31,9 @@ describe("parseConfig defaults", () => {
         natGateways: "perZone",
       },
       apiLoadBalancer: { scheme: "internet-facing", allowedCidrs: ["0.0.0.0/0"] },
+      addons: { installer: "auto", cni: "cilium", awsCloudControllerManager: true, ebsCsiDriver: true, readinessTimeoutMinutes: 20 },
+      encryptionAtRest: true,
+      autoRecovery: true,
       leaderElection: { leaseDuration: "15s", renewDeadline: "10s", retryPeriod: "2s" },
       workerPools: [],
       tags: {},
@@ -47,7 +50,7 @@ describe("parseConfig defaults", () => {
       workerPools: [{ name: "general", minSize: 2, maxSize: 6, desiredCapacity: 3 }],
     });
     expect(c.controlPlane.count).toBe(5);
-    expect(c.etcd).toEqual({ topology: "external", nodeCount: 5, instanceType: "m7i.large", rootVolumeGiB: 100, heartbeatIntervalMs: 250, electionTimeoutMs: 2500 });
+    expect(c.etcd).toEqual({ topology: "external", nodeCount: 5, instanceType: "m7i.large", rootVolumeGiB: 100, heartbeatIntervalMs: 250, electionTimeoutMs: 2500, backup: { enabled: true, intervalMinutes: 15, retentionDays: 30 } });
     expect(c.workerPools).toEqual([
       {
         name: "general",

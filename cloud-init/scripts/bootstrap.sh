@@ -23,121 +23,18 @@ if [[ $NODE_ROLE == etcd && -e $KUBERNETES_DIR/manifests/etcd.yaml ]]; then
 fi
 log "bootstrapping $NODE_NAME: role=$NODE_ROLE init_node=$INIT_NODE kubernetes=$KUBERNETES_VERSION api=${API_ENDPOINT:-none}"
 
-readonly LEASE=kubeadm-ha-control-plane-join
 SYSTEMD_DIR=${SYSTEMD_DIR:-/etc/systemd/system}
 ETCD_HEALTH_URL=${ETCD_HEALTH_URL:-http://127.0.0.1:2381/health}
-JOINER_KUBECONFIG=$KUBEADM_HA_RUN/joiner.conf
-LOCK_TRIED=false
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+if [[ $NODE_ROLE == control-plane ]]; then
+  # shellcheck source-path=SCRIPTDIR source=join-lock.sh
+  source "$KUBEADM_HA_LIB/join-lock.sh"
+fi
+
 "$BASH" "$KUBEADM_HA_LIB/install.sh"
 "$BASH" "$KUBEADM_HA_LIB/fetch-secrets.sh"
-
-# Lease documents are JSON (valid YAML for kubectl) built by python3, never by string templates.
-read -r -d '' LEASE_PY <<'PY' || true
-import json, os, sys
-from datetime import datetime, timezone
-
-now = datetime.now(timezone.utc)
-stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # metav1.MicroTime
-cmd, holder = sys.argv[1], os.environ["NODE_NAME"]
-if cmd == "new":
-    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-             "metadata": {"name": sys.argv[2], "namespace": "kube-system",
-                          "labels": {"app.kubernetes.io/managed-by": "kubeadm-ha"}},
-             "spec": {"holderIdentity": holder, "acquireTime": stamp, "renewTime": stamp}}
-else:
-    lease = json.load(sys.stdin)
-    spec = lease.setdefault("spec", {})
-    if cmd == "inspect":
-        last = spec.get("renewTime") or spec.get("acquireTime") or lease["metadata"].get("creationTimestamp")
-        age = int((now - datetime.fromisoformat(last.replace("Z", "+00:00"))).total_seconds()) if last else 10**9
-        print(age, spec.get("holderIdentity", ""))
-        sys.exit(0)
-    # "take": keeps metadata.resourceVersion, so `kubectl replace` is a compare-and-swap.
-    lease["metadata"].pop("managedFields", None)
-    if spec.get("holderIdentity") != holder:
-        spec["leaseTransitions"] = spec.get("leaseTransitions", 0) + 1
-        spec["acquireTime"] = stamp
-    spec["holderIdentity"], spec["renewTime"] = holder, stamp
-spec = lease["spec"]
-spec["leaseDurationSeconds"] = int(os.environ["KUBEADM_HA_LOCK_STALE_SECONDS"])
-json.dump(lease, sys.stdout)
-PY
-
-lock_kubectl() { kubectl --kubeconfig "$JOINER_KUBECONFIG" --request-timeout=30s -n kube-system "$@"; }
-
-# The joining master holds the cluster CA key (from the secret store), so it signs itself a
-# short-lived cluster-admin credential instead of any long-lived kubeconfig living in user data.
-mint_joiner_kubeconfig() {
-  python3 -c 'import json, os; e = os.environ; print(json.dumps({
-    "apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "ClusterConfiguration",
-    "clusterName": e["CLUSTER_NAME"], "kubernetesVersion": "v" + e["KUBERNETES_VERSION"],
-    "controlPlaneEndpoint": e["API_ENDPOINT"], "certificatesDir": e["KUBERNETES_DIR"] + "/pki"}))' \
-    >"$KUBEADM_HA_RUN/joiner-cluster.yaml"
-  (umask 077 && kubeadm kubeconfig user --config "$KUBEADM_HA_RUN/joiner-cluster.yaml" \
-    --client-name "kubeadm-ha-joiner:$NODE_NAME" --org kubeadm:cluster-admins --validity-period 1h \
-    >"$JOINER_KUBECONFIG") || die 1 "kubeadm could not mint the joiner kubeconfig"
-}
-
-# Also refreshes the lease when this node already holds it (before each retry, or after a reboot
-# mid-join), so a long series of attempts is not mistaken for a dead holder.
-acquire_join_lock() {
-  local deadline=$((SECONDS + KUBEADM_HA_WAIT_SECONDS)) out lease holder age
-  mint_joiner_kubeconfig
-  LOCK_TRIED=true
-  while true; do
-    if out=$(python3 -c "$LEASE_PY" new "$LEASE" | lock_kubectl create -f - 2>&1); then
-      log "acquired join lock lease/$LEASE"
-      return 0
-    fi
-    if [[ $out != *AlreadyExists* ]]; then
-      log "could not create lease/$LEASE: $out"
-    elif ! lease=$(lock_kubectl get lease "$LEASE" -o json 2>&1); then
-      [[ $lease == *NotFound* ]] && continue # released between our create and get: try again now
-      log "could not read lease/$LEASE: $lease"
-    elif ! read -r age holder < <(python3 -c "$LEASE_PY" inspect <<<"$lease"); then
-      log "could not parse lease/$LEASE"
-    elif [[ $holder == "$NODE_NAME" || $age -ge $KUBEADM_HA_LOCK_STALE_SECONDS ]]; then
-      if [[ $holder == "$NODE_NAME" ]]; then
-        log "join lock already held by this node; renewing it"
-      else
-        log "breaking stale join lock held by '$holder' (last renewed ${age}s ago, limit ${KUBEADM_HA_LOCK_STALE_SECONDS}s)"
-      fi
-      # Not delete-then-create: two waiters breaking the same stale lease could each delete the
-      # other's fresh one. A replace at the observed resourceVersion succeeds only once.
-      if out=$(python3 -c "$LEASE_PY" take <<<"$lease" | lock_kubectl replace -f - 2>&1); then
-        log "acquired join lock lease/$LEASE"
-        return 0
-      fi
-      log "lost the race for lease/$LEASE: $out"
-      continue
-    else
-      log "join lock held by '$holder' (renewed ${age}s ago); waiting"
-    fi
-    if ((SECONDS >= deadline)); then
-      die "$EXIT_LOCK_TIMEOUT" "timed out after ${KUBEADM_HA_WAIT_SECONDS}s waiting for join lock lease/$LEASE in kube-system"
-    fi
-    sleep "$KUBEADM_HA_POLL_SECONDS"
-  done
-}
-
-release_join_lock() {
-  local lease holder age
-  [[ $LOCK_TRIED == true ]] || return 0
-  if lease=$(lock_kubectl get lease "$LEASE" -o json 2>/dev/null) &&
-    read -r age holder < <(python3 -c "$LEASE_PY" inspect <<<"$lease") && [[ $holder == "$NODE_NAME" ]]; then
-    if lock_kubectl delete lease "$LEASE" >/dev/null; then
-      log "released join lock lease/$LEASE (held ${age}s since last renewal)"
-    else
-      log "WARNING: could not delete lease/$LEASE; it goes stale after ${KUBEADM_HA_LOCK_STALE_SECONDS}s"
-    fi
-  else
-    log "join lock is not held by this node; nothing to release"
-  fi
-  rm -f "$JOINER_KUBECONFIG"
-}
 
 # What `kubeadm reset` asks the operator to clean up, so the next attempt starts from scratch.
 reset_node() {

@@ -1,0 +1,63 @@
+/**
+ * Each machine gets only its role's scripts (cloud-init/render.ts scriptsFor). These checks keep
+ * the selection closed: whatever a selected script sources or runs from the script folder is
+ * selected too, and no script in the folder is dead.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { SCRIPTS_DIR, ScriptNeeds, scriptsFor, shippedScript } from "../cloud-init/render";
+
+/** Every combination of needs a machine can have. Extend it with each new field of ScriptNeeds. */
+export const ALL_NEEDS: ScriptNeeds[] = [{ role: "control-plane" }, { role: "worker" }, { role: "etcd" }];
+
+/**
+ * References guarded at run time, with the machines on which the guard skips them: there the
+ * referenced script may be absent. Extend it with each new guarded reference.
+ */
+export const GUARDED: Record<string, (n: ScriptNeeds) => boolean> = {
+  "bootstrap.sh -> join-lock.sh": (n) => n.role !== "control-plane",
+};
+
+/** Scripts a script pulls in: `source "$KUBEADM_HA_LIB/x.sh"`, `"$BASH" "$KUBEADM_HA_LIB/x.sh"` or `${BASH_SOURCE[0]%/*}/x.sh`. */
+function referenced(script: string): string[] {
+  const text = fs.readFileSync(path.join(SCRIPTS_DIR, script), "utf8");
+  const refs = [...text.matchAll(/(?:\$KUBEADM_HA_LIB|\$\{KUBEADM_HA_LIB\}|\$\{BASH_SOURCE\[0\]%\/\*\})\/([a-z0-9-]+\.sh)/g)].map((m) => m[1]);
+  return [...new Set(refs)].sort();
+}
+
+describe("scriptsFor", () => {
+  it.each(ALL_NEEDS.map((n) => [JSON.stringify(n), n] as const))("%s: every script a selected script uses is selected", (_, needs) => {
+    const selected = new Set(scriptsFor(needs));
+    const missing = [...selected].flatMap((s) => referenced(s).filter((r) => !selected.has(r)).map((r) => `${s} -> ${r}`)).filter((ref) => !GUARDED[ref]?.(needs));
+    expect(missing).toEqual([]);
+  });
+
+  it("every script in cloud-init/scripts is selected for some machine", () => {
+    const used = new Set(ALL_NEEDS.flatMap((n) => scriptsFor(n)));
+    const all = fs.readdirSync(SCRIPTS_DIR).filter((f) => f.endsWith(".sh"));
+    expect(all.filter((f) => !used.has(f))).toEqual([]);
+  });
+
+  it("workers and etcd members do not get the control-plane join lock", () => {
+    expect(scriptsFor({ role: "worker" })).toEqual(["bootstrap.sh", "fetch-secrets.sh", "install.sh", "lib.sh"]);
+    expect(scriptsFor({ role: "etcd" })).not.toContain("join-lock.sh");
+    expect(scriptsFor({ role: "control-plane" })).toContain("join-lock.sh");
+  });
+
+  it("the reference scan sees the scripts bootstrap.sh pulls in", () => {
+    expect(referenced("bootstrap.sh")).toEqual(["fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh"]);
+  });
+});
+
+describe("shippedScript", () => {
+  it.each([
+    ["drops comment lines, keeps the shebang", "#!/usr/bin/env bash\n# why\nset -e\n  # indented why\necho hi # trailing stays\n", "#!/usr/bin/env bash\nset -e\necho hi # trailing stays\n"],
+    ["keeps shellcheck directives", "# shellcheck shell=bash\n# prose\nx=1\n", "# shellcheck shell=bash\nx=1\n"],
+    ["keeps every line of a here-document", "cat <<'EOF'\n# data\nEOF\n# gone\n", "cat <<'EOF'\n# data\nEOF\n"],
+    ["keeps an unquoted, dash here-document", "read -r -d '' X <<-PY || true\n# python comment\n\tPY\n# gone\n", "read -r -d '' X <<-PY || true\n# python comment\n\tPY\n"],
+    ["a here-string is not a here-document", "read -r a <<<\"$x\"\n# gone\n", "read -r a <<<\"$x\"\n"],
+    ["a # not at line start is code", "echo \"#x\"\n", "echo \"#x\"\n"],
+  ])("%s", (_, input, expected) => {
+    expect(shippedScript(input)).toBe(expected);
+  });
+});
