@@ -36,6 +36,10 @@ export interface NodeEnv {
   ETCD_TOPOLOGY?: "stacked" | "external";
   /** Control plane with external etcd only: the members' client URLs, comma-separated, which `kubeadm init` waits for. */
   ETCD_ENDPOINTS?: string;
+  /** Machines holding an etcd member (stacked masters, external members): every member as etcd's `--initial-cluster` (`name=https://ip:2380,...`). */
+  ETCD_MEMBERS?: string;
+  /** Machines holding an etcd member: the etcd image the member runs, whose etcdctl and etcdutl the scripts use (etcdctl.sh). */
+  ETCD_IMAGE?: string;
 }
 
 export interface WriteFile {
@@ -66,6 +70,8 @@ export type NodeRole = NodeEnv["NODE_ROLE"];
 /** What decides which scripts a machine needs besides its role. */
 export interface ScriptNeeds {
   role: NodeRole;
+  /** Control plane only: a stacked master holds an etcd member. */
+  etcdTopology?: "stacked" | "external";
 }
 
 /**
@@ -76,6 +82,7 @@ export interface ScriptNeeds {
 export function scriptsFor(needs: ScriptNeeds): string[] {
   const out = ["bootstrap.sh", "fetch-secrets.sh", "install.sh", "lib.sh"];
   if (needs.role === "control-plane") out.push("join-lock.sh");
+  if (needs.role === "etcd" || (needs.role === "control-plane" && needs.etcdTopology === "stacked")) out.push("etcdctl.sh");
   return out.sort();
 }
 
@@ -120,7 +127,7 @@ export interface NodeDocuments {
 /** The cloud-config object for one node. */
 export function cloudConfig(node: NodeDocuments) {
   const files: WriteFile[] = [
-    ...scriptFiles(scriptsFor({ ...node.needs, role: node.env.NODE_ROLE })),
+    ...scriptFiles(scriptsFor({ ...node.needs, role: node.env.NODE_ROLE, etcdTopology: node.env.ETCD_TOPOLOGY })),
     { path: `${ETC_DIR}/node.env`, content: envFile(definedValues({ ...node.env, TOKEN_PLACEHOLDER })), permissions: "0644" },
     // kubeadm documents hold no secret, but nothing but root needs them.
     ...Object.entries(node.kubeadm)

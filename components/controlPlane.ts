@@ -19,6 +19,7 @@ import {
   toYaml,
 } from "../cloud-init/kubeadm";
 import { NodeDocuments, assertUserDataSize, encodeUserData, renderCloudConfig } from "../cloud-init/render";
+import { etcdImage } from "./etcd";
 import { nthHost } from "./network";
 import { nodeInstance } from "./nodeInstance";
 
@@ -106,7 +107,10 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
       AWS_REGION: v.region,
       SECRET_ID: v.secretArn,
       ETCD_TOPOLOGY: v.externalEtcd ? "external" : "stacked",
-      ...(v.externalEtcd ? { ETCD_ENDPOINTS: v.externalEtcd.endpoints.join(",") } : {}),
+      ...(v.externalEtcd
+        ? { ETCD_ENDPOINTS: v.externalEtcd.endpoints.join(",") }
+        : // kubeadm names a stacked member after its node and serves peers on the node's address.
+          { ETCD_MEMBERS: v.masters.map((m) => `${m.name}=https://${m.ip}:2380`).join(","), ETCD_IMAGE: etcdImage(v.kubernetesVersion) }),
     },
     kubeadm,
   };

@@ -270,6 +270,8 @@ export function etcdNodeDocuments(v: EtcdClusterValues & { region: string; secre
       KUBERNETES_MINOR: v.kubernetesVersion.split(".").slice(0, 2).join("."),
       AWS_REGION: v.region,
       SECRET_ID: v.secretArn,
+      ETCD_MEMBERS: initialCluster(v.members),
+      ETCD_IMAGE: etcdImage(v.kubernetesVersion),
     },
     kubeadm: {
       "etcd.yaml": toYaml(etcdPod(v, self)),

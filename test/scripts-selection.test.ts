@@ -8,7 +8,12 @@ import * as path from "path";
 import { SCRIPTS_DIR, ScriptNeeds, scriptsFor, shippedScript } from "../cloud-init/render";
 
 /** Every combination of needs a machine can have. Extend it with each new field of ScriptNeeds. */
-export const ALL_NEEDS: ScriptNeeds[] = [{ role: "control-plane" }, { role: "worker" }, { role: "etcd" }];
+export const ALL_NEEDS: ScriptNeeds[] = [
+  { role: "control-plane", etcdTopology: "stacked" },
+  { role: "control-plane", etcdTopology: "external" },
+  { role: "worker" },
+  { role: "etcd" },
+];
 
 /**
  * References guarded at run time, with the machines on which the guard skips them: there the

@@ -1,0 +1,54 @@
+# shellcheck shell=bash
+# etcdctl and etcdutl for the scripts that manage this machine's etcd member (rejoin, backup,
+# restore), sourced after lib.sh on machines that hold a member: stacked masters and external etcd
+# members. They run from the etcd image the member itself runs (kubeadm's pinned image, ETCD_IMAGE),
+# through containerd, so there is no second etcd download to pin and verify. ETCDCTL and ETCDUTL
+# name local binaries instead (the tests use Debian's etcd-client).
+
+# The member's client and peer URLs from ETCD_MEMBERS (`name=https://ip:2380,...`, etcd's
+# --initial-cluster): prints `name client-url peer-url` per member, in order.
+etcd_members() {
+  local entry name peer
+  [[ -n ${ETCD_MEMBERS:-} ]] || die "$EXIT_CONFIG" "ETCD_MEMBERS is not set in $KUBEADM_HA_ETC/node.env"
+  for entry in ${ETCD_MEMBERS//,/ }; do
+    name=${entry%%=*}
+    peer=${entry#*=}
+    [[ $peer =~ ^https://[0-9.]+:2380$ ]] || die "$EXIT_CONFIG" "ETCD_MEMBERS entry '$entry' is not name=https://<ip>:2380"
+    printf '%s %s %s\n' "$name" "${peer%:2380}:2379" "$peer"
+  done
+}
+
+# This machine's client certificate for etcdctl: an external member uses its server pair (issued
+# with client_auth, as kubeadm's is); a master uses kubeadm's etcd healthcheck-client pair.
+etcd_client_env() {
+  local pki=$KUBERNETES_DIR/pki/etcd
+  export ETCDCTL_API=3 ETCDCTL_CACERT=$pki/ca.crt ETCDCTL_DIAL_TIMEOUT=${ETCDCTL_DIAL_TIMEOUT:-5s}
+  if [[ $NODE_ROLE == etcd ]]; then
+    export ETCDCTL_CERT=$pki/server.crt ETCDCTL_KEY=$pki/server.key
+  else
+    export ETCDCTL_CERT=$pki/healthcheck-client.crt ETCDCTL_KEY=$pki/healthcheck-client.key
+  fi
+}
+
+# etcd_tool etcdctl|etcdutl ARGS...: runs the tool with the ETCDCTL_* environment. In the
+# container, the PKI and KUBEADM_HA_RUN (where snapshots are written) are the host's own paths.
+etcd_tool() {
+  local tool=$1 local_bin
+  shift
+  if [[ $tool == etcdctl ]]; then local_bin=${ETCDCTL:-}; else local_bin=${ETCDUTL:-}; fi
+  if [[ -n $local_bin ]]; then
+    "$local_bin" "$@"
+    return
+  fi
+  [[ -n ${ETCD_IMAGE:-} ]] || die "$EXIT_CONFIG" "ETCD_IMAGE is not set in $KUBEADM_HA_ETC/node.env"
+  ctr -n k8s.io image ls -q | grep -qxF "$ETCD_IMAGE" || ctr -n k8s.io image pull "$ETCD_IMAGE" >/dev/null
+  mkdir -p "$KUBEADM_HA_RUN"
+  ctr -n k8s.io run --rm --net-host \
+    --mount "type=bind,src=$KUBERNETES_DIR/pki/etcd,dst=$KUBERNETES_DIR/pki/etcd,options=rbind:ro" \
+    --mount "type=bind,src=$KUBEADM_HA_RUN,dst=$KUBEADM_HA_RUN,options=rbind:rw" \
+    --env ETCDCTL_API=3 --env "ETCDCTL_CACERT=${ETCDCTL_CACERT:-}" --env "ETCDCTL_CERT=${ETCDCTL_CERT:-}" \
+    --env "ETCDCTL_KEY=${ETCDCTL_KEY:-}" --env "ETCDCTL_DIAL_TIMEOUT=${ETCDCTL_DIAL_TIMEOUT:-5s}" \
+    "$ETCD_IMAGE" "kubeadm-ha-$tool-$$-$RANDOM" "$tool" "$@"
+}
+
+etcdctl_run() { etcd_tool etcdctl "$@"; }
