@@ -86,7 +86,7 @@ describe("masterDocuments", () => {
       AWS_REGION: "eu-west-1",
       SECRET_ID: v.secretArn,
       ETCD_TOPOLOGY: "stacked",
-      ETCD_MEMBERS: [10, 32, 64].map((o) => `ip-10-0-${o}-10.eu-west-1.compute.internal=https://10.0.${o}.10:2380`).join(","),
+      ETCD_MEMBERS: [0, 32, 64].map((o) => `ip-10-0-${o}-10.eu-west-1.compute.internal=https://10.0.${o}.10:2380`).join(","),
       ETCD_IMAGE: "registry.k8s.io/etcd:3.6.9-0",
     });
   });
