@@ -1,0 +1,383 @@
+import * as pulumi from "@pulumi/pulumi";
+import { parse, parseAllDocuments } from "yaml";
+import { scriptsFor } from "../cloud-init/render";
+import {
+  ADDON_VERSIONS,
+  AddonRelease,
+  Addons,
+  AddonsArgs,
+  addonNodeFiles,
+  addonReleases,
+  addonVersions,
+  defaultStorageClass,
+} from "../components/addons";
+import { Cluster } from "../components/cluster";
+import { masterDocuments, placeNodes } from "../components/controlPlane";
+import { SUPPORTED_MINORS, parseConfig } from "../config";
+import { decodeUserData } from "../scripts/renderLib";
+import { FIXTURES, Registration, settle, setupMocks, valueOf } from "./mocks";
+
+const MINORS = Array.from({ length: SUPPORTED_MINORS.max - SUPPORTED_MINORS.min + 1 }, (_, i) => SUPPORTED_MINORS.min + i);
+const BASE = { kubernetesVersion: "1.35.0", clusterName: "prod", region: "eu-west-1", podCidr: "10.200.0.0/16", cni: "cilium", awsCloudControllerManager: true, ebsCsiDriver: true } as const;
+const CP_TOLERATION = { key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" };
+
+describe("pinned versions", () => {
+  it.each(MINORS)("Kubernetes 1.%d has a row, and the cloud controller's image is of that minor or, for 1.36, the newest published", (minor) => {
+    const v = addonVersions(`1.${minor}.0`);
+    expect(v).toBe(ADDON_VERSIONS[minor]);
+    expect(v.cilium).toMatch(/^1\.\d+\.\d+$/);
+    expect(v.calico).toMatch(/^v3\.\d+\.\d+$/);
+    expect(v.ebsCsiDriver).toMatch(/^2\.\d+\.\d+$/);
+    expect(v.awsCloudControllerManagerImage).toMatch(minor === 36 ? /^v1\.35\.\d+$/ : new RegExp(`^v1\\.${minor}\\.\\d+$`));
+  });
+
+  it("pins nothing outside the supported minors", () => {
+    expect(Object.keys(ADDON_VERSIONS).map(Number)).toEqual(MINORS);
+    expect(() => addonVersions("1.40.0")).toThrow("addonVersions: no add-on versions pinned for Kubernetes 1.40; add a row to ADDON_VERSIONS");
+  });
+});
+
+describe("addonReleases", () => {
+  it.each([
+    [31, "1.18.14", "v3.29.4", "v1.31.5"],
+    [32, "1.19.8", "v3.31.3", "v1.32.1"],
+    [33, "1.19.8", "v3.31.3", "v1.33.0"],
+    [34, "1.19.8", "v3.31.3", "v1.34.0"],
+    [35, "1.19.8", "v3.31.3", "v1.35.2"],
+    [36, "1.20.2", "v3.32.3", "v1.35.2"],
+  ])("Kubernetes 1.%d: cilium %s, calico %s, cloud controller image %s", (minor, cilium, calico, ccmImage) => {
+    const kubernetesVersion = `1.${minor}.2`;
+    const summary = (rs: AddonRelease[]) => rs.map((r) => [r.name, r.chart, r.repo, r.version, r.namespace]);
+    expect(summary(addonReleases({ ...BASE, kubernetesVersion }))).toEqual([
+      ["cilium", "cilium", "https://helm.cilium.io/", cilium, "kube-system"],
+      ["aws-cloud-controller-manager", "aws-cloud-controller-manager", "https://kubernetes.github.io/cloud-provider-aws", "0.0.10", "kube-system"],
+      ["aws-ebs-csi-driver", "aws-ebs-csi-driver", "https://kubernetes-sigs.github.io/aws-ebs-csi-driver", "2.56.1", "kube-system"],
+    ]);
+    const withCalico = addonReleases({ ...BASE, kubernetesVersion, cni: "calico" });
+    expect(summary(withCalico)[0]).toEqual(["calico", "tigera-operator", "https://docs.tigera.io/calico/charts", calico, "tigera-operator"]);
+    expect((withCalico[1].values.image as { tag: string }).tag).toBe(ccmImage);
+  });
+
+  it("Cilium: VXLAN tunnel, pods from podCidr by cluster-pool IPAM, kube-proxy kept, two operators", () => {
+    expect(addonReleases(BASE)[0].values).toEqual({
+      routingMode: "tunnel",
+      tunnelProtocol: "vxlan",
+      kubeProxyReplacement: false,
+      ipam: { mode: "cluster-pool", operator: { clusterPoolIPv4PodCIDRList: ["10.200.0.0/16"], clusterPoolIPv4MaskSize: 24 } },
+      operator: { replicas: 2 },
+    });
+  });
+
+  it("Calico: one VXLAN pool over podCidr, BGP off", () => {
+    expect(addonReleases({ ...BASE, cni: "calico" })[0].values).toEqual({
+      installation: {
+        cni: { type: "Calico" },
+        calicoNetwork: {
+          bgp: "Disabled",
+          ipPools: [{ name: "default-ipv4-ippool", cidr: "10.200.0.0/16", encapsulation: "VXLAN", natOutgoing: "Enabled", nodeSelector: "all()", blockSize: 26 }],
+        },
+      },
+    });
+  });
+
+  it("cloud controller: the cluster's name, no cloud routes, on the masters through their taints, host network", () => {
+    expect(addonReleases(BASE)[1].values).toEqual({
+      args: ["--cloud-provider=aws", "--configure-cloud-routes=false", "--cluster-name=prod", "--v=2"],
+      image: { repository: "registry.k8s.io/provider-aws/cloud-controller-manager", tag: "v1.35.2" },
+      hostNetworking: true,
+      nodeSelector: { "node-role.kubernetes.io/control-plane": "" },
+      tolerations: [
+        CP_TOLERATION,
+        { key: "node.cloudprovider.kubernetes.io/uninitialized", value: "true", effect: "NoSchedule" },
+        { key: "node.kubernetes.io/not-ready", effect: "NoSchedule" },
+      ],
+    });
+  });
+
+  it("EBS CSI: controller on the masters, node plugin everywhere, no StorageClass from the chart", () => {
+    expect(addonReleases(BASE)[2].values).toEqual({
+      controller: {
+        region: "eu-west-1",
+        k8sTagClusterId: "prod",
+        nodeSelector: { "node-role.kubernetes.io/control-plane": "" },
+        tolerations: [{ ...CP_TOLERATION, operator: "Exists" }],
+      },
+      node: { tolerateAllTaints: true },
+      storageClasses: [],
+      defaultStorageClass: { enabled: false },
+    });
+  });
+
+  it.each([
+    ["cni none", { cni: "none" as const }, ["aws-cloud-controller-manager", "aws-ebs-csi-driver"]],
+    ["no cloud controller", { awsCloudControllerManager: false }, ["cilium", "aws-ebs-csi-driver"]],
+    ["no EBS CSI driver", { ebsCsiDriver: false }, ["cilium", "aws-cloud-controller-manager"]],
+    ["nothing", { cni: "none" as const, awsCloudControllerManager: false, ebsCsiDriver: false }, []],
+  ])("turning an add-on off removes exactly its release: %s", (_, off, names) => {
+    expect(addonReleases({ ...BASE, ...off }).map((r) => r.name)).toEqual(names);
+  });
+});
+
+describe("defaultStorageClass", () => {
+  it("is the default class: encrypted gp3 from the EBS CSI driver, bound where the pod lands, expandable", () => {
+    expect(defaultStorageClass()).toEqual({
+      apiVersion: "storage.k8s.io/v1",
+      kind: "StorageClass",
+      metadata: { name: "gp3", annotations: { "storageclass.kubernetes.io/is-default-class": "true" } },
+      provisioner: "ebs.csi.aws.com",
+      parameters: { type: "gp3", encrypted: "true" },
+      volumeBindingMode: "WaitForFirstConsumer",
+      allowVolumeExpansion: true,
+      reclaimPolicy: "Delete",
+    });
+  });
+});
+
+describe("addonNodeFiles (installer nodes)", () => {
+  const releases = addonReleases(BASE);
+
+  it("one values file a release, the ordered list addons.sh reads, and the StorageClass manifest, each YAML 1.1 that reads back", () => {
+    const files = addonNodeFiles(releases, defaultStorageClass());
+    expect(Object.keys(files).sort()).toEqual([
+      "addons/aws-cloud-controller-manager.yaml",
+      "addons/aws-ebs-csi-driver.yaml",
+      "addons/cilium.yaml",
+      "addons/releases",
+      "addons/storageclass.yaml",
+    ]);
+    expect(files["addons/releases"]).toBe(
+      "cilium cilium https://helm.cilium.io/ 1.19.8 kube-system\n" +
+        "aws-cloud-controller-manager aws-cloud-controller-manager https://kubernetes.github.io/cloud-provider-aws 0.0.10 kube-system\n" +
+        "aws-ebs-csi-driver aws-ebs-csi-driver https://kubernetes-sigs.github.io/aws-ebs-csi-driver 2.56.1 kube-system\n",
+    );
+    for (const r of releases) expect(parse(files[`addons/${r.name}.yaml`], { version: "1.1" })).toEqual(r.values);
+    expect(parse(files["addons/storageclass.yaml"], { version: "1.1" })).toEqual(defaultStorageClass());
+    // YAML 1.1 would read an unquoted true as a boolean: the annotation and parameter stay strings.
+    expect(files["addons/storageclass.yaml"]).toContain('storageclass.kubernetes.io/is-default-class: "true"');
+  });
+
+  it("nothing to install: no files, so master 0 ships no add-on script", () => {
+    expect(addonNodeFiles([])).toEqual({});
+  });
+
+  it("refuses a field the script would split", () => {
+    expect(() => addonNodeFiles([{ ...releases[0], version: "1.19 .8" }])).toThrow(
+      'addonNodeFiles: release "cilium" has a field addons.sh cannot read: "1.19 .8"',
+    );
+  });
+
+  it("only a master that installs add-ons gets addons.sh", () => {
+    expect(scriptsFor({ role: "control-plane", etcdTopology: "external", addons: true })).toContain("addons.sh");
+    expect(scriptsFor({ role: "control-plane", etcdTopology: "external" })).not.toContain("addons.sh");
+    expect(scriptsFor({ role: "worker", addons: true })).not.toContain("addons.sh");
+  });
+
+  it("masterDocuments writes them on master 0 only", () => {
+    const masters = placeNodes(3, ["eu-west-1a", "eu-west-1b", "eu-west-1c"], ["10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19"], "eu-west-1");
+    const v = {
+      clusterName: "prod",
+      kubernetesVersion: "1.35.0",
+      region: "eu-west-1",
+      apiEndpoint: "prod-api:6443",
+      caCertHash: "sha256:" + "ab".repeat(32),
+      secretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod",
+      podCidr: "10.200.0.0/16",
+      serviceCidr: "10.96.0.0/12",
+      leaderElection: { leaseDuration: "15s", renewDeadline: "10s", retryPeriod: "2s" },
+      masters,
+      addonFiles: addonNodeFiles(releases),
+    };
+    const first = masterDocuments(v, masters[0]);
+    expect(Object.keys(first.kubeadm).filter((k) => k.startsWith("addons/")).sort()).toEqual(Object.keys(v.addonFiles).sort());
+    expect(first.needs).toEqual({ addons: true });
+    const second = masterDocuments(v, masters[1]);
+    expect(Object.keys(second.kubeadm).filter((k) => k.startsWith("addons/"))).toEqual([]);
+    expect(second.needs).toBeUndefined();
+  });
+});
+
+describe("Addons component", () => {
+  let regs: Registration[];
+  beforeAll(async () => {
+    regs = await setupMocks();
+  });
+
+  const KUBECONFIG = "apiVersion: v1\nkind: Config\n# test kubeconfig\n";
+  const args = (over: Partial<AddonsArgs> = {}): AddonsArgs => ({
+    kubeconfig: pulumi.secret(KUBECONFIG),
+    apiEndpoint: pulumi.output("kh-api.elb.eu-west-1.amazonaws.com:6443"),
+    caCertPem: FIXTURES.caCert,
+    releases: addonReleases(BASE),
+    storageClass: defaultStorageClass(),
+    readinessTimeoutMinutes: 20,
+    ...over,
+  });
+
+  /** Builds the component; returns what it registered (itself excluded) and every child's options. */
+  async function build(name: string, a: AddonsArgs) {
+    const before = regs.length;
+    const opts = new Map<string, pulumi.CustomResourceOptions>();
+    const addons = new Addons(name, a, {
+      transformations: [
+        (t) => {
+          opts.set(t.name, t.opts as pulumi.CustomResourceOptions);
+          return undefined;
+        },
+      ],
+    });
+    await settle();
+    const mine = regs.slice(before).filter((r) => r.type !== "kubeadm-ha:index:Addons");
+    return { addons, mine, opts };
+  }
+
+  it("readiness, then a provider from the kubeconfig, then the releases in order, then the StorageClass", async () => {
+    const { addons, mine, opts } = await build("a", args());
+    expect(mine.map((r) => [r.type, r.name])).toEqual([
+      ["pulumi-nodejs:dynamic:ApiReadiness", "a-api-ready"],
+      ["pulumi:providers:kubernetes", "a-provider"],
+      ["kubernetes:helm.sh/v3:Release", "a-cilium"],
+      ["kubernetes:helm.sh/v3:Release", "a-aws-cloud-controller-manager"],
+      ["kubernetes:helm.sh/v3:Release", "a-aws-ebs-csi-driver"],
+      ["kubernetes:storage.k8s.io/v1:StorageClass", "a-storage-class"],
+    ]);
+    const [ready, provider] = mine;
+    const { __provider: _, ...readyInputs } = ready.inputs;
+    expect(readyInputs).toEqual({ url: "https://kh-api.elb.eu-west-1.amazonaws.com:6443/readyz", caCertPem: FIXTURES.caCert, timeoutMinutes: 20, intervalSeconds: 10 });
+    // The kubeconfig given, still secret.
+    expect(provider.inputs.kubeconfig).toEqual({ [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig, value: KUBECONFIG });
+
+    // The provider waits for the readiness step; every release and the StorageClass go through it.
+    expect(opts.get("a-provider")!.dependsOn).toEqual([addons.readiness]);
+    for (const r of ["a-cilium", "a-aws-cloud-controller-manager", "a-aws-ebs-csi-driver", "a-storage-class"]) expect(opts.get(r)!.provider).toBe(addons.provider);
+    const [cilium, ccm, ebs] = addons.helmReleases;
+    expect(opts.get("a-cilium")!.dependsOn).toEqual([]);
+    expect(opts.get("a-aws-cloud-controller-manager")!.dependsOn).toEqual([cilium]);
+    expect(opts.get("a-aws-ebs-csi-driver")!.dependsOn).toEqual([ccm]);
+    expect(opts.get("a-storage-class")!.dependsOn).toEqual([ebs]);
+    expect(await valueOf(addons.provider.urn)).toMatch(/pulumi:providers:kubernetes::a-provider$/);
+  });
+
+  it("each release carries its chart, repo, pinned version, namespace and values, atomic with a timeout", async () => {
+    const { mine } = await build("b", args());
+    const releases = mine.filter((r) => r.type === "kubernetes:helm.sh/v3:Release");
+    expect(releases.map((r) => r.inputs)).toEqual(
+      addonReleases(BASE).map((r) =>
+        expect.objectContaining({
+          name: r.name,
+          chart: r.chart,
+          version: r.version,
+          repositoryOpts: { repo: r.repo },
+          namespace: r.namespace,
+          createNamespace: true,
+          values: r.values,
+          atomic: true,
+          cleanupOnFail: true,
+          timeout: 600,
+        }),
+      ),
+    );
+    const sc = mine.find((r) => r.type === "kubernetes:storage.k8s.io/v1:StorageClass")!;
+    const { apiVersion: _a, kind: _k, ...spec } = defaultStorageClass();
+    expect(sc.inputs).toEqual(expect.objectContaining(spec));
+  });
+
+  it.each([
+    ["cni none", { cni: "none" as const }, ["c1-aws-cloud-controller-manager", "c1-aws-ebs-csi-driver", "c1-storage-class"]],
+    ["no cloud controller", { awsCloudControllerManager: false }, ["c2-cilium", "c2-aws-ebs-csi-driver", "c2-storage-class"]],
+    ["no EBS CSI driver", { ebsCsiDriver: false }, ["c3-cilium", "c3-aws-cloud-controller-manager"]],
+  ])("turning an add-on off removes exactly its resources: %s", async (_, off, names) => {
+    const name = `c${["cni none", "no cloud controller", "no EBS CSI driver"].indexOf(_) + 1}`;
+    const values = { ...BASE, ...off };
+    const { mine } = await build(name, args({ releases: addonReleases(values), storageClass: values.ebsCsiDriver ? defaultStorageClass() : undefined }));
+    expect(mine.map((r) => r.name)).toEqual([`${name}-api-ready`, `${name}-provider`, ...names]);
+  });
+
+  it.each([
+    ["a StorageClass without the EBS CSI driver", { releases: addonReleases({ ...BASE, ebsCsiDriver: false }) }, "Addons d: storageClass needs the aws-ebs-csi-driver release, whose driver provisions its volumes"],
+    ["a release listed twice", { releases: [...addonReleases(BASE), addonReleases(BASE)[0]] }, 'Addons d: release "cilium" is listed twice'],
+    ["a timeout of 0", { readinessTimeoutMinutes: 0 }, "Addons d: readinessTimeoutMinutes must be a whole number of at least 1, got 0"],
+  ])("refuses %s before registering anything", async (_, over, message) => {
+    const before = regs.length;
+    expect(() => new Addons("d", args(over))).toThrow(message);
+    await settle();
+    expect(regs.length).toBe(before);
+  });
+});
+
+describe("Cluster picks the installer", () => {
+  let regs: Registration[];
+  const clusters: Record<string, Cluster> = {};
+  const config = (name: string, scheme: "internet-facing" | "internal", addons: object = {}) =>
+    parseConfig({
+      region: "eu-west-1",
+      clusterName: name,
+      network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
+      // External etcd, as the prod stack: master user data without the stacked etcd tooling.
+      etcd: { topology: "external" },
+      apiLoadBalancer: { scheme },
+      addons,
+      workerPools: [{ name: "general", instanceTypes: ["m7i.large"] }],
+    });
+
+  beforeAll(async () => {
+    regs = await setupMocks();
+    clusters.pub = new Cluster("pub", { config: config("pub", "internet-facing") });
+    clusters.int = new Cluster("int", { config: config("int", "internal") });
+    clusters.bare = new Cluster("bare", { config: config("bare", "internet-facing", { awsCloudControllerManager: false }) });
+    await settle();
+  });
+
+  const mine = (prefix: string) => regs.filter((r) => r.name.startsWith(`${prefix}-`));
+  const writeFiles = (prefix: string, resource: string): Array<{ path: string; content: string }> => {
+    const r = mine(prefix).find((x) => x.name === `${prefix}-${resource}`)!;
+    const ud = r.inputs.userDataBase64 ?? r.inputs.userData;
+    return parse(decodeUserData(ud, true), { version: "1.1" }).write_files;
+  };
+  const k8sTypes = (prefix: string) => mine(prefix).filter((r) => r.type.startsWith("kubernetes:") || r.type === "pulumi:providers:kubernetes").map((r) => r.name);
+
+  it("internet-facing API (auto -> pulumi): the add-ons are Helm releases; master 0 carries none", async () => {
+    expect(k8sTypes("pub")).toEqual(["pub-addons-provider", "pub-addons-cilium", "pub-addons-aws-cloud-controller-manager", "pub-addons-aws-ebs-csi-driver", "pub-addons-storage-class"]);
+    const paths = writeFiles("pub", "control-plane-master-0").map((f) => f.path);
+    expect(paths.filter((p) => p.includes("addons"))).toEqual([]);
+    expect(clusters.pub.addons.map((a) => [a.name, a.version, a.installer])).toEqual([
+      ["cilium", "1.19.8", "pulumi"],
+      ["aws-cloud-controller-manager", "0.0.10", "pulumi"],
+      ["aws-ebs-csi-driver", "2.56.1", "pulumi"],
+    ]);
+  });
+
+  it("internal API (auto -> nodes): no Kubernetes provider or release; master 0 alone carries the files and addons.sh", async () => {
+    expect(k8sTypes("int")).toEqual([]);
+    expect(mine("int").filter((r) => r.type === "kubeadm-ha:index:Addons")).toEqual([]);
+    const addonPaths = (m: string) => writeFiles("int", m).map((f) => f.path).filter((p) => p.includes("addons")).sort();
+    expect(addonPaths("control-plane-master-0")).toEqual([
+      "/etc/kubeadm-ha/addons/aws-cloud-controller-manager.yaml",
+      "/etc/kubeadm-ha/addons/aws-ebs-csi-driver.yaml",
+      "/etc/kubeadm-ha/addons/cilium.yaml",
+      "/etc/kubeadm-ha/addons/releases",
+      "/etc/kubeadm-ha/addons/storageclass.yaml",
+    ]);
+    expect(addonPaths("control-plane-master-1")).toEqual([]);
+    // addons.sh itself comes from the bootstrap bucket, pinned by master 0's bundle.list alone.
+    const fetched = (m: string) => writeFiles("int", m).find((f) => f.path === "/etc/kubeadm-ha/bundle.list")!.content;
+    expect(fetched("control-plane-master-0")).toMatch(/^[0-9a-f]{64} 0755 lib\/addons\.sh$/m);
+    expect(fetched("control-plane-master-1")).not.toContain("addons.sh");
+    expect(clusters.int.addons.every((a) => a.installer === "nodes")).toBe(true);
+  });
+
+  it("kubelets and the controller manager run --cloud-provider=external exactly when the cloud controller is on", async () => {
+    const kubeletArgs = (prefix: string, resource: string, file: string) => {
+      const f = writeFiles(prefix, resource).find((x) => x.path === `/etc/kubeadm-ha/${file}`)!;
+      return parseAllDocuments(f.content, { version: "1.1" }).map((d) => d.toJS());
+    };
+    const hasFlag = (docs: any[]) =>
+      docs.map((d) => (d.nodeRegistration?.kubeletExtraArgs ?? d.controllerManager?.extraArgs ?? []).some((a: { name: string }) => a.name === "cloud-provider"));
+    expect(hasFlag(kubeletArgs("pub", "control-plane-master-0", "init.yaml")).slice(0, 2)).toEqual([true, true]);
+    expect(hasFlag(kubeletArgs("pub", "control-plane-master-1", "join.yaml"))).toEqual([true]);
+    expect(hasFlag(kubeletArgs("pub", "pool-general-launch-template", "join.yaml"))).toEqual([true]);
+    expect(hasFlag(kubeletArgs("bare", "control-plane-master-0", "init.yaml")).slice(0, 2)).toEqual([false, false]);
+    expect(hasFlag(kubeletArgs("bare", "control-plane-master-1", "join.yaml"))).toEqual([false]);
+    expect(hasFlag(kubeletArgs("bare", "pool-general-launch-template", "join.yaml"))).toEqual([false]);
+    expect(k8sTypes("bare")).toEqual(["bare-addons-provider", "bare-addons-cilium", "bare-addons-aws-ebs-csi-driver", "bare-addons-storage-class"]);
+  });
+});
