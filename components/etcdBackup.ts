@@ -1,0 +1,227 @@
+/**
+ * Where etcd snapshots go: an S3 bucket of the stack (versioned, encrypted with the cluster's KMS
+ * key, private, TLS only, expiring after `retentionDays`), writable only by the role of the
+ * machines holding etcd members. The machines take the snapshots themselves
+ * (cloud-init/scripts/etcd-backup.sh on a systemd timer); etcd-restore.sh brings a cluster back.
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { clusterTags } from "./tags";
+
+/** Key prefix of every snapshot: `<prefix>/<member name>/<UTC timestamp>.db`. */
+export const SNAPSHOT_PREFIX = "etcd-snapshots";
+
+/** Days after which S3 aborts an unfinished multipart upload (a machine that died mid-upload). */
+export const ABORT_MULTIPART_DAYS = 1;
+
+type Conditions = Record<string, Record<string, string | string[]>>;
+
+/** A statement of an identity policy (Allow) or of a bucket policy (Deny for everyone). */
+export interface Statement {
+  Sid: string;
+  Effect: "Allow" | "Deny";
+  Principal?: "*";
+  Action: string | string[];
+  Resource: string | string[];
+  Condition?: Conditions;
+}
+
+export interface Policy {
+  Version: "2012-10-17";
+  Statement: Statement[];
+}
+
+const BUCKET_ARN = /^arn:aws[a-z-]*:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$/;
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:key\/.+$/;
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/(?:[\w+=,.@-]+\/)*([\w+=,.@-]{1,64})$/;
+const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
+const PREFIX = /^[a-z0-9][a-z0-9-]*$/;
+
+function requireBucketArn(fn: string, bucketArn: string): void {
+  if (!BUCKET_ARN.test(bucketArn)) throw new Error(`${fn}: bucketArn must be an S3 bucket ARN such as arn:aws:s3:::my-bucket (got ${JSON.stringify(bucketArn)})`);
+}
+
+/**
+ * What the machines holding etcd members may do: write snapshots under the prefix, and read and
+ * list them there (etcd-restore.sh runs on those machines). Never delete: a compromised machine
+ * can add versions, and versioning keeps every older one until the lifecycle rule expires it.
+ * KMS use only through S3 and only for this bucket: with S3 Bucket Keys the encryption context is
+ * the bucket's ARN (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html).
+ */
+export function backupWritePolicy(bucketArn: string, prefix: string, kmsKeyArn: string, region: string): Policy {
+  requireBucketArn("backupWritePolicy", bucketArn);
+  if (!PREFIX.test(prefix)) throw new Error(`backupWritePolicy: prefix must be lowercase letters, digits and hyphens, with no slash (got ${JSON.stringify(prefix)})`);
+  // IAM authorizes KMS calls against the key's ARN: an alias would grant nothing.
+  const key = KMS_KEY_ARN.exec(kmsKeyArn);
+  if (!key) throw new Error(`backupWritePolicy: kmsKeyArn must be a KMS key ARN, not an alias (got ${JSON.stringify(kmsKeyArn)})`);
+  if (!REGION.test(region)) throw new Error(`backupWritePolicy: region must be an AWS region name such as eu-west-1 (got ${JSON.stringify(region)})`);
+  if (key[1] !== region) throw new Error(`backupWritePolicy: kmsKeyArn is in ${key[1]}, not ${region}; S3 uses a key of its bucket's region`);
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Sid: "WriteAndReadSnapshots", Effect: "Allow", Action: ["s3:PutObject", "s3:GetObject"], Resource: `${bucketArn}/${prefix}/*` },
+      { Sid: "ListSnapshots", Effect: "Allow", Action: "s3:ListBucket", Resource: bucketArn, Condition: { StringLike: { "s3:prefix": `${prefix}/*` } } },
+      {
+        Sid: "EncryptSnapshots",
+        Effect: "Allow",
+        Action: ["kms:GenerateDataKey", "kms:Decrypt"],
+        Resource: kmsKeyArn,
+        Condition: { StringEquals: { "kms:ViaService": `s3.${region}.amazonaws.com`, "kms:EncryptionContext:aws:s3:arn": bucketArn } },
+      },
+    ],
+  };
+}
+
+/** The bucket policy: every request without TLS is refused, whoever makes it. */
+export function tlsOnlyBucketPolicy(bucketArn: string): Policy {
+  requireBucketArn("tlsOnlyBucketPolicy", bucketArn);
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "DenyInsecureTransport",
+        Effect: "Deny",
+        Principal: "*",
+        Action: "s3:*",
+        Resource: [bucketArn, `${bucketArn}/*`],
+        Condition: { Bool: { "aws:SecureTransport": "false" } },
+      },
+    ],
+  };
+}
+
+/** One rule of `aws.s3.BucketLifecycleConfiguration`, as plain values. */
+export interface LifecycleRule {
+  id: string;
+  status: "Enabled";
+  filter: Record<string, never>;
+  expiration?: { days: number } | { expiredObjectDeleteMarker: true };
+  noncurrentVersionExpiration?: { noncurrentDays: number };
+  abortIncompleteMultipartUpload?: { daysAfterInitiation: number };
+}
+
+/**
+ * Retention on a versioned bucket takes two rules: S3 rejects `Days` and `ExpiredObjectDeleteMarker`
+ * in one expiration. The first turns a snapshot older than `retentionDays` into a noncurrent
+ * version; the second deletes noncurrent versions `retentionDays` later and then the delete
+ * marker left alone (https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-configuration-examples.html).
+ */
+export function lifecycleRules(retentionDays: number): LifecycleRule[] {
+  if (!Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 3650)
+    throw new Error(`lifecycleRules: retentionDays must be a whole number from 1 to 3650 (got ${retentionDays})`);
+  return [
+    {
+      id: "expire-snapshots",
+      status: "Enabled",
+      filter: {},
+      expiration: { days: retentionDays },
+      abortIncompleteMultipartUpload: { daysAfterInitiation: ABORT_MULTIPART_DAYS },
+    },
+    {
+      id: "purge-expired-versions",
+      status: "Enabled",
+      filter: {},
+      expiration: { expiredObjectDeleteMarker: true },
+      noncurrentVersionExpiration: { noncurrentDays: retentionDays },
+    },
+  ];
+}
+
+/** The role name in a role ARN, which `aws.iam.RolePolicy` takes. */
+export function roleNameOfArn(roleArn: string): string {
+  const m = ROLE_ARN.exec(roleArn);
+  if (!m) throw new Error(`EtcdBackups: roleArn must be an IAM role ARN such as arn:aws:iam::123456789012:role/name (got ${JSON.stringify(roleArn)})`);
+  return m[1];
+}
+
+/** S3 appends 26 characters to a bucket prefix, and bucket names are at most 63. */
+const MAX_BUCKET_PREFIX = 37;
+
+/** `<clusterName>-etcd-backup-`: the bucket's name before the random part S3 names need. */
+export function bucketPrefix(clusterName: string): string {
+  const prefix = `${clusterName}-etcd-backup-`;
+  if (!/^[a-z][a-z0-9-]*$/.test(clusterName)) throw new Error(`EtcdBackups: clusterName must be lowercase letters, digits and hyphens (got ${JSON.stringify(clusterName)})`);
+  if (prefix.length > MAX_BUCKET_PREFIX) throw new Error(`EtcdBackups: bucket prefix ${prefix} is longer than S3's ${MAX_BUCKET_PREFIX} characters`);
+  return prefix;
+}
+
+export interface EtcdBackupsArgs {
+  /** Cluster name: bucket name prefix and tags. Required. */
+  clusterName: string;
+  /** Days S3 keeps each snapshot, and each noncurrent version after it stops being current. Required. */
+  retentionDays: number;
+  /** ARN of the cluster's KMS key (`BootstrapSecrets.kmsKeyArn`), which encrypts every snapshot. Required. */
+  kmsKeyArn: pulumi.Input<string>;
+  /** ARN of the role of the machines holding etcd members: the control plane role when stacked, the etcd role when external. Required. */
+  roleArn: pulumi.Input<string>;
+  /** Extra tags on the bucket. Required (may be empty). */
+  tags: Record<string, string>;
+  /** Region of the bucket and key, for `kms:ViaService`. Default: the provider's region. */
+  region?: pulumi.Input<string>;
+}
+
+/** The etcd snapshot bucket and the etcd-holding role's access to it. */
+export class EtcdBackups extends pulumi.ComponentResource {
+  /** Bucket name, `<clusterName>-etcd-backup-<random>`. */
+  public readonly bucketName: pulumi.Output<string>;
+  /** Bucket ARN. */
+  public readonly bucketArn: pulumi.Output<string>;
+  /** Key prefix of the snapshots: `etcd-snapshots`. */
+  public readonly prefix: string;
+
+  constructor(name: string, args: EtcdBackupsArgs, opts?: pulumi.ComponentResourceOptions) {
+    const prefix = bucketPrefix(args.clusterName);
+    const rules = lifecycleRules(args.retentionDays);
+    super("kubeadm-ha:index:EtcdBackups", name, {}, opts);
+    const child = { parent: this };
+    const region = args.region ?? aws.getRegionOutput({}, child).region;
+
+    const bucket = new aws.s3.Bucket(
+      `${name}-bucket`,
+      // `pulumi destroy` stops at a bucket that still holds snapshots rather than delete the only
+      // copy of a cluster's state.
+      { bucketPrefix: prefix, forceDestroy: false, tags: clusterTags(args.clusterName, args.tags, `${args.clusterName}-etcd-backup`) },
+      child,
+    );
+    const versioning = new aws.s3.BucketVersioning(`${name}-versioning`, { bucket: bucket.id, versioningConfiguration: { status: "Enabled" } }, child);
+    new aws.s3.BucketServerSideEncryptionConfiguration(
+      `${name}-encryption`,
+      {
+        bucket: bucket.id,
+        // A bucket key: one KMS request per bucket key period instead of one per object.
+        rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: args.kmsKeyArn }, bucketKeyEnabled: true }],
+      },
+      child,
+    );
+    const publicAccess = new aws.s3.BucketPublicAccessBlock(
+      `${name}-public-access-block`,
+      { bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
+      child,
+    );
+    new aws.s3.BucketOwnershipControls(`${name}-ownership`, { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } }, child);
+    // Noncurrent-version rules need versioning on first.
+    new aws.s3.BucketLifecycleConfiguration(`${name}-lifecycle`, { bucket: bucket.id, rules }, { parent: this, dependsOn: [versioning] });
+    // S3 answers AccessDenied to a bucket policy put while the public access block is being applied.
+    new aws.s3.BucketPolicy(
+      `${name}-policy`,
+      { bucket: bucket.id, policy: bucket.arn.apply((arn) => JSON.stringify(tlsOnlyBucketPolicy(arn))) },
+      { parent: this, dependsOn: [publicAccess] },
+    );
+    new aws.iam.RolePolicy(
+      `${name}-node-access`,
+      {
+        name: "etcd-backup",
+        role: pulumi.output(args.roleArn).apply(roleNameOfArn),
+        policy: pulumi
+          .all([bucket.arn, args.kmsKeyArn, region])
+          .apply(([arn, key, r]) => JSON.stringify(backupWritePolicy(arn, SNAPSHOT_PREFIX, key, r))),
+      },
+      child,
+    );
+
+    this.bucketName = bucket.bucket;
+    this.bucketArn = bucket.arn;
+    this.prefix = SNAPSHOT_PREFIX;
+    this.registerOutputs({ bucketName: this.bucketName, bucketArn: this.bucketArn, prefix: this.prefix });
+  }
+}
