@@ -317,9 +317,9 @@ const Schema = z.strictObject({
   apiLoadBalancer: ApiLoadBalancer.prefault({}).describe("The Network Load Balancer in front of the API servers on TCP 6443."),
   addons: Addons.prefault({}).describe("In-cluster add-ons, each pinned to a version matched to the Kubernetes minor."),
   encryptionAtRest: z.boolean({ error: "must be true or false" }).default(true)
-    .describe("Encrypt Secrets in etcd with an API server EncryptionConfiguration (aescbc); its key lives only in the control plane's secret."),
+    .describe("Encrypt Secrets in etcd with an API server EncryptionConfiguration (secretbox, a 32-byte random key); the key lives only in Pulumi state and the control plane's secret. Takes effect at cluster creation."),
   autoRecovery: z.boolean({ error: "must be true or false" }).default(true)
-    .describe("A CloudWatch alarm on each master and etcd machine that recovers it with EC2 auto recovery when the system status check fails."),
+    .describe("CloudWatch alarms on each master and etcd machine: EC2 auto recovery when the system status check fails, a reboot when the instance status check fails."),
   leaderElection: LeaderElection.prefault({}).describe("Leader election of kube-controller-manager and kube-scheduler; client-go requires leaseDuration > renewDeadline > 1.2 x retryPeriod."),
   workerPools: z
     .array(WorkerPool, {

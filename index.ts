@@ -12,9 +12,13 @@ export const masterIps = cluster.masterIps;
 export const etcdEndpoints = cluster.etcdEndpoints;
 export const etcdIps = cluster.etcdIps;
 export const etcdTopology = cluster.etcdTopology;
+/** The S3 bucket of the etcd snapshots; undefined when etcd.backup.enabled is false. */
+export const etcdBackupBucket = cluster.etcdBackupBucket;
 export const vpcId = cluster.vpcId;
 export const caCertHash = cluster.caCertHash;
 /** Everything a program needs to build another worker pool for this cluster (components/workerPool.ts). */
 export const workerJoin = cluster.workerJoin;
 /** Pool name -> auto scaling group name. */
 export const workerAutoScalingGroups = cluster.workerAutoScalingGroups;
+/** The add-ons with their pinned chart versions and who installs them (`pulumi`, or master 0 with `nodes`). */
+export const addons = cluster.addons;

@@ -55,6 +55,10 @@ export interface ClusterValues {
   etcdTimings?: EtcdTimings;
   /** Extra API server certificate SANs besides the endpoint host. */
   extraCertSans?: string[];
+  /** kube-apiserver flags, such as encryption at rest's (cloud-init/encryption.ts). Default: none. */
+  apiServerExtraArgs?: Arg[];
+  /** kube-controller-manager `--cloud-provider=external`: an external cloud controller owns node lifecycle. Default true. */
+  externalCloudProvider?: boolean;
 }
 
 export interface NodeValues {
@@ -63,6 +67,11 @@ export interface NodeValues {
   ip: string;
   taints?: Array<{ key: string; value?: string; effect: "NoSchedule" | "PreferNoSchedule" | "NoExecute" }>;
   labels?: Record<string, string>;
+  /**
+   * kubelet `--cloud-provider=external`: the node registers tainted `node.cloudprovider.kubernetes.io/uninitialized`
+   * until the AWS cloud controller sets its provider ID and zone labels. Default true; false when no cloud controller runs.
+   */
+  externalCloudProvider?: boolean;
 }
 
 export const args = (m: Record<string, string>): Arg[] => Object.entries(m).map(([name, value]) => ({ name, value }));
@@ -100,7 +109,7 @@ export function stackedEtcdServers(selfIp: string, masterIps: string[]): string[
 }
 
 function kubeletExtraArgs(node: NodeValues): Arg[] {
-  const list = args({ "cloud-provider": "external", "node-ip": node.ip });
+  const list = args({ ...(node.externalCloudProvider === false ? {} : { "cloud-provider": "external" }), "node-ip": node.ip });
   if (node.labels && Object.keys(node.labels).length > 0)
     list.push({ name: "node-labels", value: Object.entries(node.labels).map(([k, v]) => `${k}=${v}`).join(",") });
   return list;
@@ -125,10 +134,13 @@ export function clusterConfiguration(c: ClusterValues) {
     kubernetesVersion: `v${c.kubernetesVersion}`,
     controlPlaneEndpoint: c.controlPlaneEndpoint,
     networking: { podSubnet: c.podCidr, serviceSubnet: c.serviceCidr, dnsDomain: "cluster.local" },
-    apiServer: { certSANs: [host, ...(c.extraCertSans ?? [])] },
+    apiServer: {
+      certSANs: [host, ...(c.extraCertSans ?? [])],
+      ...(c.apiServerExtraArgs && c.apiServerExtraArgs.length > 0 ? { extraArgs: c.apiServerExtraArgs } : {}),
+    },
     controllerManager: {
       // The cloud controller, not kube-controller-manager, owns node lifecycle and routes with an external provider.
-      extraArgs: [...leaderElectionArgs(c.leaderElection), ...args({ "cloud-provider": "external" })],
+      extraArgs: [...leaderElectionArgs(c.leaderElection), ...(c.externalCloudProvider === false ? [] : args({ "cloud-provider": "external" }))],
     },
     scheduler: { extraArgs: leaderElectionArgs(c.leaderElection) },
     etcd: c.externalEtcd

@@ -7,6 +7,7 @@
  * Manager with its instance role (cloud-init/scripts/fetch-secrets.sh).
  */
 import * as fs from "fs";
+import * as crypto from "crypto";
 import * as path from "path";
 import * as zlib from "zlib";
 import { Document } from "yaml";
@@ -40,6 +41,54 @@ export interface NodeEnv {
   ETCD_MEMBERS?: string;
   /** Machines holding an etcd member: the etcd image the member runs, whose etcdctl and etcdutl the scripts use (etcdctl.sh). */
   ETCD_IMAGE?: string;
+  /** Machines holding an etcd member, with etcd backups on: the snapshots' S3 bucket (components/etcdBackup.ts). */
+  BACKUP_BUCKET?: string;
+  /** With BACKUP_BUCKET: the snapshots' key prefix, `<prefix>/<member name>/<UTC timestamp>.db`. */
+  BACKUP_PREFIX?: string;
+  /** With BACKUP_BUCKET: ARN of the KMS key each snapshot is encrypted with. */
+  BACKUP_KMS_KEY?: string;
+  /** The bootstrap bucket boot.sh fetches the other scripts from (components/bootstrapAssets.ts). */
+  BOOTSTRAP_BUCKET?: string;
+  /** With BOOTSTRAP_BUCKET: the objects' key prefix; an object's key is the prefix and its SHA-256. */
+  BOOTSTRAP_PREFIX?: string;
+}
+
+/** Key prefix of the bootstrap objects (components/bootstrapAssets.ts). */
+export const BOOTSTRAP_PREFIX = "bootstrap/";
+/** The scripts user data carries itself: what fetches the others (boot.sh needs the AWS CLI from install.sh). */
+export const INLINE_SCRIPTS: readonly string[] = ["boot.sh", "install.sh", "lib.sh"];
+
+export const sha256Hex = (content: string) => crypto.createHash("sha256").update(content, "utf8").digest("hex");
+
+/** Every script not carried in user data, as shipped: the bootstrap bucket's contents. */
+export function bundledScriptContents(dir: string = SCRIPTS_DIR): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".sh") && !INLINE_SCRIPTS.includes(f))
+    .sort()
+    .map((f) => shippedScript(fs.readFileSync(path.join(dir, f), "utf8")));
+}
+
+/** boot.sh's list of what to fetch: `<sha256> <mode> lib/<name>` a script, in name order. */
+export function bundleList(files: WriteFile[]): string {
+  return files.map((f) => `${sha256Hex(f.content)} ${f.permissions} lib/${path.basename(f.path)}\n`).join("");
+}
+
+/** etcd backups on a machine holding a member (components/etcdBackup.ts, cloud-init/scripts/etcd-backup.sh). */
+export interface EtcdBackupValues {
+  /** S3 bucket name. */
+  bucket: string;
+  /** Key prefix of the snapshots, no slash at either end. */
+  prefix: string;
+  /** ARN of the KMS key the snapshots are encrypted with. */
+  kmsKeyArn: string;
+  /** Minutes between snapshots (the systemd timer). */
+  intervalMinutes: number;
+}
+
+/** The node.env entries of etcd backups; none when `b` is undefined. */
+export function backupEnv(b: EtcdBackupValues | undefined): Pick<NodeEnv, "BACKUP_BUCKET" | "BACKUP_PREFIX" | "BACKUP_KMS_KEY"> {
+  return b ? { BACKUP_BUCKET: b.bucket, BACKUP_PREFIX: b.prefix, BACKUP_KMS_KEY: b.kmsKeyArn } : {};
 }
 
 export interface WriteFile {
@@ -72,6 +121,10 @@ export interface ScriptNeeds {
   role: NodeRole;
   /** Control plane only: a stacked master holds an etcd member. */
   etcdTopology?: "stacked" | "external";
+  /** A machine holding an etcd member, with backups on: the backup and restore scripts. */
+  backup?: boolean;
+  /** Control plane only: master 0 installs the add-ons after `kubeadm init` (addons.installer nodes). */
+  addons?: boolean;
 }
 
 /**
@@ -80,9 +133,11 @@ export interface ScriptNeeds {
  * calls or sources is selected too, and that every script in the folder is selected for some role.
  */
 export function scriptsFor(needs: ScriptNeeds): string[] {
-  const out = ["bootstrap.sh", "fetch-secrets.sh", "install.sh", "lib.sh"];
+  const out = ["boot.sh", "bootstrap.sh", "fetch-secrets.sh", "install.sh", "lib.sh"];
   if (needs.role === "control-plane") out.push("join-lock.sh");
-  if (needs.role === "etcd" || (needs.role === "control-plane" && needs.etcdTopology === "stacked")) out.push("etcdctl.sh");
+  if (needs.role === "etcd" || (needs.role === "control-plane" && needs.etcdTopology === "stacked")) out.push("etcd-rejoin.sh", "etcdctl.sh");
+  if (needs.backup && out.includes("etcdctl.sh")) out.push("etcd-backup.sh", "etcd-restore.sh");
+  if (needs.addons && needs.role === "control-plane") out.push("addons.sh");
   return out.sort();
 }
 
@@ -118,25 +173,66 @@ export function scriptFiles(names: string[], dir: string = SCRIPTS_DIR): WriteFi
 
 export interface NodeDocuments {
   env: NodeEnv;
+  /**
+   * The bootstrap bucket. Set by every component: user data then carries INLINE_SCRIPTS and a
+   * list of the others, which boot.sh fetches. Unset (unit tests of the documents): every script
+   * is inline and bootstrap.sh is the entry point.
+   */
+  bootstrapBucket?: string;
   /** What selects the scripts beyond the role (`scriptsFor`). Default: the role's own scripts only. */
   needs?: Omit<ScriptNeeds, "role">;
   /** File name under /etc/kubeadm-ha -> content (init.yaml, join.yaml, patches/...; etcd.yaml and kubelet-etcd.yaml on an external etcd member). */
   kubeadm: Record<string, string>;
+  /** Minutes between etcd snapshots: with `env.BACKUP_BUCKET`, on a machine holding a member, writes the backup scripts and timer. Default: no backups. */
+  backupIntervalMinutes?: number;
+}
+
+/** Where the systemd units live in the repository: real files with `@NAME@` placeholders. */
+export const SYSTEMD_UNITS_DIR = path.join(__dirname, "systemd");
+export const BACKUP_UNITS = ["kubeadm-ha-etcd-backup.service", "kubeadm-ha-etcd-backup.timer"];
+
+/** The etcd backup service and timer for /etc/systemd/system, the interval filled in, comment lines dropped. */
+export function backupUnitFiles(intervalMinutes: number, dir: string = SYSTEMD_UNITS_DIR): WriteFile[] {
+  if (!Number.isInteger(intervalMinutes) || intervalMinutes < 1)
+    throw new Error(`backupUnitFiles: intervalMinutes must be a whole number of minutes above 0 (got ${intervalMinutes})`);
+  return BACKUP_UNITS.map((f) => {
+    const content = shippedScript(fs.readFileSync(path.join(dir, f), "utf8")).replace(/@INTERVAL_MINUTES@/g, String(intervalMinutes));
+    const left = /@[A-Z_]+@/.exec(content);
+    if (left) throw new Error(`backupUnitFiles: ${f} has a placeholder nobody fills: ${left[0]}`);
+    return { path: `/etc/systemd/system/${f}`, content, permissions: "0644" };
+  });
+}
+
+/** Whether `node` takes etcd backups; throws when the env and the interval disagree or the machine holds no member. */
+function backupNeeded(node: NodeDocuments): boolean {
+  const on = node.backupIntervalMinutes !== undefined;
+  if (on !== (node.env.BACKUP_BUCKET !== undefined))
+    throw new Error("cloudConfig: backupIntervalMinutes and env.BACKUP_BUCKET must be given together");
+  if (on && !(node.env.NODE_ROLE === "etcd" || (node.env.NODE_ROLE === "control-plane" && node.env.ETCD_TOPOLOGY === "stacked")))
+    throw new Error(`cloudConfig: etcd backups run only on machines holding an etcd member, not on ${node.env.NODE_NAME}`);
+  return on;
 }
 
 /** The cloud-config object for one node. */
 export function cloudConfig(node: NodeDocuments) {
+  const scripts = scriptFiles(scriptsFor({ ...node.needs, role: node.env.NODE_ROLE, etcdTopology: node.env.ETCD_TOPOLOGY, backup: backupNeeded(node) }));
+  const bucket = node.bootstrapBucket;
+  const inline = bucket === undefined ? scripts.filter((f) => path.basename(f.path) !== "boot.sh") : scripts.filter((f) => INLINE_SCRIPTS.includes(path.basename(f.path)));
+  const fetched = bucket === undefined ? [] : scripts.filter((f) => !INLINE_SCRIPTS.includes(path.basename(f.path)));
+  const env = bucket === undefined ? node.env : { ...node.env, BOOTSTRAP_BUCKET: bucket, BOOTSTRAP_PREFIX };
   const files: WriteFile[] = [
-    ...scriptFiles(scriptsFor({ ...node.needs, role: node.env.NODE_ROLE, etcdTopology: node.env.ETCD_TOPOLOGY })),
-    { path: `${ETC_DIR}/node.env`, content: envFile(definedValues({ ...node.env, TOKEN_PLACEHOLDER })), permissions: "0644" },
+    ...inline,
+    ...(bucket === undefined ? [] : [{ path: `${ETC_DIR}/bundle.list`, content: bundleList(fetched), permissions: "0644" }]),
+    { path: `${ETC_DIR}/node.env`, content: envFile(definedValues({ ...env, TOKEN_PLACEHOLDER })), permissions: "0644" },
     // kubeadm documents hold no secret, but nothing but root needs them.
     ...Object.entries(node.kubeadm)
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([name, content]) => ({ path: `${ETC_DIR}/${name}`, content, permissions: "0600" })),
+    ...(node.backupIntervalMinutes === undefined ? [] : backupUnitFiles(node.backupIntervalMinutes)),
   ];
   return {
     write_files: files.map((f) => ({ path: f.path, permissions: f.permissions, owner: f.owner ?? "root:root", content: f.content })),
-    runcmd: [[`${LIB_DIR}/bootstrap.sh`]],
+    runcmd: [[`${LIB_DIR}/${bucket === undefined ? "bootstrap.sh" : "boot.sh"}`]],
   };
 }
 

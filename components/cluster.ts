@@ -5,15 +5,21 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { ClusterConfig, architectureOf } from "../config";
+import { ClusterConfig, addonInstaller, architectureOf } from "../config";
+import { AddonSummary, Addons, addonNodeFiles, addonReleases, addonSummaries, defaultStorageClass } from "./addons";
+import { bundledScriptContents } from "../cloud-init/render";
 import { ApiLoadBalancer } from "./apiLoadBalancer";
+import { BootstrapAssets } from "./bootstrapAssets";
 import { ControlPlane } from "./controlPlane";
+import { SecretsEncryption } from "./encryption";
 import { EtcdCertificates, EtcdCluster, etcdMembers, externalEtcdConfig } from "./etcd";
+import { EtcdBackups } from "./etcdBackup";
 import { NodeRoles } from "./iam";
 import { Network } from "./network";
 import { Pki, kubeconfig } from "./pki";
+import { RecoveryAlarms } from "./recovery";
 import { BootstrapSecrets, controlPlaneMaterial, etcdMaterial, workerMaterial } from "./secrets";
-import { NodeSecurityGroups } from "./securityGroups";
+import { NodeSecurityGroups, cniRules } from "./securityGroups";
 import { WorkerJoin, WorkerPool, groupTags } from "./workerPool";
 
 /** Canonical's AWS account, owner of the official Ubuntu images. */
@@ -45,6 +51,8 @@ export class Cluster extends pulumi.ComponentResource {
   public readonly etcdIps: string[];
   /** `stacked` or `external`. */
   public readonly etcdTopology: string;
+  /** The S3 bucket of the etcd snapshots (`etcd-snapshots/<member>/<UTC timestamp>.db`); undefined with `etcd.backup.enabled` false. */
+  public readonly etcdBackupBucket: pulumi.Output<string> | undefined;
   public readonly vpcId: pulumi.Output<string>;
   /** sha256 hash of the cluster CA's public key, for `kubeadm join --discovery-token-ca-cert-hash`. */
   public readonly caCertHash: pulumi.Output<string>;
@@ -54,6 +62,8 @@ export class Cluster extends pulumi.ComponentResource {
   public readonly workerPools: WorkerPool[];
   /** Pool name -> auto scaling group name. */
   public readonly workerAutoScalingGroups: Record<string, pulumi.Output<string>>;
+  /** The add-ons with their pinned chart versions and who installs them, in install order. */
+  public readonly addons: AddonSummary[];
 
   constructor(name: string, args: ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("kubeadm-ha:index:Cluster", name, {}, opts);
@@ -89,6 +99,7 @@ export class Cluster extends pulumi.ComponentResource {
       vpcId: network.vpcId,
       apiLbSecurityGroupId: lb.securityGroupId,
       etcdTopology: c.etcd.topology,
+      extraRules: cniRules(c.addons.cni),
       tags,
     }, child);
 
@@ -98,6 +109,7 @@ export class Cluster extends pulumi.ComponentResource {
     // External etcd: members and their certificates first, since the etcd secret holds the certificates.
     const members = external ? etcdMembers(c.etcd.nodeCount, network.zones, network.plan.map((s) => s.privateCidr), c.region) : [];
     const etcdPki = external ? new EtcdCertificates(`${name}-etcd-pki`, { ca: pki.etcdCa, members }, child) : undefined;
+    const encryption = c.encryptionAtRest ? new SecretsEncryption(`${name}-encryption`, {}, child) : undefined;
     const secrets = new BootstrapSecrets(`${name}-secrets`, {
       clusterName: c.clusterName,
       etcdTopology: c.etcd.topology,
@@ -115,6 +127,7 @@ export class Cluster extends pulumi.ComponentResource {
           serviceAccountPrivateKeyPem: pki.serviceAccountPrivateKeyPem,
           serviceAccountPublicKeyPem: pki.serviceAccountPublicKeyPem,
           bootstrapToken: pki.bootstrapToken,
+          ...(encryption ? { encryptionConfigYaml: encryption.configYaml } : {}),
         }),
         worker: workerMaterial({ bootstrapToken: pki.bootstrapToken }),
         ...(etcdPki ? { etcd: etcdMaterial({ etcdCaCertPem: pki.etcdCaCertPem, members: etcdPki.memberMaterial }) } : {}),
@@ -126,8 +139,34 @@ export class Cluster extends pulumi.ComponentResource {
       clusterName: c.clusterName,
       secretArns: secrets.secretArns,
       kmsKeyArn: secrets.kmsKeyArn,
+      awsCloudControllerManager: c.addons.awsCloudControllerManager,
+      ebsCsiDriver: c.addons.ebsCsiDriver,
       tags,
     }, child);
+
+    // What the machines fetch at first boot beyond their user data, readable by every node role.
+    const assets = new BootstrapAssets(`${name}-bootstrap`, {
+      clusterName: c.clusterName,
+      contents: bundledScriptContents(),
+      readerRoleArns: [roles.roleArns.controlPlane, roles.roleArns.worker, ...(roles.roleArns.etcd ? [roles.roleArns.etcd] : [])],
+      tags,
+    }, child);
+
+    // Snapshots from the machines holding etcd members: the masters when stacked, the etcd machines when external.
+    const backups = c.etcd.backup.enabled
+      ? new EtcdBackups(`${name}-etcd-backups`, {
+        clusterName: c.clusterName,
+        retentionDays: c.etcd.backup.retentionDays,
+        kmsKeyArn: secrets.kmsKeyArn,
+        roleArn: external ? roles.roleArns.etcd! : roles.roleArns.controlPlane,
+        tags,
+      }, child)
+      : undefined;
+    const etcdBackup = backups
+      ? pulumi.all([backups.bucketName, secrets.kmsKeyArn]).apply(([bucket, kmsKeyArn]) => ({
+        bucket, prefix: backups.prefix, kmsKeyArn, intervalMinutes: c.etcd.backup.intervalMinutes,
+      }))
+      : undefined;
 
     const amiForArch = (arch: "arm64" | "amd64"): pulumi.Input<string> =>
       c.amiId ??
@@ -144,6 +183,10 @@ export class Cluster extends pulumi.ComponentResource {
     const amiFor = (instanceType: string): pulumi.Input<string> => amiForArch(architectureOf(instanceType));
 
     const endpoint = lb.endpoint;
+    // The add-ons, decided before any machine: with the `nodes` installer master 0 carries them.
+    const installer = addonInstaller(c);
+    const releases = addonReleases({ ...c.addons, kubernetesVersion: c.kubernetesVersion, clusterName: c.clusterName, region: c.region, podCidr: c.network.podCidr });
+    const storageClass = c.addons.ebsCsiDriver ? defaultStorageClass() : undefined;
     const controlPlane = new ControlPlane(`${name}-control-plane`, {
       clusterName: c.clusterName,
       region: c.region,
@@ -160,15 +203,20 @@ export class Cluster extends pulumi.ComponentResource {
       targetGroupArn: lb.targetGroupArn,
       apiEndpoint: endpoint,
       secretArn: secrets.secretArns.controlPlane,
+      bootstrapBucket: assets.bucketName,
       caCertHash: pki.caCertHash,
       podCidr: c.network.podCidr,
       serviceCidr: c.network.serviceCidr,
       leaderElection: c.leaderElection,
       externalEtcd: external ? externalEtcdConfig(members) : undefined,
       etcdTimings,
+      etcdBackup: external ? undefined : etcdBackup,
+      encryptionAtRest: c.encryptionAtRest,
+      externalCloudProvider: c.addons.awsCloudControllerManager,
+      addonFiles: installer === "nodes" ? addonNodeFiles(releases, storageClass) : undefined,
       tags,
       // A master boots and fetches its material at once; the secret must hold a version by then.
-      dependsOn: [secrets.secretVersions.controlPlane],
+      dependsOn: [secrets.secretVersions.controlPlane, assets],
     }, child);
 
     const etcd = external
@@ -184,12 +232,32 @@ export class Cluster extends pulumi.ComponentResource {
         securityGroupIds: [sgs.etcdSecurityGroupId!],
         instanceProfileName: roles.instanceProfileNames.etcd!,
         secretArn: secrets.secretArns.etcd!,
+        bootstrapBucket: assets.bucketName,
         timings: etcdTimings,
+        backup: etcdBackup,
         tags,
         // A member fetches its certificates at boot; the secret must hold a version by then.
-        dependsOn: [secrets.secretVersions.etcd!],
+        dependsOn: [secrets.secretVersions.etcd!, assets],
       }, child)
       : undefined;
+
+    // Masters and etcd members are single fixed-address machines that no auto scaling group replaces.
+    if (c.autoRecovery)
+      new RecoveryAlarms(`${name}-recovery`, {
+        clusterName: c.clusterName,
+        region: c.region,
+        instances: [
+          ...controlPlane.placements.map((p, i) => ({
+            name: `${name}-control-plane-master-${p.index}`,
+            displayName: `${c.clusterName}-master-${p.index}`,
+            instanceId: controlPlane.instanceIds[i],
+          })),
+          ...(etcd
+            ? etcd.members.map((m, i) => ({ name: `${name}-etcd-member-${m.index}`, displayName: `${c.clusterName}-etcd-${m.index}`, instanceId: etcd.instanceIds[i] }))
+            : []),
+        ],
+        tags,
+      }, child);
 
     // Worker pools: everything a pool needs is public, so a program can build more pools from it.
     this.workerJoin = {
@@ -199,10 +267,12 @@ export class Cluster extends pulumi.ComponentResource {
       apiEndpoint: endpoint,
       caCertHash: pki.caCertHash,
       secretArn: secrets.secretArns.worker,
+      bootstrapBucket: assets.bucketName,
       instanceProfileName: roles.instanceProfileNames.worker,
       securityGroupId: sgs.workerSecurityGroupId,
       privateSubnetIds: network.privateSubnetIds,
       amiIds: { amd64: amiForArch("amd64"), arm64: amiForArch("arm64") },
+      externalCloudProvider: c.addons.awsCloudControllerManager,
     };
     this.workerPools = c.workerPools.map(
       (pool) =>
@@ -211,7 +281,7 @@ export class Cluster extends pulumi.ComponentResource {
           pool,
           tags,
           // A worker fetches its join token at boot; the secret must hold a version by then.
-          dependsOn: [secrets.secretVersions.worker],
+          dependsOn: [secrets.secretVersions.worker, assets],
         }, child),
     );
     this.workerAutoScalingGroups = Object.fromEntries(this.workerPools.map((p) => [p.settings.name, p.autoScalingGroupName]));
@@ -224,11 +294,24 @@ export class Cluster extends pulumi.ComponentResource {
     this.etcdTopology = c.etcd.topology;
     this.etcdEndpoints = etcd ? etcd.endpoints : controlPlane.masterIps.map((ip) => `https://${ip}:2379`);
     this.etcdIps = etcd ? etcd.memberIps : [];
+    this.etcdBackupBucket = backups?.bucketName;
     this.kubeconfig = pulumi.secret(
       pulumi
         .all([this.apiServerUrl, pki.caCertPem, pki.adminCertPem, pki.adminKeyPem])
         .apply(([server, ca, cert, key]) => kubeconfig({ clusterName: c.clusterName, server, caCertPem: ca, clientCertPem: cert, clientKeyPem: key })),
     );
+    // After the masters and the pools' groups exist; Helm needs no node Ready, and the CNI must not
+    // wait for workers to join.
+    if (installer === "pulumi" && (releases.length > 0 || storageClass))
+      new Addons(`${name}-addons`, {
+        kubeconfig: this.kubeconfig,
+        apiEndpoint: endpoint,
+        caCertPem: pki.caCertPem,
+        releases,
+        storageClass,
+        readinessTimeoutMinutes: c.addons.readinessTimeoutMinutes,
+      }, { parent: this, dependsOn: [controlPlane, ...this.workerPools] });
+    this.addons = addonSummaries(releases, installer);
     this.registerOutputs({
       apiServerUrl: this.apiServerUrl,
       kubeconfig: this.kubeconfig,
@@ -236,8 +319,10 @@ export class Cluster extends pulumi.ComponentResource {
       etcdEndpoints: this.etcdEndpoints,
       etcdIps: this.etcdIps,
       etcdTopology: this.etcdTopology,
+      etcdBackupBucket: this.etcdBackupBucket,
       workerJoin: this.workerJoin,
       workerAutoScalingGroups: this.workerAutoScalingGroups,
+      addons: this.addons,
     });
   }
 }

@@ -18,7 +18,8 @@ import {
   stackedEtcdServers,
   toYaml,
 } from "../cloud-init/kubeadm";
-import { NodeDocuments, assertUserDataSize, encodeUserData, renderCloudConfig } from "../cloud-init/render";
+import { encryptionProviderArgs } from "../cloud-init/encryption";
+import { EtcdBackupValues, NodeDocuments, assertUserDataSize, backupEnv, encodeUserData, renderCloudConfig } from "../cloud-init/render";
 import { etcdImage } from "./etcd";
 import { nthHost } from "./network";
 import { nodeInstance } from "./nodeInstance";
@@ -70,12 +71,20 @@ export interface MasterDocumentValues {
   externalEtcd?: ExternalEtcd;
   /** Raft timing of the stacked etcd members; unused with external etcd, whose members render it themselves. */
   etcdTimings?: EtcdTimings;
+  /** The API servers read `encryption-config.yaml` from the control plane's secret. Default false. */
+  encryptionAtRest?: boolean;
+  /** Stacked etcd only: snapshots of each master's member to S3. Default: none. */
+  etcdBackup?: EtcdBackupValues;
+  /** kubelet and kube-controller-manager `--cloud-provider=external` (the AWS cloud controller runs). Default true. */
+  externalCloudProvider?: boolean;
+  /** Master 0 only: the add-on files it installs after `kubeadm init` (components/addons.ts addonNodeFiles). Default none. */
+  addonFiles?: Record<string, string>;
   masters: Placement[];
 }
 
 /** Everything cloud-init writes on master `self`: env file, kubeadm documents, patches. */
 export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeDocuments {
-  const node: NodeValues = { name: self.name, ip: self.ip };
+  const node: NodeValues = { name: self.name, ip: self.ip, externalCloudProvider: v.externalCloudProvider };
   const cluster = clusterConfiguration({
     clusterName: v.clusterName,
     kubernetesVersion: v.kubernetesVersion,
@@ -85,11 +94,15 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
     leaderElection: v.leaderElection,
     externalEtcd: v.externalEtcd,
     etcdTimings: v.externalEtcd ? undefined : v.etcdTimings,
+    apiServerExtraArgs: v.encryptionAtRest ? encryptionProviderArgs() : undefined,
+    externalCloudProvider: v.externalCloudProvider,
   });
   const kubeadm: Record<string, string> = {
     "join.yaml": toYaml(joinConfiguration(node, { apiServerEndpoint: v.apiEndpoint, caCertHash: v.caCertHash, controlPlane: true })),
   };
   if (self.index === 0) kubeadm["init.yaml"] = toYaml(initConfiguration(node), cluster, kubeletConfiguration());
+  const addons = self.index === 0 && v.addonFiles !== undefined && Object.keys(v.addonFiles).length > 0;
+  if (addons) Object.assign(kubeadm, v.addonFiles);
   if (!v.externalEtcd)
     kubeadm["patches/kube-apiserver0+json.yaml"] = toYaml(
       apiServerEtcdServersPatch(stackedEtcdServers(self.ip, v.masters.map((m) => m.ip))),
@@ -111,8 +124,11 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
         ? { ETCD_ENDPOINTS: v.externalEtcd.endpoints.join(",") }
         : // kubeadm names a stacked member after its node and serves peers on the node's address.
           { ETCD_MEMBERS: v.masters.map((m) => `${m.name}=https://${m.ip}:2380`).join(","), ETCD_IMAGE: etcdImage(v.kubernetesVersion) }),
+      ...backupEnv(v.etcdBackup),
     },
     kubeadm,
+    backupIntervalMinutes: v.etcdBackup?.intervalMinutes,
+    ...(addons ? { needs: { addons: true } } : {}),
   };
 }
 
@@ -135,6 +151,8 @@ export interface ControlPlaneArgs {
   /** `<nlb-dns>:6443`. */
   apiEndpoint: pulumi.Input<string>;
   secretArn: pulumi.Input<string>;
+  /** The bootstrap bucket (`BootstrapAssets.bucketName`) the masters fetch their scripts from. Required. */
+  bootstrapBucket: pulumi.Input<string>;
   caCertHash: pulumi.Input<string>;
   podCidr: string;
   serviceCidr: string;
@@ -143,6 +161,18 @@ export interface ControlPlaneArgs {
   externalEtcd?: pulumi.Input<ExternalEtcd>;
   /** Raft timing of the stacked etcd members. Default: etcd's own (100 ms heartbeat, 1000 ms election timeout), not rendered. */
   etcdTimings?: EtcdTimings;
+  /**
+   * Point the API servers at `encryption-config.yaml`; the control plane's secret must carry it
+   * (components/encryption.ts). Read at `kubeadm init` only: joining masters take kubeadm's stored
+   * ClusterConfiguration. Default false.
+   */
+  encryptionAtRest?: boolean;
+  /** Stacked etcd only: the backup bucket, prefix, key and interval (components/etcdBackup.ts). Default: no backups. */
+  etcdBackup?: pulumi.Input<EtcdBackupValues>;
+  /** kubelet and kube-controller-manager `--cloud-provider=external`; false when no cloud controller runs. Default true. */
+  externalCloudProvider?: boolean;
+  /** Files master 0 writes under /etc/kubeadm-ha and installs with helm after `kubeadm init` (addons.installer nodes). Default none. */
+  addonFiles?: Record<string, string>;
   tags: Record<string, string>;
   /** Resources every master waits for, such as the secret version it fetches at boot. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
@@ -167,10 +197,11 @@ export class ControlPlane extends pulumi.ComponentResource {
 
     const instances = this.placements.map((p) => {
       const userData = pulumi
-        .all([args.apiEndpoint, args.caCertHash, args.secretArn, args.externalEtcd])
-        .apply(([apiEndpoint, caCertHash, secretArn, externalEtcd]) => {
-          const text = renderCloudConfig(
-            masterDocuments(
+        .all([args.apiEndpoint, args.caCertHash, args.secretArn, args.externalEtcd, args.etcdBackup, args.bootstrapBucket])
+        .apply(([apiEndpoint, caCertHash, secretArn, externalEtcd, etcdBackup, bootstrapBucket]) => {
+          const text = renderCloudConfig({
+            bootstrapBucket,
+            ...masterDocuments(
               {
                 clusterName: args.clusterName,
                 kubernetesVersion: args.kubernetesVersion,
@@ -183,11 +214,15 @@ export class ControlPlane extends pulumi.ComponentResource {
                 leaderElection: args.leaderElection,
                 externalEtcd,
                 etcdTimings: args.etcdTimings,
+                encryptionAtRest: args.encryptionAtRest,
+                etcdBackup,
+                externalCloudProvider: args.externalCloudProvider,
+                addonFiles: args.addonFiles,
                 masters: this.placements,
               },
               p,
             ),
-          );
+          });
           const encoded = encodeUserData(text);
           assertUserDataSize(`master ${p.index}`, encoded);
           return encoded;

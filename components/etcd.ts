@@ -16,7 +16,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { Arg, CRI_SOCKET, EtcdTimings, ExternalEtcd, KUBELET_API, args, etcdTimingArgs, toYaml } from "../cloud-init/kubeadm";
-import { NodeDocuments, assertUserDataSize, encodeUserData, renderCloudConfig } from "../cloud-init/render";
+import { EtcdBackupValues, NodeDocuments, assertUserDataSize, backupEnv, encodeUserData, renderCloudConfig } from "../cloud-init/render";
 import { Placement, placeNodes } from "./controlPlane";
 import { CertificateAuthority, LeafCertificate, LeafCertificateArgs, issueCertificate } from "./pki";
 import { EtcdMemberPkiMaterial } from "./secrets";
@@ -258,7 +258,7 @@ export function etcdKubeletConfiguration() {
 }
 
 /** Everything cloud-init writes on member `self`: env file, the etcd pod and the kubelet configuration. */
-export function etcdNodeDocuments(v: EtcdClusterValues & { region: string; secretArn: string }, self: EtcdMember): NodeDocuments {
+export function etcdNodeDocuments(v: EtcdClusterValues & { region: string; secretArn: string; backup?: EtcdBackupValues }, self: EtcdMember): NodeDocuments {
   return {
     env: {
       CLUSTER_NAME: v.clusterName,
@@ -272,11 +272,13 @@ export function etcdNodeDocuments(v: EtcdClusterValues & { region: string; secre
       SECRET_ID: v.secretArn,
       ETCD_MEMBERS: initialCluster(v.members),
       ETCD_IMAGE: etcdImage(v.kubernetesVersion),
+      ...backupEnv(v.backup),
     },
     kubeadm: {
       "etcd.yaml": toYaml(etcdPod(v, self)),
       "kubelet-etcd.yaml": toYaml(etcdKubeletConfiguration()),
     },
+    backupIntervalMinutes: v.backup?.intervalMinutes,
   };
 }
 
@@ -352,8 +354,12 @@ export interface EtcdClusterArgs {
   instanceProfileName: pulumi.Input<string>;
   /** ARN of the etcd role's secret (`etcdMaterial`). Required. */
   secretArn: pulumi.Input<string>;
+  /** The bootstrap bucket (`BootstrapAssets.bucketName`) the members fetch their scripts from. Required. */
+  bootstrapBucket: pulumi.Input<string>;
   /** Raft timing of every member. Required. */
   timings: EtcdTimings;
+  /** Snapshots of each member to S3: bucket, prefix, key and interval (components/etcdBackup.ts). Default: no backups. */
+  backup?: pulumi.Input<EtcdBackupValues>;
   /** Extra tags on every instance. Required (may be empty). */
   tags: Record<string, string>;
   /** Resources every member waits for, such as the etcd secret's version. Default none. */
@@ -384,8 +390,8 @@ export class EtcdCluster extends pulumi.ComponentResource {
 
     const values = { clusterName: args.clusterName, kubernetesVersion: args.kubernetesVersion, timings: args.timings, members: args.members };
     const instances = args.members.map((m) => {
-      const userData = pulumi.output(args.secretArn).apply((secretArn) => {
-        const encoded = encodeUserData(renderCloudConfig(etcdNodeDocuments({ ...values, region: args.region, secretArn }, m)));
+      const userData = pulumi.all([args.secretArn, args.backup, args.bootstrapBucket]).apply(([secretArn, backup, bootstrapBucket]) => {
+        const encoded = encodeUserData(renderCloudConfig({ bootstrapBucket, ...etcdNodeDocuments({ ...values, region: args.region, secretArn, backup }, m) }));
         assertUserDataSize(`etcd member ${m.index}`, encoded);
         return encoded;
       });

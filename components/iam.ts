@@ -1,6 +1,7 @@
 /**
  * One IAM role and instance profile per node role, each able to read only its own bootstrap
- * secret (components/secrets.ts), plus what the AWS cloud provider needs on that role.
+ * secret (components/secrets.ts), plus what the AWS cloud provider and the EBS CSI controller
+ * need on that role.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
@@ -165,6 +166,13 @@ export function awsManagedPolicyArn(partition: string, policyName: string): stri
 /** Session Manager access instead of SSH: no port 22, no key pairs, every session logged. */
 export const SSM_MANAGED_POLICY = "AmazonSSMManagedInstanceCore";
 
+/**
+ * The EBS CSI controller's permissions, maintained by AWS as the driver gains calls
+ * (https://github.com/kubernetes-sigs/aws-ebs-csi-driver/blob/master/docs/install.md). Only the
+ * controller calls EC2 and it runs on the control plane; the node plugin reads instance metadata.
+ */
+export const EBS_CSI_MANAGED_POLICY = "service-role/AmazonEBSCSIDriverPolicy";
+
 export interface NodeRolesArgs {
   /** Cluster name: role and instance profile names `<clusterName>-<role>`. Required. */
   clusterName: string;
@@ -176,6 +184,10 @@ export interface NodeRolesArgs {
   tags: Record<string, string>;
   /** Region of the secrets, for `kms:ViaService`. Default: the provider's region. */
   region?: pulumi.Input<string>;
+  /** The cloud-controller-manager policy on the control plane role (config addons.awsCloudControllerManager). Default true. */
+  awsCloudControllerManager?: boolean;
+  /** AmazonEBSCSIDriverPolicy on the control plane role, where the EBS CSI controller runs (config addons.ebsCsiDriver). Default true. */
+  ebsCsiDriver?: boolean;
 }
 
 type PerRole<T> = { controlPlane: T; worker: T; etcd?: T };
@@ -201,10 +213,13 @@ export class NodeRoles extends pulumi.ComponentResource {
     super("kubeadm-ha:index:NodeRoles", name, {}, opts);
     const child = { parent: this };
     const region = args.region ?? aws.getRegionOutput({}, child).region;
-    const ssmPolicyArn = aws.getPartitionOutput({}, child).partition.apply((p) => awsManagedPolicyArn(p, SSM_MANAGED_POLICY));
+    const partition = aws.getPartitionOutput({}, child).partition;
+    const ssmPolicyArn = partition.apply((p) => awsManagedPolicyArn(p, SSM_MANAGED_POLICY));
+    const ccm = args.awsCloudControllerManager ?? true;
+    const ebsCsi = args.ebsCsiDriver ?? true;
 
     const extraPolicies: Record<NodeRole, { suffix: string; policyName: string; doc: PolicyDocument } | undefined> = {
-      controlPlane: { suffix: "cloud-controller-manager", policyName: "cloud-controller-manager", doc: controlPlaneCloudProviderPolicy() },
+      controlPlane: ccm ? { suffix: "cloud-controller-manager", policyName: "cloud-controller-manager", doc: controlPlaneCloudProviderPolicy() } : undefined,
       worker: { suffix: "kubelet", policyName: "kubelet-external-cloud-provider", doc: workerNodePolicy() },
       etcd: undefined,
     };
@@ -223,6 +238,8 @@ export class NodeRoles extends pulumi.ComponentResource {
         child,
       );
       new aws.iam.RolePolicyAttachment(`${name}-${slug}-ssm`, { role: role.name, policyArn: ssmPolicyArn }, child);
+      if (nodeRole === "controlPlane" && ebsCsi)
+        new aws.iam.RolePolicyAttachment(`${name}-${slug}-ebs-csi`, { role: role.name, policyArn: partition.apply((p) => awsManagedPolicyArn(p, EBS_CSI_MANAGED_POLICY)) }, child);
       new aws.iam.RolePolicy(
         `${name}-${slug}-bootstrap-secret`,
         {

@@ -48,6 +48,9 @@ export function nodeInstance(name: string, a: NodeInstanceArgs, opts: pulumi.Cus
     },
     // A new AMI or render must not restart or replace every master or etcd member in one
     // `pulumi up`: a replaced etcd member comes back empty, and quorum allows one at a time.
-    { ...opts, ignoreChanges: ["ami", "userDataBase64"] },
+    // A replacement (`pulumi up --replace <urn>`) takes the same fixed private IP, which two ENIs in
+    // a subnet cannot hold at once: Pulumi's default create-before-delete would fail, so the old
+    // instance goes first.
+    pulumi.mergeOptions(opts, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"] }),
   );
 }

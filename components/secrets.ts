@@ -6,6 +6,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { ENCRYPTION_CONFIG_FILE } from "../cloud-init/encryption";
 import { clusterTags } from "./tags";
 
 /** The node roles that receive private material. */
@@ -42,6 +43,8 @@ export interface ControlPlanePkiMaterial {
   serviceAccountPublicKeyPem: string;
   serviceAccountPrivateKeyPem: string;
   bootstrapToken: string;
+  /** The API server's `EncryptionConfiguration` (components/encryption.ts), `encryption-config.yaml`. Default: none, Secrets stored unencrypted. */
+  encryptionConfigYaml?: string;
 }
 
 /** The same fields, each plain or a Pulumi Input. */
@@ -93,6 +96,7 @@ export function controlPlaneMaterial(p: Inputs<ControlPlanePkiMaterial>): Record
       );
     if (external) requireNonEmpty("controlPlaneMaterial", v, ["apiServerEtcdClientCertPem", "apiServerEtcdClientKeyPem"]);
     else requireNonEmpty("controlPlaneMaterial", v, ["etcdCaKeyPem"]);
+    if (v.encryptionConfigYaml !== undefined) requireNonEmpty("controlPlaneMaterial", v, ["encryptionConfigYaml"]);
     return {
       "ca.crt": v.caCertPem,
       "ca.key": v.caKeyPem,
@@ -105,6 +109,7 @@ export function controlPlaneMaterial(p: Inputs<ControlPlanePkiMaterial>): Record
       "sa.key": v.serviceAccountPrivateKeyPem,
       "sa.pub": v.serviceAccountPublicKeyPem,
       "bootstrap-token": v.bootstrapToken,
+      ...(v.encryptionConfigYaml !== undefined ? { [ENCRYPTION_CONFIG_FILE]: v.encryptionConfigYaml } : {}),
     };
   });
 }

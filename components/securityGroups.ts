@@ -2,11 +2,12 @@
  * One security group per node role, opened only between groups: no rule admits a CIDR.
  *
  * kube-controller-manager (10257) and kube-scheduler (10259) bind to 127.0.0.1 under kubeadm, so
- * they get no rule. CNI traffic and NodePorts are not opened here; pass them as `extraRules`.
+ * they get no rule. NodePorts are not opened. The CNI's ports come from `cniRules`, passed as
+ * `extraRules`.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { EtcdTopology } from "../config";
+import { AddonsConfig, EtcdTopology } from "../config";
 import { API_SERVER_PORT } from "./apiLoadBalancer";
 import { clusterTags } from "./tags";
 
@@ -56,6 +57,10 @@ function baseRules(topology: EtcdTopology): NodeRule[] {
     tcp("controlPlane", "worker", API_SERVER_PORT, API_SERVER_PORT, "kube-apiserver from workers via the kubernetes Service"),
     tcp("controlPlane", "controlPlane", KUBELET, KUBELET, "kubelet API from kube-apiserver: logs, exec, port-forward"),
     tcp("worker", "controlPlane", KUBELET, KUBELET, "kubelet API from kube-apiserver: logs, exec, port-forward"),
+    // metrics-server and Prometheus usually run on workers and scrape every kubelet; pod traffic to
+    // a node address outside the overlay (Calico's natOutgoing, host-network pods) carries the worker's address.
+    tcp("controlPlane", "worker", KUBELET, KUBELET, "kubelet API from pods on workers: metrics-server, monitoring"),
+    tcp("worker", "worker", KUBELET, KUBELET, "kubelet API from pods on workers: metrics-server, monitoring"),
   ];
   if (topology === "stacked")
     // A joining master's kubeadm adds its etcd member through another member's client port, so 2379
@@ -67,6 +72,48 @@ function baseRules(topology: EtcdTopology): NodeRule[] {
       tcp("etcd", "etcd", ETCD_PEER, ETCD_PEER, "etcd peer between members"),
     );
   return rules;
+}
+
+/** A pod network add-on, as config addons.cni. */
+export type Cni = AddonsConfig["cni"];
+
+/** Kubernetes nodes: the groups pod traffic flows between (external etcd members run no pods). */
+const KUBERNETES_NODES: NodeRole[] = ["controlPlane", "worker"];
+
+/** One port open between every pair of Kubernetes node groups, each group to itself included. */
+function amongNodes(protocol: "tcp" | "udp", port: number, description: string): NodeRule[] {
+  return KUBERNETES_NODES.flatMap((to) => KUBERNETES_NODES.map((from) => ({ to, from, protocol, fromPort: port, toPort: port, description })));
+}
+
+/**
+ * Node-to-node rules the pod network needs, in both directions among masters and workers, for
+ * the CNI as the add-ons configure it; pass them to `nodeRules` as `extraRules`.
+ * - cilium, VXLAN tunnelling: 8472/udp overlay, 4240/tcp cilium-health, 4244/tcp Hubble server
+ *   (https://docs.cilium.io/en/stable/operations/system_requirements/#firewall-rules). Its
+ *   health checks also ping (ICMP echo), which `NodeRule` cannot express; only the ICMP column
+ *   of `cilium-health status` is affected.
+ * - calico, VXLAN with BGP off and Typha on: 4789/udp overlay, 5473/tcp Typha; no 179/tcp BGP
+ *   and no IP-in-IP (https://docs.tigera.io/calico/latest/getting-started/kubernetes/requirements#network-requirements).
+ * - none: nothing; whoever brings the CNI adds its rules.
+ */
+export function cniRules(cni: Cni): NodeRule[] {
+  switch (cni) {
+    case "cilium":
+      return [
+        ...amongNodes("udp", 8472, "Cilium VXLAN overlay between nodes"),
+        ...amongNodes("tcp", 4240, "Cilium health checks (cilium-health) between nodes"),
+        ...amongNodes("tcp", 4244, "Hubble server: Hubble Relay reads flows from every node"),
+      ];
+    case "calico":
+      return [
+        ...amongNodes("udp", 4789, "Calico VXLAN overlay between nodes"),
+        ...amongNodes("tcp", 5473, "Calico Typha: Felix on every node connects to Typha"),
+      ];
+    case "none":
+      return [];
+    default:
+      throw new Error(`cniRules: cni: ${JSON.stringify(cni)} — must be cilium, calico or none`);
+  }
 }
 
 const DESCRIPTION = /^[a-zA-Z0-9. _\-:/()#,@[\]+=&;{}!$*]{0,255}$/;

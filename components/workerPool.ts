@@ -59,6 +59,8 @@ export interface WorkerJoin {
   caCertHash: pulumi.Input<string>;
   /** ARN of the worker bootstrap secret, which holds the join token. Required. */
   secretArn: pulumi.Input<string>;
+  /** The bootstrap bucket (`BootstrapAssets.bucketName`) workers fetch their scripts from. Required. */
+  bootstrapBucket: pulumi.Input<string>;
   /** Instance profile of the worker role, the only one that may read that secret. Required. */
   instanceProfileName: pulumi.Input<string>;
   /** The cluster's worker security group. Required. */
@@ -67,6 +69,8 @@ export interface WorkerJoin {
   privateSubnetIds: pulumi.Input<pulumi.Input<string>[]>;
   /** Ubuntu 24.04 AMI for each CPU architecture; a pool boots the one of its instance types. Required. */
   amiIds: { amd64: pulumi.Input<string>; arm64: pulumi.Input<string> };
+  /** kubelet `--cloud-provider=external`, as the masters': the AWS cloud controller initializes the nodes. Default true. */
+  externalCloudProvider?: boolean;
 }
 
 export interface WorkerPoolArgs {
@@ -93,6 +97,8 @@ export interface WorkerDocumentValues {
   apiEndpoint: string;
   caCertHash: string;
   secretArn: string;
+  /** kubelet `--cloud-provider=external`. Default true. */
+  externalCloudProvider?: boolean;
 }
 
 /** Everything cloud-init writes on a machine of `pool`: env file and JoinConfiguration. */
@@ -102,6 +108,7 @@ export function workerDocuments(v: WorkerDocumentValues, pool: WorkerPoolConfig)
     ip: NODE_IP_PLACEHOLDER,
     labels: nodeLabels(pool),
     taints: pool.taints.map((t) => ({ key: t.key, ...(t.value !== undefined ? { value: t.value } : {}), effect: t.effect })),
+    externalCloudProvider: v.externalCloudProvider,
   };
   return {
     env: {
@@ -221,13 +228,14 @@ export class WorkerPool extends pulumi.ComponentResource {
     this.settings = pool;
     this.nodeLabels = nodeLabels(pool);
 
-    this.userData = pulumi.all([join.apiEndpoint, join.caCertHash, join.secretArn]).apply(([apiEndpoint, caCertHash, secretArn]) => {
-      const text = renderCloudConfig(
-        workerDocuments(
-          { clusterName: join.clusterName, kubernetesVersion: join.kubernetesVersion, region: join.region, apiEndpoint, caCertHash, secretArn },
+    this.userData = pulumi.all([join.apiEndpoint, join.caCertHash, join.secretArn, join.bootstrapBucket]).apply(([apiEndpoint, caCertHash, secretArn, bootstrapBucket]) => {
+      const text = renderCloudConfig({
+        bootstrapBucket,
+        ...workerDocuments(
+          { clusterName: join.clusterName, kubernetesVersion: join.kubernetesVersion, region: join.region, apiEndpoint, caCertHash, secretArn, externalCloudProvider: join.externalCloudProvider },
           pool,
         ),
-      );
+      });
       const encoded = encodeUserData(text);
       assertUserDataSize(`worker pool ${pool.name}`, encoded);
       return encoded;

@@ -7,6 +7,7 @@ import * as path from "path";
 import * as zlib from "zlib";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
+import { AddonSummary } from "../components/addons";
 import { Registration, settle, setupMocks } from "../test/mocks";
 
 /** Pulumi passes every config value to the program as a string; objects and lists as JSON. */
@@ -54,6 +55,12 @@ export function resourceTable(regs: Registration[]): string {
   return ["| type | name | key settings |", "|---|---|---|", ...rows].join("\n") + `\n\n${rows.length} resources.\n`;
 }
 
+/** The add-ons with their pinned chart versions and installer, in install order. */
+export function addonTable(addons: AddonSummary[]): string {
+  const rows = addons.map((a) => `| ${a.name} | \`${a.chart}\` from ${a.repo} | ${a.version} | ${a.namespace} | ${a.installer} |`);
+  return ["| add-on | chart | version | namespace | installer |", "|---|---|---|---|---|", ...rows].join("\n") + `\n\n${rows.length} add-ons.\n`;
+}
+
 const tagOf = (r: Registration, key: string): string | undefined => (r.inputs.tags ?? {})[key];
 
 /** Mermaid flowchart: NLB on top, one box a zone with its NAT and machines, worker pools across zones. */
@@ -88,7 +95,7 @@ export function topologyDiagram(regs: Registration[]): string {
 function kubeadmDocuments(cloudConfig: string): Array<{ path: string; content: string }> {
   const body = parse(cloudConfig, { version: "1.1" }) as { write_files?: Array<{ path: string; content: string; encoding?: string }> };
   return (body?.write_files ?? [])
-    .filter((f) => f.path.startsWith("/etc/kubeadm-ha/") && f.path.endsWith(".yaml") && !f.path.includes("/patches/"))
+    .filter((f) => f.path.startsWith("/etc/kubeadm-ha/") && f.path.endsWith(".yaml") && !f.path.includes("/patches/") && !f.path.includes("/addons/"))
     .map((f) => ({ path: f.path, content: f.encoding === "b64" ? Buffer.from(f.content, "base64").toString("utf8") : f.content }));
 }
 
@@ -128,5 +135,6 @@ export async function renderStack(root: string, stack: string, stackFile = path.
   files["resources.md"] = `# Resources of stack ${stack}\n\n` + resourceTable(regs);
   files["topology.mmd"] = topologyDiagram(regs);
   files["outputs.json"] = JSON.stringify(outputs, null, 2) + "\n";
+  files["addons.md"] = `# Add-ons of stack ${stack}\n\n` + addonTable((outputs.addons as AddonSummary[] | undefined) ?? []);
   return files;
 }

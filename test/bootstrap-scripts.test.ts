@@ -29,6 +29,7 @@ const STUB_COMMANDS: Record<string, string[]> = {
   "aws.sh": ["aws"],
   "containerd.sh": ["containerd"],
   "curl.sh": ["curl"],
+  "etcdctl-cluster.sh": ["etcdctl"],
   "gpg.sh": ["gpg"],
   "kubeadm.sh": ["kubeadm"],
   "kubectl.sh": ["kubectl"],
@@ -56,6 +57,8 @@ const ETCD_SECRET: Record<string, string> = {
   ),
 };
 const ETCD_ENDPOINTS = ["https://10.0.0.20:2379", "https://10.0.32.20:2379", "https://10.0.64.20:2379"];
+/** Every member of this machine's etcd cluster (stacked masters and external members alike). */
+const ETCD_MEMBERS = `${NODE}=https://10.0.1.11:2380,${OTHER}=https://10.0.2.12:2380,ip-10-0-3-13.eu-west-1.compute.internal=https://10.0.3.13:2380`;
 /** A control plane secret with external etcd: the API server's etcd client pair, no etcd CA key. */
 const CP_EXTERNAL_SECRET: Record<string, string> = Object.fromEntries([
   ...Object.entries(CP_SECRET).filter(([k]) => k !== "etcd/ca.key"),
@@ -112,6 +115,7 @@ class Machine {
       SECRET_ID: `arn:aws:secretsmanager:eu-west-1:123456789012:secret:dev-${role}`,
       ...(role === "control-plane" ? { ETCD_TOPOLOGY: topology } : {}),
       ...(role === "control-plane" && topology === "external" ? { ETCD_ENDPOINTS: ETCD_ENDPOINTS.join(",") } : {}),
+      ...(role === "etcd" || (role === "control-plane" && topology === "stacked") ? { ETCD_MEMBERS } : {}),
       TOKEN_PLACEHOLDER: PLACEHOLDER,
     };
     this.write(
@@ -160,6 +164,8 @@ class Machine {
       CONTAINERD_CONFIG: path.join(this.root, "etc/containerd/config.toml"),
       FSTAB: this.fstab,
       STUB_STATE: this.state,
+      // etcdctl.sh runs the named binary instead of the etcd image; without etcd.json no member answers.
+      ETCDCTL: path.join(this.bin, "etcdctl"),
       STUB_TOKEN: TOKEN,
       TOKEN_PLACEHOLDER: PLACEHOLDER,
       ...opts.env,
@@ -250,7 +256,8 @@ function flow(m: Machine): string[] {
     .map((c) => {
       if (c.startsWith("curl ")) return "curl readyz";
       if (c.startsWith("kubeadm kubeconfig user")) return "kubeadm kubeconfig user";
-      if (c.startsWith("kubectl ")) return "kubectl " + c.split(" ").filter((a) => /^(create|replace|get|delete)$/.test(a))[0];
+      if (c.startsWith("kubeadm init phase certs")) return "kubeadm certs";
+      if (c.startsWith("kubectl ")) return "kubectl " + c.split(" ").filter((a) => /^(create|replace|get|delete)$/.test(a))[0] + (c.includes(" node ") ? " node" : "");
       return c.split(" ").slice(0, 2).join(" ");
     });
 }
@@ -307,6 +314,8 @@ describe("bootstrap.sh", () => {
       "curl readyz", // wait_for_api
       "kubeadm kubeconfig user",
       "kubectl create",
+      "kubectl get node", // no stale Node of a predecessor
+      "kubeadm certs", // etcd-rejoin.sh: the etcd client pair; no other member answers
       "kubeadm join",
       "kubectl get",
       "kubectl delete",
@@ -325,6 +334,8 @@ describe("bootstrap.sh", () => {
       "curl readyz",
       "kubeadm kubeconfig user",
       "kubectl create",
+      "kubectl get node", // no stale Node of a predecessor
+      "kubeadm certs", // etcd-rejoin.sh: the etcd client pair; no other member answers
       "kubeadm join",
       "kubectl get",
       "kubectl delete",
@@ -409,6 +420,8 @@ describe("bootstrap.sh", () => {
       "kubectl create",
       "kubectl get", // the holder released it just now
       "kubectl create",
+      "kubectl get node", // no stale Node of a predecessor
+      "kubeadm certs", // etcd-rejoin.sh: the etcd client pair; no other member answers
       "kubeadm join",
       "kubectl get",
       "kubectl delete",
@@ -535,6 +548,83 @@ describe("bootstrap.sh", () => {
   });
 });
 
+describe("a machine replacing a dead one (etcd-rejoin.sh, delete_stale_node)", () => {
+  const THIRD = "ip-10-0-3-13.eu-west-1.compute.internal";
+  const ips: Record<string, string> = { [NODE]: "10.0.1.11", [OTHER]: "10.0.2.12", [THIRD]: "10.0.3.13" };
+  /** Three started members, this machine's the dead one (ID 0x11); the others' health as given. */
+  const seedCluster = (m: Machine, others: "healthy" | "unhealthy") =>
+    m.write(
+      path.join(m.state, "etcd.json"),
+      JSON.stringify({
+        members: [NODE, OTHER, THIRD].map((n, i) => ({ ID: 0x11 + i, name: n, peerURLs: [`https://${ips[n]}:2380`], clientURLs: [`https://${ips[n]}:2379`] })),
+        endpoints: { "https://10.0.2.12:2379": others, "https://10.0.3.13:2379": others },
+      }),
+    );
+  const etcdCalls = (m: Machine) => m.calls().filter((c) => / member (remove|add) /.test(c)).map((c) => c.split(" ").slice(2).join(" "));
+
+  test("stacked master: under the lock, deletes its predecessor's NotReady Node and dead etcd member, then joins", () => {
+    const m = machine({ initNode: true });
+    seedCluster(m, "healthy");
+    m.write(path.join(m.state, "node-ready"), "Unknown");
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain(`deleted node/${NODE} left by the machine this one replaces (Ready: Unknown)`);
+    expect(flow(m)).toEqual([
+      "curl readyz",
+      "curl readyz",
+      "kubeadm kubeconfig user",
+      "kubectl create",
+      "kubectl get node",
+      "kubectl delete node",
+      "kubeadm certs",
+      "kubeadm join",
+      "kubectl get",
+      "kubectl delete",
+    ]);
+    expect(m.calls()).toContain(`kubectl --kubeconfig ${m.run}/joiner.conf --request-timeout=30s -n kube-system delete node ${NODE} --ignore-not-found`);
+    // The member goes before kubeadm join adds this machine anew (kubeadm adds it; nothing else does).
+    expect(etcdCalls(m)).toEqual(["member remove 11"]);
+    const calls = m.calls();
+    expect(calls.findIndex((c) => c.includes(" member remove "))).toBeLessThan(calls.indexOf(joinCmd(m)));
+    expect(m.lines("etcd.json").map((l) => JSON.parse(l).members.map((x: { name: string }) => x.name))).toEqual([[OTHER, THIRD]]);
+  });
+
+  test("a Ready Node of that name is left to kubeadm's preflight", () => {
+    const m = machine();
+    m.write(path.join(m.state, "node-ready"), "True");
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain(`node/${NODE} exists and is Ready: leaving it`);
+    expect(m.calls().filter((c) => c.includes(" delete node "))).toEqual([]);
+  });
+
+  test("stacked master whose etcd lost its quorum: stops with EXIT_QUORUM before kubeadm join and releases the lock", () => {
+    const m = machine({ env: { KUBEADM_HA_INIT_PROBES: "2" } });
+    seedCluster(m, "unhealthy");
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(12);
+    expect(r.stderr).toContain("ERROR: refusing to replace this etcd member: 0 of 2 others are healthy");
+    expect(m.calls()).not.toContain(joinCmd(m));
+    expect(etcdCalls(m)).toEqual([]);
+    expect(m.calls().filter(deleteLease)).toHaveLength(1);
+    expect(m.leaseExists()).toBe(false);
+  });
+
+  test("external member: removes and re-adds itself, and the kubelet gets the manifest with initial-cluster-state existing", () => {
+    const m = machine({ role: "etcd" });
+    seedCluster(m, "healthy");
+    m.write(path.join(m.etc, "etcd.yaml"), "kind: Pod\nspec:\n  containers:\n    - command:\n        - etcd\n        - --initial-cluster-state=new\n");
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(etcdCalls(m)).toEqual(["member remove 11", `member add ${NODE} --peer-urls=https://10.0.1.11:2380`]);
+    expect(fs.readFileSync(path.join(m.kube, "manifests/etcd.yaml"), "utf8")).toBe(
+      "kind: Pod\nspec:\n  containers:\n    - command:\n        - etcd\n        - --initial-cluster-state=existing\n",
+    );
+    const calls = m.calls();
+    expect(calls.findIndex((c) => c.includes(" member add "))).toBeLessThan(calls.indexOf("systemctl restart kubelet"));
+  });
+});
+
 describe("fetch-secrets.sh", () => {
   test("(k) writes keys 0600 and certs 0644, renders the token only into KUBEADM_HA_RUN", () => {
     const m = machine({ initNode: true, env: { STUB_AWS_FAILS: "2" } });
@@ -588,6 +678,16 @@ describe("fetch-secrets.sh", () => {
     expect(r.stderr).toContain("ERROR: could not install secret");
     expect(fs.existsSync(path.join(m.run, "join.yaml"))).toBe(false);
     expect(fs.existsSync(path.join(m.kube, "pki"))).toBe(false);
+  });
+
+  test("installs encryption-config.yaml 0600 beside the keys, not 0644 like the certificates", () => {
+    const config = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\n";
+    const m = machine({ secret: { ...CP_SECRET, "encryption-config.yaml": config } });
+    const r = m.exec("fetch-secrets.sh");
+    expect(r.status).toBe(0);
+    expect(fs.readFileSync(path.join(m.kube, "pki/encryption-config.yaml"), "utf8")).toBe(config);
+    expect(["encryption-config.yaml", "sa.key", "sa.pub", "ca.crt"].map((f) => m.mode(`etc/kubernetes/pki/${f}`).toString(8))).toEqual(["600", "600", "644", "644"]);
+    expect(r.stderr).not.toContain("EncryptionConfiguration");
   });
 
   test("rejects a control-plane secret without the CA key, and unsafe file names", () => {
@@ -673,8 +773,20 @@ describe("install.sh", () => {
     expect(m.exec("install.sh").status).toBe(0);
     const files = ["etc/fstab", "etc/modules-load.d/kubeadm-ha.conf", "etc/sysctl.d/99-kubeadm-ha.conf", "etc/containerd/config.toml", "etc/apt/sources.list.d/kubernetes.list"];
     const before = files.map((f) => fs.readFileSync(path.join(m.root, f), "utf8"));
+    // After a reboot /run is empty, so the whole preparation runs again.
+    fs.rmSync(path.join(m.run, "install.done"));
     expect(m.exec("install.sh").status).toBe(0);
     expect(files.map((f) => fs.readFileSync(path.join(m.root, f), "utf8"))).toEqual(before);
+  });
+
+  test("(l) runs once a boot: boot.sh's run makes bootstrap.sh's a no-op", () => {
+    const m = machine();
+    expect(m.exec("install.sh").status).toBe(0);
+    const n = m.calls().length;
+    const r = m.exec("install.sh");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("host already prepared on this boot");
+    expect(m.calls()).toHaveLength(n);
   });
 
   test("(l) adds SystemdCgroup when containerd's default config leaves it out (containerd 2.0/2.1)", () => {
@@ -691,6 +803,39 @@ describe("install.sh", () => {
     const r = m.exec("install.sh");
     expect(r.status).toBe(0);
     expect(m.calls().filter((c) => c.startsWith("snap "))).toEqual(["snap wait system seed.loaded", "snap install aws-cli --classic"]);
+  });
+});
+
+describe("etcd backups", () => {
+  const withBucket = (m: Machine) => {
+    fs.appendFileSync(path.join(m.etc, "node.env"), "BACKUP_BUCKET='dev-etcd-backup-x'\nBACKUP_PREFIX='etcd-snapshots'\n");
+    return m;
+  };
+  const ENABLE = "systemctl enable --now kubeadm-ha-etcd-backup.timer";
+
+  test.each([
+    ["an external etcd member, once its cluster is healthy", { role: "etcd" as const }, (c: string) => c.endsWith("/health")],
+    ["a joining stacked master, once kubeadm join succeeded", {}, (c: string) => c.startsWith("kubeadm join ")],
+    ["the first master, once kubeadm init succeeded", { initNode: true, env: { KUBEADM_HA_INIT_PROBES: "1" } }, (c: string) => c.startsWith("kubeadm init ")],
+  ])("%s: enables the backup timer last", (_, opts, milestone) => {
+    const m = withBucket(machine(opts));
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    const calls = m.calls();
+    expect(calls.filter((c) => c === ENABLE)).toHaveLength(1);
+    expect(calls.indexOf(ENABLE)).toBeGreaterThan(calls.map(milestone).lastIndexOf(true));
+  });
+
+  test("without a bucket in node.env no timer is enabled", () => {
+    const m = machine({ role: "etcd" });
+    expect(m.exec("bootstrap.sh").status).toBe(0);
+    expect(m.calls().filter((c) => c.includes("etcd-backup"))).toEqual([]);
+  });
+
+  test("a failed join enables nothing", () => {
+    const m = withBucket(machine({ env: { STUB_KUBEADM_JOIN_FAILS: "always", KUBEADM_HA_JOIN_ATTEMPTS: "1" } }));
+    expect(m.exec("bootstrap.sh").status).toBe(5);
+    expect(m.calls()).not.toContain(ENABLE);
   });
 });
 
@@ -712,8 +857,8 @@ describe("external etcd", () => {
       expect(fs.readFileSync(path.join(m.kube, "pki/etcd", f), "utf8")).toBe(`${NODE} ${f}\n`);
     expect(fs.readFileSync(path.join(m.kube, "pki/etcd/ca.crt"), "utf8")).toBe("ETCD CA CERT\n");
     expect(["server.key", "peer.key", "server.crt", "ca.crt"].map((f) => m.mode(`etc/kubernetes/pki/etcd/${f}`).toString(8))).toEqual(["600", "600", "644", "644"]);
-    // Another member's keys never land on this machine.
-    expect(m.filesContaining(m.root, OTHER).filter((f) => !f.startsWith(m.state))).toEqual([]);
+    // Another member's keys never land on this machine (its name does, in ETCD_MEMBERS).
+    expect(m.filesContaining(m.root, `${OTHER} `).filter((f) => !f.startsWith(m.state))).toEqual([]);
     expect(r.stderr).toContain("ignoring 4 secret entries that are not this member's");
     expect(fs.readFileSync(path.join(m.kube, "manifests/etcd.yaml"), "utf8")).toBe("kind: Pod\nmetadata:\n  name: etcd\n");
     expect(m.mode("etc/kubernetes/manifests/etcd.yaml").toString(8)).toBe("600");

@@ -115,6 +115,7 @@ describe("ControlPlane component", () => {
       targetGroupArn: "arn:tg",
       apiEndpoint: "dev-api.elb.eu-west-1.amazonaws.com:6443",
       secretArn: "arn:secret",
+      bootstrapBucket: "dev-bootstrap-0123",
       caCertHash: pulumi.output("sha256:" + "ab".repeat(32)),
       podCidr: "10.244.0.0/16",
       serviceCidr: "10.96.0.0/12",
@@ -175,12 +176,29 @@ describe("ControlPlane component", () => {
       const env = cfg.write_files.find((f: any) => f.path === "/etc/kubeadm-ha/node.env").content;
       expect(env).toContain(`NODE_IP='${cp.masterIps[i]}'`);
       expect(env).toContain(`INIT_NODE='${i === 0 ? "true" : "false"}'`);
-      expect(cfg.runcmd).toEqual([["/usr/local/lib/kubeadm-ha/bootstrap.sh"]]);
+      expect(cfg.runcmd).toEqual([["/usr/local/lib/kubeadm-ha/boot.sh"]]);
+      expect(env).toContain("BOOTSTRAP_BUCKET='dev-bootstrap-0123'");
+      // User data carries only what fetches the rest; bundle.list pins every other script by hash.
+      expect(cfg.write_files.filter((f: any) => f.path.endsWith(".sh")).map((f: any) => f.path)).toEqual(
+        ["boot.sh", "install.sh", "lib.sh"].map((s) => `/usr/local/lib/kubeadm-ha/${s}`),
+      );
+      const list = cfg.write_files.find((f: any) => f.path === "/etc/kubeadm-ha/bundle.list").content as string;
+      expect(list.split("\n").filter(Boolean).map((l) => l.split(" ").slice(1).join(" "))).toEqual(
+        ["bootstrap.sh", "etcd-rejoin.sh", "etcdctl.sh", "fetch-secrets.sh", "join-lock.sh"].map((s) => `0755 lib/${s}`),
+      );
     });
   });
 
   it("ignores AMI and user data drift so one `pulumi up` never restarts every master", () => {
     for (const i of [0, 1, 2]) expect(childOpts.get(`cp-master-${i}`)?.ignoreChanges).toEqual(["ami", "userDataBase64"]);
+  });
+
+  it("replaces a master by deleting it first: its successor takes the same fixed address and name", () => {
+    // What the engine receives, caller options merged; the attachments keep Pulumi's default.
+    expect(instances().map((r) => [r.name, r.options])).toEqual(
+      [0, 1, 2].map((i) => [`cp-master-${i}`, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"] }]),
+    );
+    expect(ofType(regs, "aws:lb/targetGroupAttachment:TargetGroupAttachment").map((r) => r.options.deleteBeforeReplace)).toEqual([false, false, false]);
   });
 
   it("exposes fixed IPs and node names before deployment", () => {

@@ -59,7 +59,7 @@ const TOPOLOGIES = [
     etcdRules: ["control-plane-from-control-plane-tcp-2379-2380"],
     securityGroups: ["control-plane", "worker"],
     iamRoles: ["st-control-plane", "st-worker"],
-    controlPlaneSecret: ["bootstrap-token", "ca.crt", "ca.key", "etcd/ca.crt", "etcd/ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"],
+    controlPlaneSecret: ["bootstrap-token", "ca.crt", "ca.key", "encryption-config.yaml", "etcd/ca.crt", "etcd/ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"],
     etcdSecret: undefined as string[] | undefined,
     masterEnv: { ETCD_TOPOLOGY: "stacked" } as Record<string, string>,
   },
@@ -89,6 +89,7 @@ const TOPOLOGIES = [
       "bootstrap-token",
       "ca.crt",
       "ca.key",
+      "encryption-config.yaml",
       "etcd/ca.crt",
       "front-proxy-ca.crt",
       "front-proxy-ca.key",
@@ -239,13 +240,21 @@ describe("external etcd members", () => {
     });
   });
 
-  it("ignore AMI and user data drift, and boot only after the etcd secret has a version", async () => {
+  it("ignore AMI and user data drift, and boot only after the etcd secret has a version and the bootstrap objects exist", async () => {
     for (const i of [0, 1, 2]) {
       const o = opts.get(`ex-etcd-member-${i}`)!;
       expect(o.ignoreChanges).toEqual(["ami", "userDataBase64"]);
       const deps = o.dependsOn as pulumi.Resource[];
-      expect(await Promise.all(deps.map((d) => valueOf(d.urn)))).toEqual([expect.stringMatching(/::ex-secrets-etcd-version$/)]);
+      expect(await Promise.all(deps.map((d) => valueOf(d.urn)))).toEqual([expect.stringMatching(/::ex-secrets-etcd-version$/), expect.stringMatching(/kubeadm-ha:index:BootstrapAssets::ex-bootstrap$/)]);
     }
+  });
+
+  it("are replaced by deleting the old machine first, keeping the dependency on the etcd secret", async () => {
+    expect(members().map((r) => [r.name, r.options])).toEqual(
+      [0, 1, 2].map((i) => [`ex-etcd-member-${i}`, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"] }]),
+    );
+    // The caller's options survive the merge.
+    for (const i of [0, 1, 2]) expect(await Promise.all((opts.get(`ex-etcd-member-${i}`)!.dependsOn as pulumi.Resource[]).map((d) => valueOf(d.urn)))).toHaveLength(2);
   });
 
   it("certificates: server SANs are the member IP, loopback and node name; peer SANs the IP and node name", () => {
@@ -396,7 +405,7 @@ describe("etcd pure functions", () => {
   ])("EtcdCluster refuses bad members before registering anything (%#)", (ms, message) => {
     const before = regs.length;
     expect(() => new EtcdCluster("bad", { clusterName: "x", region: "eu-west-1", kubernetesVersion: "1.35.0", members: ms, instanceType: "m7i.large", rootVolumeGiB: 50,
-      amiId: "ami-0123456789abcdef0", privateSubnetIds: ["a", "b", "c"], securityGroupIds: ["sg"], instanceProfileName: "p", secretArn: "arn",
+      amiId: "ami-0123456789abcdef0", privateSubnetIds: ["a", "b", "c"], securityGroupIds: ["sg"], instanceProfileName: "p", secretArn: "arn", bootstrapBucket: "b",
       timings: { heartbeatIntervalMs: 100, electionTimeoutMs: 1000 }, tags: {} })).toThrow(new Error(message));
     expect(regs.length).toBe(before);
   });

@@ -162,6 +162,13 @@ describe("cloud provider policies", () => {
   ])("managed policy ARN in %s", (partition, arn) => {
     expect(iam.awsManagedPolicyArn(partition, iam.SSM_MANAGED_POLICY)).toBe(arn);
   });
+
+  test.each([
+    ["aws", "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
+    ["aws-cn", "arn:aws-cn:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"],
+  ])("EBS CSI managed policy ARN in %s (under service-role/)", (partition, arn) => {
+    expect(iam.awsManagedPolicyArn(partition, iam.EBS_CSI_MANAGED_POLICY)).toBe(arn);
+  });
 });
 
 describe("NodeRoles component", () => {
@@ -186,6 +193,7 @@ describe("NodeRoles component", () => {
           "kubeadm-ha:index:NodeRoles st",
           "aws:iam/role:Role st-control-plane",
           "aws:iam/rolePolicyAttachment:RolePolicyAttachment st-control-plane-ssm",
+          "aws:iam/rolePolicyAttachment:RolePolicyAttachment st-control-plane-ebs-csi",
           "aws:iam/rolePolicy:RolePolicy st-control-plane-bootstrap-secret",
           "aws:iam/rolePolicy:RolePolicy st-control-plane-cloud-controller-manager",
           "aws:iam/instanceProfile:InstanceProfile st-control-plane-profile",
@@ -257,7 +265,7 @@ describe("NodeRoles component", () => {
     test("adds an etcd role with only the secret read and SSM", () => {
       expect(ofType(mine, "aws:iam/role:Role").map((r) => r.inputs.name).sort()).toEqual(["kh-control-plane", "kh-etcd", "kh-worker"]);
       expect(ofType(mine, "aws:iam/instanceProfile:InstanceProfile")).toHaveLength(3);
-      expect(ofType(mine, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")).toHaveLength(3);
+      expect(ofType(mine, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")).toHaveLength(4);
       expect(ofType(mine, "aws:iam/rolePolicy:RolePolicy")).toHaveLength(5);
       expect(mine.filter((r) => r.name.startsWith("ex-etcd")).map((r) => r.name).sort()).toEqual([
         "ex-etcd",
@@ -328,5 +336,54 @@ describe("NodeRoles component", () => {
     expect(() => new iam.NodeRoles("bad", { clusterName, secretArns: { controlPlane: ARN.cp, worker: ARN.worker }, kmsKeyArn: ARN.key, tags: {} })).toThrow(
       new Error(message),
     );
+  });
+});
+
+describe("NodeRoles add-on permissions", () => {
+  // [awsCloudControllerManager, ebsCsiDriver] -> the control plane role's resources beyond role,
+  // profile, SSM and secret read. Workers and etcd never change.
+  const CASES: Array<[boolean | undefined, boolean | undefined, string[]]> = [
+    [undefined, undefined, ["cloud-controller-manager", "ebs-csi"]],
+    [true, true, ["cloud-controller-manager", "ebs-csi"]],
+    [true, false, ["cloud-controller-manager"]],
+    [false, true, ["ebs-csi"]],
+    [false, false, []],
+  ];
+  test.each(CASES)("awsCloudControllerManager %s, ebsCsiDriver %s: control plane extras %j", async (awsCloudControllerManager, ebsCsiDriver, extras) => {
+    const before = regs.length;
+    const name = `addon-${awsCloudControllerManager}-${ebsCsiDriver}`;
+    new iam.NodeRoles(name, {
+      clusterName: "kh",
+      secretArns: { controlPlane: ARN.cp, worker: ARN.worker, etcd: ARN.etcd },
+      kmsKeyArn: ARN.key,
+      tags: {},
+      ...(awsCloudControllerManager === undefined ? {} : { awsCloudControllerManager }),
+      ...(ebsCsiDriver === undefined ? {} : { ebsCsiDriver }),
+    });
+    await settle();
+    const mine = regs.slice(before);
+    const under = (slug: string) =>
+      mine
+        .filter((r) => r.name.startsWith(`${name}-${slug}`))
+        .map((r) => r.name.slice(`${name}-${slug}`.length).replace(/^-/, ""))
+        .sort();
+    expect(under("control-plane")).toEqual(["", "bootstrap-secret", "profile", "ssm", ...extras].sort());
+    expect(under("worker")).toEqual(["", "bootstrap-secret", "kubelet", "profile", "ssm"]);
+    expect(under("etcd")).toEqual(["", "bootstrap-secret", "profile", "ssm"]);
+
+    const ebs = mine.filter((r) => r.name === `${name}-control-plane-ebs-csi`);
+    expect(ebs.map((r) => [r.type, r.inputs])).toEqual(
+      extras.includes("ebs-csi")
+        ? [["aws:iam/rolePolicyAttachment:RolePolicyAttachment", { role: "kh-control-plane", policyArn: "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy" }]]
+        : [],
+    );
+    const ccm = mine.filter((r) => r.name === `${name}-control-plane-cloud-controller-manager`);
+    expect(ccm.map((r) => [r.type, r.inputs.name, r.inputs.policy])).toEqual(
+      extras.includes("cloud-controller-manager")
+        ? [["aws:iam/rolePolicy:RolePolicy", "cloud-controller-manager", JSON.stringify(iam.controlPlaneCloudProviderPolicy())]]
+        : [],
+    );
+    // Only the control plane ever gets the EBS CSI policy.
+    expect(JSON.stringify(mine.filter((r) => !r.name.startsWith(`${name}-control-plane`)).map((r) => r.inputs))).not.toContain("AmazonEBSCSIDriverPolicy");
   });
 });

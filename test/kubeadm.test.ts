@@ -129,6 +129,25 @@ describe("Init and Join configurations", () => {
     expect(j.nodeRegistration.kubeletExtraArgs).toContainEqual({ name: "node-labels", value: "pool=general" });
   });
 
+  // awsCloudControllerManager: kubelet waits for the cloud controller only when one runs.
+  const cloudProvider = { name: "cloud-provider", value: "external" };
+  it.each([
+    ["default", undefined, true],
+    ["cloud controller on", true, true],
+    ["cloud controller off", false, false],
+  ])("--cloud-provider=external on every kubelet and the controller manager: %s", (_, externalCloudProvider, expected) => {
+    const node = { ...NODE, externalCloudProvider };
+    const registrations = [
+      initConfiguration(node).nodeRegistration,
+      joinConfiguration(node, { apiServerEndpoint: "x:6443", caCertHash: "sha256:abc", controlPlane: true }).nodeRegistration,
+      joinConfiguration(node, { apiServerEndpoint: "x:6443", caCertHash: "sha256:abc", controlPlane: false }).nodeRegistration,
+    ];
+    for (const r of registrations)
+      expect(r.kubeletExtraArgs).toEqual(expected ? [cloudProvider, { name: "node-ip", value: "10.0.0.10" }] : [{ name: "node-ip", value: "10.0.0.10" }]);
+    const kcm = clusterConfiguration({ ...CLUSTER, externalCloudProvider }).controllerManager.extraArgs;
+    expect(kcm.filter((a) => a.name === "cloud-provider")).toEqual(expected ? [cloudProvider] : []);
+  });
+
   it("kubelet uses the systemd cgroup driver", () => {
     expect(kubeletConfiguration().cgroupDriver).toBe("systemd");
   });

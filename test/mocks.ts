@@ -15,6 +15,13 @@ export interface Registration {
   id: string;
   inputs: Record<string, any>;
   state: Record<string, any>;
+  /** Resource options as the engine receives them (the mocks API itself passes none). */
+  options: RegistrationOptions;
+}
+
+export interface RegistrationOptions {
+  deleteBeforeReplace: boolean;
+  ignoreChanges: string[];
 }
 
 const fixture = (f: string) => fs.readFileSync(path.join(__dirname, "fixtures", f), "utf8");
@@ -35,6 +42,12 @@ function pseudoRandom(name: string, length: number, alphabet: string): string {
     out += alphabet[h % alphabet.length];
   }
   return out;
+}
+
+/** What the mocks answer for a `RandomBytes` of this name: fixed bytes, so tests can look for the exact key. */
+export function mockRandomBytes(name: string, length: number): { base64: string; hex: string } {
+  const hex = pseudoRandom(name, length * 2, "0123456789abcdef");
+  return { base64: Buffer.from(hex, "hex").toString("base64"), hex };
 }
 
 /** Outputs a real provider would compute, by resource type. */
@@ -78,6 +91,8 @@ function computedState(type: string, name: string, inputs: Record<string, any>, 
       return { certRequestPem: FIXTURES.clientCsr };
     case "tls:index/locallySignedCert:LocallySignedCert":
       return { certPem: FIXTURES.clientCert };
+    case "random:index/randomBytes:RandomBytes":
+      return mockRandomBytes(name, inputs.length);
     case "random:index/randomString:RandomString": {
       const alphabet = (inputs.upper === false ? "" : "ABCDEFGHIJKLMNOPQRSTUVWXYZ") + (inputs.lower === false ? "" : "abcdefghijklmnopqrstuvwxyz") + (inputs.numeric === false ? "" : "0123456789");
       return { result: pseudoRandom(name, inputs.length, alphabet) };
@@ -93,12 +108,13 @@ export async function setupMocks(opts: { project?: string; stack?: string; regio
   const registrations: Registration[] = [];
   const project = opts.project ?? "kubeadm-ha";
   if (opts.config) pulumi.runtime.setAllConfig(opts.config);
+  let options: RegistrationOptions = { deleteBeforeReplace: false, ignoreChanges: [] };
   await pulumi.runtime.setMocks(
     {
       newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, any> } {
         const id = `${args.name}-id`;
         const state = { ...args.inputs, ...computedState(args.type, args.name, args.inputs, region) };
-        registrations.push({ type: args.type, name: args.name, id, inputs: args.inputs, state });
+        registrations.push({ type: args.type, name: args.name, id, inputs: args.inputs, state, options });
         return { id, state };
       },
       call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
@@ -120,6 +136,14 @@ export async function setupMocks(opts: { project?: string; stack?: string; regio
     opts.stack ?? "test",
     false,
   );
+  // The mock monitor calls newResource synchronously inside registerResource, so the request's
+  // options read here belong to the registration newResource records next.
+  const monitor = pulumi.runtime.getMonitor() as any;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: any, callback: unknown) => {
+    options = { deleteBeforeReplace: req.getDeletebeforereplace(), ignoreChanges: req.getIgnorechangesList() };
+    return register(req, callback);
+  };
   return registrations;
 }
 

@@ -176,6 +176,7 @@ describe("Network component", () => {
       "aws:ec2/routeTable:RouteTable": 4,
       "aws:ec2/route:Route": 4,
       "aws:ec2/routeTableAssociation:RouteTableAssociation": 6,
+      "aws:ec2/vpcEndpoint:VpcEndpoint": 1,
     });
   });
 
@@ -191,9 +192,20 @@ describe("Network component", () => {
       "aws:ec2/routeTable:RouteTable": 4,
       "aws:ec2/route:Route": 4,
       "aws:ec2/routeTableAssociation:RouteTableAssociation": 6,
+      "aws:ec2/vpcEndpoint:VpcEndpoint": 1,
     });
     expect(byName(regs, "net-nat-0").inputs.subnetId).toBe("net-public-0-id");
     for (let i = 0; i < 3; i++) expect(byName(regs, `net-private-default-route-${i}`).inputs.natGatewayId).toBe("net-nat-0-id");
+  });
+
+  it("an S3 gateway endpoint on every private route table, in the zones' region", async () => {
+    const { regs } = await build(args());
+    expect(byName(regs, "net-s3-endpoint").inputs).toMatchObject({
+      vpcId: "net-vpc-id",
+      serviceName: "com.amazonaws.eu-west-1.s3",
+      vpcEndpointType: "Gateway",
+      routeTableIds: ["net-private-rt-0-id", "net-private-rt-1-id", "net-private-rt-2-id"],
+    });
   });
 
   it("VPC has DNS hostnames and support on", async () => {

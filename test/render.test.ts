@@ -8,9 +8,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
-import { USER_DATA_LIMIT } from "../cloud-init/render";
+import { addonVersions } from "../components/addons";
 import { stackConfig } from "../scripts/renderLib";
-import { FIXTURES } from "./mocks";
+import { FIXTURES, mockRandomBytes } from "./mocks";
 
 const ROOT = path.resolve(__dirname, "..");
 const GOLDEN = path.join(__dirname, "golden");
@@ -77,19 +77,42 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
     }
   });
 
+  it("the Secrets encryption key exists and is in no rendered file: it travels in the control plane's secret only", () => {
+    expect(rendered[stack]["resources.md"]).toContain(`| \`random:index/randomBytes:RandomBytes\` | ${stack}-encryption-key1 | length=32 |`);
+    const key = mockRandomBytes(`${stack}-encryption-key1`, 32).base64;
+    const holding = Object.entries(rendered[stack]).filter(([, text]) => text.includes(key)).map(([file]) => file);
+    expect(holding).toEqual([]);
+  });
+
   it("keeps the kubeconfig output secret", () => {
     expect(JSON.parse(rendered[stack]["outputs.json"]).kubeconfig).toBe("[secret]");
   });
 });
 
-describe("user data size", () => {
-  it("every node's gzipped user data leaves at least 4 KB of EC2's 16 KB", async () => {
-    const zlib = await import("zlib");
-    for (const stack of ["dev", "prod"])
-      for (const [name, text] of userData(stack)) {
-        const size = zlib.gzipSync(Buffer.from(text), { level: 9 }).length;
-        expect({ name, fits: size <= USER_DATA_LIMIT - 4096 }).toEqual({ name, fits: true });
-      }
+// User data size per role and topology, against EC2's 16 KB with 4 KB spare: test/userDataSize.test.ts.
+
+describe("add-ons", () => {
+  it("dev (internet-facing API): addons.md and the outputs list every add-on with its pinned version, installed by pulumi", () => {
+    const v = addonVersions("1.35.0");
+    const expected = [
+      ["cilium", "cilium", v.cilium, "kube-system"],
+      ["aws-cloud-controller-manager", "aws-cloud-controller-manager", v.awsCloudControllerManagerChart, "kube-system"],
+      ["aws-ebs-csi-driver", "aws-ebs-csi-driver", v.ebsCsiDriver, "kube-system"],
+    ];
+    const rows = rendered.dev["addons.md"].split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| add-on"));
+    expect(rows.map((l) => l.split(" | ").map((c) => c.replace(/^\| |`| from .*$| \|$/g, "")))).toEqual(expected.map((e) => [...e, "pulumi"]));
+    const out = JSON.parse(rendered.dev["outputs.json"]).addons;
+    expect(out.map((a: { name: string; chart: string; version: string; namespace: string; installer: string }) => [a.name, a.chart, a.version, a.namespace, a.installer])).toEqual(
+      expected.map((e) => [...e, "pulumi"]),
+    );
+    expect(rendered.dev["resources.md"].match(/`kubernetes:helm.sh\/v3:Release`/g)).toHaveLength(3);
+  });
+
+  it("prod (internal API): the first master installs them; no Helm release is a Pulumi resource", () => {
+    expect(JSON.parse(rendered.prod["outputs.json"]).addons.map((a: { installer: string }) => a.installer)).toEqual(["nodes", "nodes", "nodes"]);
+    expect(rendered.prod["resources.md"]).not.toContain("kubernetes:helm.sh");
+    expect(rendered.prod["user-data/prod-control-plane-master-0.yaml"]).toMatch(/^ *[0-9a-f]{64} 0755 lib\/addons\.sh$/m);
+    expect(rendered.prod["user-data/prod-control-plane-master-1.yaml"]).not.toContain("addons");
   });
 });
 

@@ -11,8 +11,13 @@ import { SCRIPTS_DIR, ScriptNeeds, scriptsFor, shippedScript } from "../cloud-in
 export const ALL_NEEDS: ScriptNeeds[] = [
   { role: "control-plane", etcdTopology: "stacked" },
   { role: "control-plane", etcdTopology: "external" },
+  { role: "control-plane", etcdTopology: "stacked", addons: true },
+  { role: "control-plane", etcdTopology: "external", addons: true },
+  { role: "control-plane", etcdTopology: "stacked", backup: true },
+  { role: "control-plane", etcdTopology: "stacked", addons: true, backup: true },
   { role: "worker" },
   { role: "etcd" },
+  { role: "etcd", backup: true },
 ];
 
 /**
@@ -21,6 +26,10 @@ export const ALL_NEEDS: ScriptNeeds[] = [
  */
 export const GUARDED: Record<string, (n: ScriptNeeds) => boolean> = {
   "bootstrap.sh -> join-lock.sh": (n) => n.role !== "control-plane",
+  // Runs only when master 0's add-on list exists, which ships with addons.sh.
+  "bootstrap.sh -> addons.sh": (n) => !n.addons,
+  // Runs only on machines holding an etcd member: external members and stacked masters.
+  "bootstrap.sh -> etcd-rejoin.sh": (n) => !(n.role === "etcd" || (n.role === "control-plane" && n.etcdTopology === "stacked")),
 };
 
 /** Scripts a script pulls in: `source "$KUBEADM_HA_LIB/x.sh"`, `"$BASH" "$KUBEADM_HA_LIB/x.sh"` or `${BASH_SOURCE[0]%/*}/x.sh`. */
@@ -44,13 +53,33 @@ describe("scriptsFor", () => {
   });
 
   it("workers and etcd members do not get the control-plane join lock", () => {
-    expect(scriptsFor({ role: "worker" })).toEqual(["bootstrap.sh", "fetch-secrets.sh", "install.sh", "lib.sh"]);
+    expect(scriptsFor({ role: "worker" })).toEqual(["boot.sh", "bootstrap.sh", "fetch-secrets.sh", "install.sh", "lib.sh"]);
     expect(scriptsFor({ role: "etcd" })).not.toContain("join-lock.sh");
     expect(scriptsFor({ role: "control-plane" })).toContain("join-lock.sh");
   });
 
+  it("only machines holding an etcd member get etcd-rejoin.sh", () => {
+    expect(ALL_NEEDS.filter((n) => scriptsFor(n).includes("etcd-rejoin.sh"))).toEqual(
+      ALL_NEEDS.filter((n) => n.role === "etcd" || (n.role === "control-plane" && n.etcdTopology === "stacked")),
+    );
+    expect(referenced("etcd-rejoin.sh")).toEqual(["etcdctl.sh", "lib.sh"]);
+  });
+
+  it.each([
+    [{ role: "control-plane", etcdTopology: "stacked", backup: true }, true],
+    [{ role: "etcd", backup: true }, true],
+    [{ role: "control-plane", etcdTopology: "stacked" }, false],
+    [{ role: "etcd" }, false],
+    // No member, nothing to snapshot: the flag is ignored.
+    [{ role: "control-plane", etcdTopology: "external", backup: true }, false],
+    [{ role: "worker", backup: true }, false],
+  ] as [ScriptNeeds, boolean][])("%j: the backup and restore scripts only with backups on a machine holding a member (%s)", (needs, shipped) => {
+    const s = scriptsFor(needs);
+    expect([s.includes("etcd-backup.sh"), s.includes("etcd-restore.sh")]).toEqual([shipped, shipped]);
+  });
+
   it("the reference scan sees the scripts bootstrap.sh pulls in", () => {
-    expect(referenced("bootstrap.sh")).toEqual(["fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh"]);
+    expect(referenced("bootstrap.sh")).toEqual(["addons.sh", "etcd-rejoin.sh", "fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh"]);
   });
 });
 

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { encryptionConfigYaml } from "../cloud-init/encryption";
 import { Registration, isSecret, ofType, settle, setupMocks, valueOf } from "./mocks";
 import type * as SecretsModule from "../components/secrets";
 
@@ -38,6 +39,15 @@ describe("material helpers", () => {
       "sa.pub": "SA-PUB",
       "bootstrap-token": "abcdef.0123456789abcdef",
     });
+  });
+
+  test("controlPlaneMaterial carries the API server's EncryptionConfiguration as encryption-config.yaml when given", async () => {
+    expect(sm.controlPlaneMaterial({ ...PKI, encryptionConfigYaml: "ENC-YAML" })).toEqual({ ...sm.controlPlaneMaterial(PKI), "encryption-config.yaml": "ENC-YAML" });
+    expect(Object.keys(sm.controlPlaneMaterial(PKI))).not.toContain("encryption-config.yaml");
+    const out = sm.controlPlaneMaterial({ ...PKI, encryptionConfigYaml: pulumi.secret("ENC-YAML") });
+    expect(await isSecret(out)).toBe(true);
+    expect((await valueOf(out))["encryption-config.yaml"]).toBe("ENC-YAML");
+    expect(() => sm.controlPlaneMaterial({ ...PKI, encryptionConfigYaml: "" })).toThrow(new Error("controlPlaneMaterial: encryptionConfigYaml must be a non-empty string"));
   });
 
   test("workerMaterial holds the bootstrap token only", () => {
@@ -163,6 +173,10 @@ describe("secretPayload and the 64 KB limit", () => {
     const pem = marker("BEGIN") + "\n" + "A".repeat(1700) + "\n" + marker("END") + "\n";
     const material = sm.controlPlaneMaterial(Object.fromEntries(Object.keys(PKI).map((k) => [k, pem])) as typeof PKI);
     expect(Buffer.byteLength(sm.secretPayload("controlPlane", material))).toBeLessThan(20000);
+    // Mid-rotation, three secretbox keys: still far below.
+    const keys = ["key3", "key2", "key1"].map((name, i) => ({ name, secret: Buffer.alloc(32, i).toString("base64") }));
+    const withEncryption = sm.controlPlaneMaterial({ ...(Object.fromEntries(Object.keys(PKI).map((k) => [k, pem])) as typeof PKI), encryptionConfigYaml: encryptionConfigYaml(keys) });
+    expect(Buffer.byteLength(sm.secretPayload("controlPlane", withEncryption))).toBeLessThan(20000);
   });
 
   test.each([

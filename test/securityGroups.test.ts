@@ -1,4 +1,4 @@
-import { NodeRule, NodeSecurityGroups, NodeSecurityGroupsArgs, nodeRoles, nodeRules, ruleKey } from "../components/securityGroups";
+import { Cni, NodeRule, NodeSecurityGroups, NodeSecurityGroupsArgs, cniRules, nodeRoles, nodeRules, ruleKey } from "../components/securityGroups";
 import { EtcdTopology } from "../config";
 import { Registration, ofType, settle, setupMocks, valueOf } from "./mocks";
 
@@ -8,6 +8,8 @@ const COMMON = [
   "control-plane-from-worker-tcp-6443",
   "control-plane-from-control-plane-tcp-10250",
   "worker-from-control-plane-tcp-10250",
+  "control-plane-from-worker-tcp-10250",
+  "worker-from-worker-tcp-10250",
 ];
 
 // One row a topology: the groups, the exact rule keys, and each rule's protocol, ports and description.
@@ -21,6 +23,8 @@ const TOPOLOGIES: Array<[EtcdTopology, string[], Record<string, [string, number,
       "control-plane-from-worker-tcp-6443": ["tcp", 6443, 6443, "kube-apiserver from workers via the kubernetes Service"],
       "control-plane-from-control-plane-tcp-10250": ["tcp", 10250, 10250, "kubelet API from kube-apiserver: logs, exec, port-forward"],
       "worker-from-control-plane-tcp-10250": ["tcp", 10250, 10250, "kubelet API from kube-apiserver: logs, exec, port-forward"],
+      "control-plane-from-worker-tcp-10250": ["tcp", 10250, 10250, "kubelet API from pods on workers: metrics-server, monitoring"],
+      "worker-from-worker-tcp-10250": ["tcp", 10250, 10250, "kubelet API from pods on workers: metrics-server, monitoring"],
       "control-plane-from-control-plane-tcp-2379-2380": ["tcp", 2379, 2380, "etcd client and peer between stacked members"],
     },
   ],
@@ -33,6 +37,8 @@ const TOPOLOGIES: Array<[EtcdTopology, string[], Record<string, [string, number,
       "control-plane-from-worker-tcp-6443": ["tcp", 6443, 6443, "kube-apiserver from workers via the kubernetes Service"],
       "control-plane-from-control-plane-tcp-10250": ["tcp", 10250, 10250, "kubelet API from kube-apiserver: logs, exec, port-forward"],
       "worker-from-control-plane-tcp-10250": ["tcp", 10250, 10250, "kubelet API from kube-apiserver: logs, exec, port-forward"],
+      "control-plane-from-worker-tcp-10250": ["tcp", 10250, 10250, "kubelet API from pods on workers: metrics-server, monitoring"],
+      "worker-from-worker-tcp-10250": ["tcp", 10250, 10250, "kubelet API from pods on workers: metrics-server, monitoring"],
       "etcd-from-control-plane-tcp-2379": ["tcp", 2379, 2379, "etcd client from kube-apiserver and kubeadm"],
       "etcd-from-etcd-tcp-2380": ["tcp", 2380, 2380, "etcd peer between members"],
     },
@@ -60,7 +66,7 @@ describe("nodeRules", () => {
     });
 
     it("opens nothing to workers but the kubelet, and no NodePorts", () => {
-      expect(rules.filter((r) => r.to === "worker").map(ruleKey)).toEqual(["worker-from-control-plane-tcp-10250"]);
+      expect(rules.filter((r) => r.to === "worker").map(ruleKey)).toEqual(["worker-from-control-plane-tcp-10250", "worker-from-worker-tcp-10250"]);
       expect(rules.some((r) => covers(r, 30000) || covers(r, 32767))).toBe(false);
     });
 
@@ -89,8 +95,8 @@ describe("nodeRules", () => {
   it("appends valid extra rules after the base ones", () => {
     const vxlan: NodeRule = { to: "worker", from: "worker", protocol: "udp", fromPort: 4789, toPort: 4789, description: "VXLAN between workers" };
     const rules = nodeRules("stacked", [vxlan]);
-    expect(rules).toHaveLength(7);
-    expect(rules[6]).toEqual(vxlan);
+    expect(rules).toHaveLength(9);
+    expect(rules[8]).toEqual(vxlan);
     expect(ruleKey(vxlan)).toBe("worker-from-worker-udp-4789");
   });
 
@@ -248,5 +254,84 @@ describe("NodeSecurityGroups component", () => {
     ).toThrow(new Error('NodeSecurityGroups: extraRules[0].to: "etcd" — no such security group with stacked etcd'));
     await settle();
     expect(regs).toEqual([]);
+  });
+});
+
+// Every CNI port opened in both directions among masters and workers: four rules a port.
+const PAIRS = ["control-plane-from-control-plane", "control-plane-from-worker", "worker-from-control-plane", "worker-from-worker"];
+const CNI_PORTS: Array<[Cni, Array<[string, number, string]>]> = [
+  [
+    "cilium",
+    [
+      ["udp", 8472, "Cilium VXLAN overlay between nodes"],
+      ["tcp", 4240, "Cilium health checks (cilium-health) between nodes"],
+      ["tcp", 4244, "Hubble server: Hubble Relay reads flows from every node"],
+    ],
+  ],
+  [
+    "calico",
+    [
+      ["udp", 4789, "Calico VXLAN overlay between nodes"],
+      ["tcp", 5473, "Calico Typha: Felix on every node connects to Typha"],
+    ],
+  ],
+  ["none", []],
+];
+const cniExpected = (ports: Array<[string, number, string]>) =>
+  Object.fromEntries(ports.flatMap(([protocol, port, description]) => PAIRS.map((pair) => [`${pair}-${protocol}-${port}`, [protocol, port, port, description]])));
+
+describe("cniRules", () => {
+  describe.each(CNI_PORTS)("%s", (cni, ports) => {
+    const rules = cniRules(cni);
+
+    it("exactly its ports, each between every pair of Kubernetes node groups", () => {
+      expect(rules).toHaveLength(ports.length * 4);
+      expect(Object.fromEntries(rules.map((r) => [ruleKey(r), [r.protocol, r.fromPort, r.toPort, r.description]]))).toEqual(cniExpected(ports));
+    });
+
+    it("never involves the etcd group or the load balancer", () => {
+      expect(rules.filter((r) => r.to === "etcd" || r.from === "etcd" || r.from === "apiLoadBalancer")).toEqual([]);
+    });
+
+    it.each<EtcdTopology>(["stacked", "external"])("is accepted by nodeRules with %s etcd, after the base rules", (topology) => {
+      const all = nodeRules(topology, rules);
+      expect(all.slice(0, nodeRules(topology).length)).toEqual(nodeRules(topology));
+      expect(all.slice(nodeRules(topology).length)).toEqual(rules);
+    });
+  });
+
+  const keys = (rs: NodeRule[]) => new Set(rs.map(ruleKey));
+  it.each<[Cni, Cni]>([
+    ["cilium", "calico"],
+    ["calico", "cilium"],
+    ["cilium", "none"],
+    ["none", "calico"],
+  ])("changing cni from %s to %s changes exactly those CNI rules", (from, to) => {
+    for (const topology of ["stacked", "external"] as EtcdTopology[]) {
+      const before = keys(nodeRules(topology, cniRules(from)));
+      const after = keys(nodeRules(topology, cniRules(to)));
+      expect([...before].filter((k) => !after.has(k)).sort()).toEqual(cniRules(from).map(ruleKey).sort());
+      expect([...after].filter((k) => !before.has(k)).sort()).toEqual(cniRules(to).map(ruleKey).sort());
+      expect([...before].filter((k) => after.has(k)).sort()).toEqual(nodeRules(topology).map(ruleKey).sort());
+    }
+  });
+
+  it("rejects an unknown CNI", () => {
+    expect(() => cniRules("flannel" as Cni)).toThrow(new Error('cniRules: cni: "flannel" — must be cilium, calico or none'));
+  });
+
+  it("the component turns the CNI rules into ingress rules between the node groups", async () => {
+    const regs = await setupMocks();
+    new NodeSecurityGroups("sg", { clusterName: "prod", vpcId: "vpc-1", apiLbSecurityGroupId: "sg-nlb", etcdTopology: "stacked", extraRules: cniRules("calico"), tags: {} });
+    await settle();
+    const ingress = ofType(regs, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule");
+    expect(ingress).toHaveLength(nodeRules("stacked").length + 8);
+    const typha = ingress.filter((r) => r.inputs.fromPort === 5473).map((r) => [r.name, r.inputs.securityGroupId, r.inputs.referencedSecurityGroupId, r.inputs.ipProtocol]);
+    expect(typha.sort((x, y) => x[0].localeCompare(y[0]))).toEqual([
+      ["sg-control-plane-from-control-plane-tcp-5473", "sg-control-plane-id", "sg-control-plane-id", "tcp"],
+      ["sg-control-plane-from-worker-tcp-5473", "sg-control-plane-id", "sg-worker-id", "tcp"],
+      ["sg-worker-from-control-plane-tcp-5473", "sg-worker-id", "sg-control-plane-id", "tcp"],
+      ["sg-worker-from-worker-tcp-5473", "sg-worker-id", "sg-worker-id", "tcp"],
+    ]);
   });
 });

@@ -147,6 +147,7 @@ describe("WorkerPool component", () => {
     apiEndpoint: ENDPOINT,
     caCertHash: pulumi.output(HASH),
     secretArn: pulumi.output(SECRET_ARN),
+    bootstrapBucket: "dev-bootstrap-0123",
     instanceProfileName: "dev-worker",
     securityGroupId: "sg-worker",
     privateSubnetIds: ["subnet-a", "subnet-b", "subnet-c"],
@@ -335,11 +336,13 @@ describe("WorkerPool component", () => {
         `API_ENDPOINT='${ENDPOINT}'`,
         "AWS_REGION='eu-west-1'",
         `SECRET_ID='${SECRET_ARN}'`,
+        "BOOTSTRAP_BUCKET='dev-bootstrap-0123'",
+        "BOOTSTRAP_PREFIX='bootstrap/'",
         `TOKEN_PLACEHOLDER='${TOKEN_PLACEHOLDER}'`,
         "",
       ].join("\n"),
     );
-    expect(cloudConfig("spot").runcmd).toEqual([["/usr/local/lib/kubeadm-ha/bootstrap.sh"]]);
+    expect(cloudConfig("spot").runcmd).toEqual([["/usr/local/lib/kubeadm-ha/boot.sh"]]);
   });
 
   it("user data carries no secret and is the pool's output", async () => {
@@ -411,11 +414,14 @@ describe("Cluster builds the configured pools", () => {
     await settle();
   });
 
-  it("one pool a config entry, each launch template waiting for the worker secret's version", async () => {
+  it("one pool a config entry, each launch template waiting for the worker secret's version and the bootstrap objects", async () => {
     expect(ofType(regs, "kubeadm-ha:index:WorkerPool").filter((r) => r.name.startsWith("wired-")).map((r) => r.name)).toEqual(["wired-pool-general", "wired-pool-spot"]);
     for (const pool of ["general", "spot"]) {
       const deps = (opts.get(`wired-pool-${pool}-launch-template`)?.dependsOn ?? []) as pulumi.Resource[];
-      expect(await Promise.all(deps.map((d) => valueOf(d.urn)))).toEqual([expect.stringMatching(/aws:secretsmanager\/secretVersion:SecretVersion::wired-secrets-worker-version$/)]);
+      expect(await Promise.all(deps.map((d) => valueOf(d.urn)))).toEqual([
+        expect.stringMatching(/aws:secretsmanager\/secretVersion:SecretVersion::wired-secrets-worker-version$/),
+        expect.stringMatching(/kubeadm-ha:index:BootstrapAssets::wired-bootstrap$/),
+      ]);
     }
   });
 
@@ -428,10 +434,12 @@ describe("Cluster builds the configured pools", () => {
       apiEndpoint: expect.stringMatching(/^wired-api-.*\.elb\.eu-west-1\.amazonaws\.com:6443$/),
       caCertHash: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
       secretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:wired/bootstrap/worker-AbCdEf",
+      bootstrapBucket: "wired-bootstrap-bucket",
       instanceProfileName: "wired-worker",
       securityGroupId: "wired-sg-worker-id",
       privateSubnetIds: ["wired-network-private-0-id", "wired-network-private-1-id", "wired-network-private-2-id"],
       amiIds: { amd64: "ami-0123456789abcdef0", arm64: "ami-0123456789abcdef0" },
+      externalCloudProvider: true,
     });
     const lt = ofType(regs, "aws:ec2/launchTemplate:LaunchTemplate").find((r) => r.name === "wired-pool-spot-launch-template")!;
     expect(lt.inputs.iamInstanceProfile).toEqual({ name: "wired-worker" });

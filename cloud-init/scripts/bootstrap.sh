@@ -66,7 +66,12 @@ run_kubeadm() {
     if [[ $phase == init && $ETCD_TOPOLOGY == external ]]; then wait_for_external_etcd; fi
     if [[ $phase == join ]]; then
       wait_for_api
-      if [[ $NODE_ROLE == control-plane ]]; then acquire_join_lock; fi
+      if [[ $NODE_ROLE == control-plane ]]; then
+        acquire_join_lock
+        delete_stale_node
+        # A replacement removes its dead predecessor's etcd member; kubeadm join adds it anew.
+        if [[ $ETCD_TOPOLOGY == stacked ]]; then "$BASH" "$KUBEADM_HA_LIB/etcd-rejoin.sh"; fi
+      fi
     fi
     log "kubeadm $phase: attempt $attempt/$KUBEADM_HA_JOIN_ATTEMPTS"
     rc=0
@@ -121,6 +126,8 @@ start_etcd_member() {
   mkdir -p "${dropin%/*}" "${manifest%/*}" "$KUBEADM_HA_ETCD_DATA_DIR"
   printf '%s\n' '[Service]' 'ExecStart=' "ExecStart=/usr/bin/kubelet --config=$KUBEADM_HA_ETC/kubelet-etcd.yaml" 'Restart=always' >"$dropin"
   chmod 0700 "$KUBEADM_HA_ETCD_DATA_DIR"
+  # A replacement takes its dead predecessor's place in the membership (and starts as `existing`).
+  "$BASH" "$KUBEADM_HA_LIB/etcd-rejoin.sh"
   # Last, with the certificates in place: the kubelet starts etcd as soon as the manifest appears.
   install -m 0600 "$KUBEADM_HA_ETC/etcd.yaml" "$manifest.tmp" && mv "$manifest.tmp" "$manifest"
   systemctl daemon-reload
@@ -136,6 +143,8 @@ elif [[ $INIT_NODE == true ]] && api_absent; then
   mode=init
   log "first control-plane node and no API answers: initialising the cluster"
   run_kubeadm init
+  # Only after a fresh init: a replacement master 0 joins a cluster whose add-ons are installed.
+  if [[ -f $KUBEADM_HA_ETC/addons/releases ]]; then "$BASH" "$KUBEADM_HA_LIB/addons.sh"; fi
 elif [[ $NODE_ROLE == control-plane ]]; then
   mode=control-plane-join
   if [[ $INIT_NODE == true ]]; then
@@ -148,4 +157,6 @@ else
   mode=worker-join
   run_kubeadm join
 fi
+# Snapshots start once the member runs: before, every run would fail.
+if [[ -n ${BACKUP_BUCKET:-} ]]; then systemctl enable --now kubeadm-ha-etcd-backup.timer; fi
 log "bootstrap complete: $mode"

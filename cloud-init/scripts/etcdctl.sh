@@ -43,12 +43,20 @@ etcd_tool() {
   [[ -n ${ETCD_IMAGE:-} ]] || die "$EXIT_CONFIG" "ETCD_IMAGE is not set in $KUBEADM_HA_ETC/node.env"
   ctr -n k8s.io image ls -q | grep -qxF "$ETCD_IMAGE" || ctr -n k8s.io image pull "$ETCD_IMAGE" >/dev/null
   mkdir -p "$KUBEADM_HA_RUN"
+  local work_mount=()
+  # Snapshots live on disk (etcd-backup.sh, etcd-restore.sh), never under /run, which is RAM: a
+  # snapshot can be gigabytes.
+  if [[ -n ${ETCD_TOOL_WORK_DIR:-} ]]; then work_mount=(--mount "type=bind,src=$ETCD_TOOL_WORK_DIR,dst=$ETCD_TOOL_WORK_DIR,options=rbind:rw"); fi
   ctr -n k8s.io run --rm --net-host \
     --mount "type=bind,src=$KUBERNETES_DIR/pki/etcd,dst=$KUBERNETES_DIR/pki/etcd,options=rbind:ro" \
-    --mount "type=bind,src=$KUBEADM_HA_RUN,dst=$KUBEADM_HA_RUN,options=rbind:rw" \
+    --mount "type=bind,src=$KUBEADM_HA_RUN,dst=$KUBEADM_HA_RUN,options=rbind:rw" "${work_mount[@]}" \
     --env ETCDCTL_API=3 --env "ETCDCTL_CACERT=${ETCDCTL_CACERT:-}" --env "ETCDCTL_CERT=${ETCDCTL_CERT:-}" \
     --env "ETCDCTL_KEY=${ETCDCTL_KEY:-}" --env "ETCDCTL_DIAL_TIMEOUT=${ETCDCTL_DIAL_TIMEOUT:-5s}" \
     "$ETCD_IMAGE" "kubeadm-ha-$tool-$$-$RANDOM" "$tool" "$@"
 }
 
 etcdctl_run() { etcd_tool etcdctl "$@"; }
+
+# The tool of offline snapshot commands (status, restore): etcdutl since etcd 3.5, whose etcdctl
+# deprecates them; etcdctl when only a local etcdctl is named (Debian's etcd 3.4 has no etcdutl).
+etcd_snapshot_tool() { if [[ -n ${ETCDCTL:-} && -z ${ETCDUTL:-} ]]; then echo etcdctl; else echo etcdutl; fi; }

@@ -90,7 +90,8 @@ for name in sorted(secret):
         continue
     path = os.path.join(pki, name)
     os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
-    write(path, secret[name], 0o600 if name.endswith(".key") else 0o644)
+    # Private unless public by name: keys, and encryption-config.yaml, which holds the key that decrypts every Secret.
+    write(path, secret[name], 0o644 if name.endswith((".crt", ".pub")) else 0o600)
     written.append(name)
 if written:
     log(f"wrote {', '.join(written)} under {pki}")

@@ -15,6 +15,14 @@ FSTAB=${FSTAB:-/etc/fstab}
 KUBE_REPO=https://pkgs.k8s.io/core:/stable:/v$KUBERNETES_MINOR/deb
 KEYRING=$APT_KEYRINGS/kubernetes-apt-keyring.gpg
 
+# boot.sh runs this before fetching the other scripts (they come with the AWS CLI it installs), then
+# bootstrap.sh runs it again: the second run has nothing to do. /run is empty after a reboot.
+DONE=$KUBEADM_HA_RUN/install.done
+if [[ -e $DONE ]]; then
+  log "host already prepared on this boot ($DONE)"
+  exit 0
+fi
+
 export DEBIAN_FRONTEND=noninteractive
 # cloud-init's package modules and unattended-upgrades hold the dpkg lock during first boot.
 apt_get() { apt-get -o DPkg::Lock::Timeout=300 -q "$@"; }
@@ -73,4 +81,6 @@ if ! command -v aws >/dev/null; then
   snap wait system seed.loaded
   retry 5 "$KUBEADM_HA_POLL_SECONDS" snap install aws-cli --classic
 fi
+mkdir -p "$KUBEADM_HA_RUN"
+touch "$DONE"
 log "host prepared"

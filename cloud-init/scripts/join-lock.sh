@@ -97,6 +97,23 @@ acquire_join_lock() {
   done
 }
 
+# A replacement master takes its dead predecessor's node name. kubeadm's join preflight refuses a
+# name registered and Ready, and a dead master's Node lingers NotReady with its old labels and taints.
+delete_stale_node() {
+  local ready
+  if ! ready=$(lock_kubectl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>&1); then
+    [[ $ready == *NotFound* ]] || log "WARNING: could not read node/$NODE_NAME: $ready"
+    return 0
+  fi
+  if [[ $ready == True ]]; then
+    log "node/$NODE_NAME exists and is Ready: leaving it"
+  elif lock_kubectl delete node "$NODE_NAME" --ignore-not-found >&2; then
+    log "deleted node/$NODE_NAME left by the machine this one replaces (Ready: ${ready:-no status})"
+  else
+    log "WARNING: could not delete stale node/$NODE_NAME"
+  fi
+}
+
 release_join_lock() {
   local lease holder age
   [[ $LOCK_TRIED == true ]] || return 0

@@ -5,6 +5,18 @@
 # Exit codes, shared by the scripts and asserted by the tests.
 readonly EXIT_CONFIG=2 EXIT_API_TIMEOUT=3 EXIT_LOCK_TIMEOUT=4 EXIT_GAVE_UP=5 EXIT_SECRETS=6 EXIT_ETCD_TIMEOUT=7
 export EXIT_CONFIG EXIT_API_TIMEOUT EXIT_LOCK_TIMEOUT EXIT_GAVE_UP EXIT_SECRETS EXIT_ETCD_TIMEOUT
+# etcd-backup.sh and etcd-restore.sh: a snapshot that cannot be taken or verified; S3 refusing a transfer.
+readonly EXIT_SNAPSHOT=10 EXIT_S3=11
+export EXIT_SNAPSHOT EXIT_S3
+# addons.sh: a chart or manifest the API would not take, after every retry.
+readonly EXIT_ADDONS=8
+export EXIT_ADDONS
+# etcd-rejoin.sh: replacing this machine's etcd member would lose quorum; another replacement is in flight.
+readonly EXIT_QUORUM=12 EXIT_ETCD_BUSY=13
+export EXIT_QUORUM EXIT_ETCD_BUSY
+# boot.sh: a bootstrap object that cannot be fetched, or whose content is not the one user data pins.
+readonly EXIT_BUNDLE=14
+export EXIT_BUNDLE
 
 LOG_TAG=${BASH_SOURCE[-1]##*/}
 LOG_TAG=${LOG_TAG%.sh}

@@ -2,7 +2,8 @@
 # init/join fail the first $STUB_KUBEADM_INIT_FAILS / $STUB_KUBEADM_JOIN_FAILS times (or "always"),
 # leaving the leftovers of a half-done run. Each init/join appends to $STUB_STATE/kubeadm-state.log
 # what it saw: the join lock's holder, whether the CA key is on disk, whether its config holds the
-# bootstrap token. reset empties the certificates directory, as the real one does.
+# bootstrap token. reset empties the certificates directory, as the real one does. A successful
+# init writes admin.conf, as the real one does.
 # shellcheck source=stub-lib.sh
 source "${BASH_SOURCE[0]%/*}/stub-lib.sh"
 stub_record "$@"
@@ -28,6 +29,16 @@ case "$1 ${2:-}" in
   "kubeconfig user")
     printf 'apiVersion: v1\nkind: Config\n# fake credentials for %s\n' "$*"
     ;;
+  "init phase")
+    # `init phase certs etcd-healthcheck-client --config F` (etcd-rejoin.sh): needs the etcd CA, as
+    # the real one does, and writes $STUB_STATE/healthcheck-client.{crt,key} (a test may sign a real
+    # pair) or placeholders.
+    [[ "$3 $4 $5" == "certs etcd-healthcheck-client --config" && -f $6 ]] || exit 2
+    [[ -f $kube/pki/etcd/ca.crt && -f $kube/pki/etcd/ca.key ]] || { echo "error: failure loading etcd/ca certificate authority" >&2 && exit 1; }
+    for f in crt key; do
+      if [[ -f $STUB_STATE/healthcheck-client.$f ]]; then cp "$STUB_STATE/healthcheck-client.$f" "$kube/pki/etcd/healthcheck-client.$f"; else echo "FAKE HEALTHCHECK $f" >"$kube/pki/etcd/healthcheck-client.$f"; fi
+    done
+    ;;
   "init "* | "join "*)
     [[ $2 == --config ]] || exit 2
     state "$3" "$1"
@@ -39,9 +50,10 @@ case "$1 ${2:-}" in
     fi
     mkdir -p "$kube"
     touch "$kube/kubelet.conf"
+    if [[ $1 == init ]]; then printf 'apiVersion: v1\nkind: Config\n# fake cluster-admin\n' >"$kube/admin.conf"; fi
     ;;
   "reset -f")
-    rm -rf "${kube:?}/pki" "$kube/kubelet.conf"
+    rm -rf "${kube:?}/pki" "$kube/kubelet.conf" "$kube/admin.conf"
     ;;
   *)
     echo "kubeadm stub: unexpected arguments: $*" >&2

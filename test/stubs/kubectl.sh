@@ -5,6 +5,8 @@
 # With STUB_LEASE_TAKEN_BY=HOLDER, HOLDER wins the race for the first replace: the lease is now
 # theirs, freshly renewed, and the replace fails with Conflict.
 # The documents sent on stdin are appended to $STUB_STATE/kubectl-stdin.log.
+# `apply -f FILE` fails the first $STUB_KUBECTL_APPLY_FAILS times (or "always"); each call appends
+# the file and the KUBECONFIG it would use to $STUB_STATE/kubectl-apply.log.
 # shellcheck source=stub-lib.sh
 source "${BASH_SOURCE[0]%/*}/stub-lib.sh"
 stub_record "$@"
@@ -74,6 +76,21 @@ print(json.dumps(doc))' "$lease" "$STUB_LEASE_TAKEN_BY")" $((rv + 1))
   "delete lease kubeadm-ha-control-plane-join")
     [[ -f $lease ]] || not_found
     rm "$lease"
+    ;;
+  "get node "*" -o jsonpath={.status.conditions[?(@.type==\"Ready\")].status}")
+    # The node's Ready status from $STUB_STATE/node-ready (True, False, Unknown); no file: no node.
+    [[ -f $STUB_STATE/node-ready ]] || { echo "Error from server (NotFound): nodes \"${args[2]}\" not found" >&2 && exit 1; }
+    printf '%s' "$(<"$STUB_STATE/node-ready")"
+    ;;
+  "delete node "*" --ignore-not-found")
+    rm -f "$STUB_STATE/node-ready"
+    ;;
+  "apply -f "*)
+    printf '%s kubeconfig=%s\n' "${args[2]}" "${KUBECONFIG:-unset}" >>"$STUB_STATE/kubectl-apply.log"
+    if stub_fails "${STUB_KUBECTL_APPLY_FAILS:-}" "$(stub_count kubectl-apply)"; then
+      echo "error: unable to recognize \"${args[2]}\": fake failure" >&2
+      exit 1
+    fi
     ;;
   *)
     echo "kubectl stub: unexpected arguments: ${args[*]}" >&2
