@@ -11,7 +11,8 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { BOOTSTRAP_PREFIX, sha256Hex } from "../cloud-init/render";
-import { Policy, roleNameOfArn, tlsOnlyBucketPolicy } from "./etcdBackup";
+import { roleNameOfArn } from "./etcdBackup";
+import { Policy, privateBucketGuards } from "./s3";
 import { clusterTags } from "./tags";
 
 export interface BundleObject {
@@ -69,22 +70,12 @@ export class BootstrapAssets extends pulumi.ComponentResource {
       { bucketPrefix: `${args.clusterName}-bootstrap-`, forceDestroy: true, tags: clusterTags(args.clusterName, args.tags, `${args.clusterName}-bootstrap`) },
       child,
     );
-    const publicAccess = new aws.s3.BucketPublicAccessBlock(
-      `${name}-public-access-block`,
-      { bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
-      child,
-    );
-    new aws.s3.BucketOwnershipControls(`${name}-ownership`, { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } }, child);
+    privateBucketGuards(name, bucket, this);
     // The scripts are the public repository's; S3's own keys suffice, and no KMS grant is needed to read them.
     new aws.s3.BucketServerSideEncryptionConfiguration(
       `${name}-encryption`,
       { bucket: bucket.id, rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } }] },
       child,
-    );
-    new aws.s3.BucketPolicy(
-      `${name}-policy`,
-      { bucket: bucket.id, policy: bucket.arn.apply((arn) => JSON.stringify(tlsOnlyBucketPolicy(arn))) },
-      { parent: this, dependsOn: [publicAccess] },
     );
     this.objects = objects.map(
       (o) =>

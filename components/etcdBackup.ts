@@ -6,7 +6,10 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { Policy, privateBucketGuards, requireBucketArn } from "./s3";
 import { clusterTags } from "./tags";
+
+export { Policy, Statement, tlsOnlyBucketPolicy } from "./s3";
 
 /** Key prefix of every snapshot: `<prefix>/<member name>/<UTC timestamp>.db`. */
 export const SNAPSHOT_PREFIX = "etcd-snapshots";
@@ -14,32 +17,13 @@ export const SNAPSHOT_PREFIX = "etcd-snapshots";
 /** Days after which S3 aborts an unfinished multipart upload (a machine that died mid-upload). */
 export const ABORT_MULTIPART_DAYS = 1;
 
-type Conditions = Record<string, Record<string, string | string[]>>;
 
-/** A statement of an identity policy (Allow) or of a bucket policy (Deny for everyone). */
-export interface Statement {
-  Sid: string;
-  Effect: "Allow" | "Deny";
-  Principal?: "*";
-  Action: string | string[];
-  Resource: string | string[];
-  Condition?: Conditions;
-}
 
-export interface Policy {
-  Version: "2012-10-17";
-  Statement: Statement[];
-}
-
-const BUCKET_ARN = /^arn:aws[a-z-]*:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$/;
 const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:key\/.+$/;
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/(?:[\w+=,.@-]+\/)*([\w+=,.@-]{1,64})$/;
 const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
 const PREFIX = /^[a-z0-9][a-z0-9-]*$/;
 
-function requireBucketArn(fn: string, bucketArn: string): void {
-  if (!BUCKET_ARN.test(bucketArn)) throw new Error(`${fn}: bucketArn must be an S3 bucket ARN such as arn:aws:s3:::my-bucket (got ${JSON.stringify(bucketArn)})`);
-}
 
 /**
  * What the machines holding etcd members may do: write snapshots under the prefix, and read and
@@ -72,23 +56,6 @@ export function backupWritePolicy(bucketArn: string, prefix: string, kmsKeyArn: 
   };
 }
 
-/** The bucket policy: every request without TLS is refused, whoever makes it. */
-export function tlsOnlyBucketPolicy(bucketArn: string): Policy {
-  requireBucketArn("tlsOnlyBucketPolicy", bucketArn);
-  return {
-    Version: "2012-10-17",
-    Statement: [
-      {
-        Sid: "DenyInsecureTransport",
-        Effect: "Deny",
-        Principal: "*",
-        Action: "s3:*",
-        Resource: [bucketArn, `${bucketArn}/*`],
-        Condition: { Bool: { "aws:SecureTransport": "false" } },
-      },
-    ],
-  };
-}
 
 /** One rule of `aws.s3.BucketLifecycleConfiguration`, as plain values. */
 export interface LifecycleRule {
@@ -193,20 +160,9 @@ export class EtcdBackups extends pulumi.ComponentResource {
       },
       child,
     );
-    const publicAccess = new aws.s3.BucketPublicAccessBlock(
-      `${name}-public-access-block`,
-      { bucket: bucket.id, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
-      child,
-    );
-    new aws.s3.BucketOwnershipControls(`${name}-ownership`, { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } }, child);
+    privateBucketGuards(name, bucket, this);
     // Noncurrent-version rules need versioning on first.
     new aws.s3.BucketLifecycleConfiguration(`${name}-lifecycle`, { bucket: bucket.id, rules }, { parent: this, dependsOn: [versioning] });
-    // S3 answers AccessDenied to a bucket policy put while the public access block is being applied.
-    new aws.s3.BucketPolicy(
-      `${name}-policy`,
-      { bucket: bucket.id, policy: bucket.arn.apply((arn) => JSON.stringify(tlsOnlyBucketPolicy(arn))) },
-      { parent: this, dependsOn: [publicAccess] },
-    );
     new aws.iam.RolePolicy(
       `${name}-node-access`,
       {

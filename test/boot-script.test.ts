@@ -100,7 +100,7 @@ describe("boot.sh", () => {
     const r = m.run({ STUB_AWS_FAILS: "2" });
     expect(r.status).toBe(0);
     expect(m.calls().filter((c) => c.startsWith("aws "))).toHaveLength(4);
-    expect(r.stderr).toContain("fetch_one: attempt 2/5 failed");
+    expect(r.stderr).toContain("fetch_one: attempt 2/12 failed");
   });
 
   it("gives up with exit 14 when the bucket stays unreachable", () => {
@@ -108,7 +108,7 @@ describe("boot.sh", () => {
     const r = m.run({ STUB_AWS_FAILS: "always" });
     expect(r.status).toBe(14);
     expect(r.stderr).toContain(`could not fetch lib/bootstrap.sh from s3://dev-bootstrap-0123/bootstrap/${sha(FAKE_BOOTSTRAP)}`);
-    expect(m.calls().filter((c) => c.startsWith("aws "))).toHaveLength(5);
+    expect(m.calls().filter((c) => c.startsWith("aws "))).toHaveLength(12);
   });
 
   it("a second run fetches nothing already in place with the right hash", () => {

@@ -39,7 +39,8 @@ while read -r sha mode rel; do
     die "$EXIT_CONFIG" "bad line in $KUBEADM_HA_ETC/bundle.list: '$sha $mode $rel'"
   dest=$KUBEADM_HA_LIB/${rel#lib/}
   if [[ -f $dest ]] && [[ $(sha256sum "$dest") == "$sha "* ]]; then continue; fi
-  retry 5 "$KUBEADM_HA_POLL_SECONDS" fetch_one "$sha" "$mode" "$dest" ||
+  # A new instance role's policies can take a minute or two to reach S3 (IAM is eventually consistent).
+  retry 12 "$KUBEADM_HA_POLL_SECONDS" fetch_one "$sha" "$mode" "$dest" ||
     die "$EXIT_BUNDLE" "could not fetch $rel from s3://$BOOTSTRAP_BUCKET/$BOOTSTRAP_PREFIX$sha"
   n=$((n + 1))
 done <"$KUBEADM_HA_ETC/bundle.list"
