@@ -8,12 +8,9 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { addonNodeFiles, addonReleases, defaultStorageClass } from "../components/addons";
-import { shippedScript } from "../cloud-init/render";
+import { shipScripts } from "./shipped";
 
-const SOURCES = path.join(__dirname, "..", "cloud-init", "scripts");
-const SCRIPTS = fs.mkdtempSync(path.join(os.tmpdir(), "kubeadm-ha-shipped-"));
-for (const f of fs.readdirSync(SOURCES).filter((f) => f.endsWith(".sh")))
-  fs.writeFileSync(path.join(SCRIPTS, f), shippedScript(fs.readFileSync(path.join(SOURCES, f), "utf8")), { mode: 0o755 });
+const SCRIPTS = shipScripts();
 const STUBS = path.join(__dirname, "stubs");
 
 const VALUES = { kubernetesVersion: "1.35.0", clusterName: "prod", region: "eu-west-1", podCidr: "10.244.0.0/16", cni: "cilium", awsCloudControllerManager: true, ebsCsiDriver: true } as const;

@@ -9,9 +9,9 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { bundleList, envFile, shippedScript } from "../cloud-init/render";
+import { bundleList, envFile } from "../cloud-init/render";
+import { shipScripts } from "./shipped";
 
-const SOURCES = path.join(__dirname, "..", "cloud-init", "scripts");
 const STUBS = path.join(__dirname, "stubs");
 const sha = (s: string) => crypto.createHash("sha256").update(s).digest("hex");
 
@@ -28,7 +28,7 @@ class Machine {
 
   constructor(files: Record<string, string> = { "bootstrap.sh": FAKE_BOOTSTRAP, "fetch-secrets.sh": FAKE_SECRETS }, env: Record<string, string> = {}) {
     for (const d of [this.lib, this.etc, path.join(this.bucket, "bootstrap"), this.state, this.bin]) fs.mkdirSync(d, { recursive: true });
-    for (const s of ["boot.sh", "lib.sh"]) fs.writeFileSync(path.join(this.lib, s), shippedScript(fs.readFileSync(path.join(SOURCES, s), "utf8")), { mode: 0o755 });
+    shipScripts(["boot.sh", "lib.sh"], this.lib);
     fs.writeFileSync(path.join(this.lib, "install.sh"), '#!/usr/bin/env bash\necho "install ran" >>"$STUB_STATE/calls.log"\n', { mode: 0o755 });
     for (const content of Object.values(files)) fs.writeFileSync(path.join(this.bucket, "bootstrap", sha(content)), content);
     const list = bundleList(Object.entries(files).map(([name, content]) => ({ path: `/usr/local/lib/kubeadm-ha/${name}`, content, permissions: "0755" })));

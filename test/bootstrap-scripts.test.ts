@@ -7,14 +7,12 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { shippedScript } from "../cloud-init/render";
+import { shipScripts } from "./shipped";
 
 const REPO = path.join(__dirname, "..");
 const SOURCES = path.join(REPO, "cloud-init", "scripts");
 /** The scripts as machines receive them (comments stripped by render.ts): what these tests run. */
-const SCRIPTS = fs.mkdtempSync(path.join(os.tmpdir(), "kubeadm-ha-shipped-"));
-for (const f of fs.readdirSync(SOURCES).filter((f) => f.endsWith(".sh")))
-  fs.writeFileSync(path.join(SCRIPTS, f), shippedScript(fs.readFileSync(path.join(SOURCES, f), "utf8")), { mode: 0o755 });
+const SCRIPTS = shipScripts();
 const STUBS = path.join(__dirname, "stubs");
 
 const NODE = "ip-10-0-1-11.eu-west-1.compute.internal";

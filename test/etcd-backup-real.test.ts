@@ -12,9 +12,8 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { issueCert, makeCa, requireTool, until } from "./etcdHarness";
-import { shippedScript } from "../cloud-init/render";
+import { shipScripts } from "./shipped";
 
-const SOURCES = path.join(__dirname, "..", "cloud-init", "scripts");
 const STUBS = path.join(__dirname, "stubs");
 const NAME = "ip-10-0-0-20.eu-west-1.compute.internal";
 const BUCKET = "dev-etcd-backup-20261126000000000000000001";
@@ -59,8 +58,7 @@ class Machine {
 
   constructor(readonly ip: string, env: Record<string, string> = {}) {
     for (const d of [this.scripts, this.etc, this.pki, this.state, this.bin, this.s3]) fs.mkdirSync(d, { recursive: true });
-    for (const f of fs.readdirSync(SOURCES).filter((f) => f.endsWith(".sh")))
-      fs.writeFileSync(path.join(this.scripts, f), shippedScript(fs.readFileSync(path.join(SOURCES, f), "utf8")), { mode: 0o755 });
+    shipScripts(undefined, this.scripts);
     fs.copyFileSync(path.join(STUBS, "aws-s3.sh"), path.join(this.bin, "aws"));
     fs.chmodSync(path.join(this.bin, "aws"), 0o755);
     fs.copyFileSync(path.join(STUBS, "stub-lib.sh"), path.join(this.bin, "stub-lib.sh"));

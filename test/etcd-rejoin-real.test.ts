@@ -16,13 +16,11 @@
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
-import { shippedScript } from "../cloud-init/render";
+import { shipScripts } from "./shipped";
 import { EtcdCluster, RENDERED_DATA, RENDERED_LOOPBACK, RENDERED_PKI, issueCert, startRenderedEtcdCluster, substitute, until, withFlag } from "./etcdHarness";
 
-const SOURCES = path.join(__dirname, "..", "cloud-init", "scripts");
 const STUBS = path.join(__dirname, "stubs");
 const EXIT_QUORUM = 12;
 const PREFIX = "/kubeadm-ha-rejoin/";
@@ -167,9 +165,7 @@ async function expectWholeAndServing(newMember: number): Promise<void> {
 }
 
 beforeAll(async () => {
-  scripts = fs.mkdtempSync(path.join(os.tmpdir(), "kubeadm-ha-rejoin-real-shipped-"));
-  for (const f of ["lib.sh", "etcdctl.sh", "etcd-rejoin.sh"])
-    fs.writeFileSync(path.join(scripts, f), shippedScript(fs.readFileSync(path.join(SOURCES, f), "utf8")), { mode: 0o755 });
+  scripts = shipScripts(["lib.sh", "etcdctl.sh", "etcd-rejoin.sh"]);
   cluster = await startRenderedEtcdCluster({ workPrefix: "etcd-rejoin-real-" });
   await cluster.healthy();
   await writeKeys("before", 25);

@@ -10,15 +10,13 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { TOKEN_PLACEHOLDER } from "../cloud-init/kubeadm";
-import { NodeDocuments, envFile, shippedScript } from "../cloud-init/render";
+import { NodeDocuments, envFile } from "../cloud-init/render";
+import { shipScripts } from "./shipped";
 import { masterDocuments, placeNodes } from "../components/controlPlane";
 import { EtcdMember, etcdMembers, etcdNodeDocuments } from "../components/etcd";
 
-const SOURCES = path.join(__dirname, "..", "cloud-init", "scripts");
 const STUBS = path.join(__dirname, "stubs");
-const SCRIPTS = fs.mkdtempSync(path.join(os.tmpdir(), "kubeadm-ha-rejoin-shipped-"));
-for (const f of ["lib.sh", "etcdctl.sh", "etcd-rejoin.sh"])
-  fs.writeFileSync(path.join(SCRIPTS, f), shippedScript(fs.readFileSync(path.join(SOURCES, f), "utf8")), { mode: 0o755 });
+const SCRIPTS = shipScripts(["lib.sh", "etcdctl.sh", "etcd-rejoin.sh"]);
 afterAll(() => fs.rmSync(SCRIPTS, { recursive: true, force: true }));
 
 const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
