@@ -127,6 +127,11 @@ export interface ScriptNeeds {
   addons?: boolean;
 }
 
+/** Stacked masters and external etcd members hold an etcd member; workers and masters of external etcd do not. */
+export function holdsEtcdMember(n: { role: NodeRole; etcdTopology?: "stacked" | "external" }): boolean {
+  return n.role === "etcd" || (n.role === "control-plane" && n.etcdTopology === "stacked");
+}
+
 /**
  * The scripts one machine runs. Each role gets only its own: EC2's 16 KB user data limit leaves no
  * room to ship every script to every machine. A test checks that every script a selected script
@@ -135,8 +140,8 @@ export interface ScriptNeeds {
 export function scriptsFor(needs: ScriptNeeds): string[] {
   const out = ["boot.sh", "bootstrap.sh", "fetch-secrets.sh", "install.sh", "lib.sh"];
   if (needs.role === "control-plane") out.push("join-lock.sh");
-  if (needs.role === "etcd" || (needs.role === "control-plane" && needs.etcdTopology === "stacked")) out.push("etcd-rejoin.sh", "etcdctl.sh");
-  if (needs.backup && out.includes("etcdctl.sh")) out.push("etcd-backup.sh", "etcd-restore.sh");
+  if (holdsEtcdMember(needs)) out.push("etcd-rejoin.sh", "etcdctl.sh");
+  if (needs.backup && holdsEtcdMember(needs)) out.push("etcd-backup.sh", "etcd-restore.sh");
   if (needs.addons && needs.role === "control-plane") out.push("addons.sh");
   return out.sort();
 }
@@ -173,12 +178,6 @@ export function scriptFiles(names: string[], dir: string = SCRIPTS_DIR): WriteFi
 
 export interface NodeDocuments {
   env: NodeEnv;
-  /**
-   * The bootstrap bucket. Set by every component: user data then carries INLINE_SCRIPTS and a
-   * list of the others, which boot.sh fetches. Unset (unit tests of the documents): every script
-   * is inline and bootstrap.sh is the entry point.
-   */
-  bootstrapBucket?: string;
   /** What selects the scripts beyond the role (`scriptsFor`). Default: the role's own scripts only. */
   needs?: Omit<ScriptNeeds, "role">;
   /** File name under /etc/kubeadm-ha -> content (init.yaml, join.yaml, patches/...; etcd.yaml and kubelet-etcd.yaml on an external etcd member). */
@@ -208,21 +207,24 @@ function backupNeeded(node: NodeDocuments): boolean {
   const on = node.backupIntervalMinutes !== undefined;
   if (on !== (node.env.BACKUP_BUCKET !== undefined))
     throw new Error("cloudConfig: backupIntervalMinutes and env.BACKUP_BUCKET must be given together");
-  if (on && !(node.env.NODE_ROLE === "etcd" || (node.env.NODE_ROLE === "control-plane" && node.env.ETCD_TOPOLOGY === "stacked")))
+  if (on && !holdsEtcdMember({ role: node.env.NODE_ROLE, etcdTopology: node.env.ETCD_TOPOLOGY }))
     throw new Error(`cloudConfig: etcd backups run only on machines holding an etcd member, not on ${node.env.NODE_NAME}`);
   return on;
 }
 
-/** The cloud-config object for one node. */
-export function cloudConfig(node: NodeDocuments) {
+/**
+ * The cloud-config object for one node: INLINE_SCRIPTS and the node's documents, plus
+ * bundle.list, which pins every other script the node needs by its hash in `bootstrapBucket`
+ * (components/bootstrapAssets.ts); boot.sh fetches them.
+ */
+export function cloudConfig(node: NodeDocuments, bootstrapBucket: string) {
   const scripts = scriptFiles(scriptsFor({ ...node.needs, role: node.env.NODE_ROLE, etcdTopology: node.env.ETCD_TOPOLOGY, backup: backupNeeded(node) }));
-  const bucket = node.bootstrapBucket;
-  const inline = bucket === undefined ? scripts.filter((f) => path.basename(f.path) !== "boot.sh") : scripts.filter((f) => INLINE_SCRIPTS.includes(path.basename(f.path)));
-  const fetched = bucket === undefined ? [] : scripts.filter((f) => !INLINE_SCRIPTS.includes(path.basename(f.path)));
-  const env = bucket === undefined ? node.env : { ...node.env, BOOTSTRAP_BUCKET: bucket, BOOTSTRAP_PREFIX };
+  const inline = scripts.filter((f) => INLINE_SCRIPTS.includes(path.basename(f.path)));
+  const fetched = scripts.filter((f) => !INLINE_SCRIPTS.includes(path.basename(f.path)));
+  const env = { ...node.env, BOOTSTRAP_BUCKET: bootstrapBucket, BOOTSTRAP_PREFIX };
   const files: WriteFile[] = [
     ...inline,
-    ...(bucket === undefined ? [] : [{ path: `${ETC_DIR}/bundle.list`, content: bundleList(fetched), permissions: "0644" }]),
+    { path: `${ETC_DIR}/bundle.list`, content: bundleList(fetched), permissions: "0644" },
     { path: `${ETC_DIR}/node.env`, content: envFile(definedValues({ ...env, TOKEN_PLACEHOLDER })), permissions: "0644" },
     // kubeadm documents hold no secret, but nothing but root needs them.
     ...Object.entries(node.kubeadm)
@@ -232,13 +234,13 @@ export function cloudConfig(node: NodeDocuments) {
   ];
   return {
     write_files: files.map((f) => ({ path: f.path, permissions: f.permissions, owner: f.owner ?? "root:root", content: f.content })),
-    runcmd: [[`${LIB_DIR}/${bucket === undefined ? "bootstrap.sh" : "boot.sh"}`]],
+    runcmd: [[`${LIB_DIR}/boot.sh`]],
   };
 }
 
 /** `#cloud-config` text, YAML 1.1 because cloud-init's PyYAML reads 1.1 (`on`, `yes`, `12:30` change meaning). */
-export function renderCloudConfig(node: NodeDocuments): string {
-  const doc = new Document(cloudConfig(node), { version: "1.1" });
+export function renderCloudConfig(node: NodeDocuments, bootstrapBucket: string): string {
+  const doc = new Document(cloudConfig(node, bootstrapBucket), { version: "1.1" });
   return "#cloud-config\n" + doc.toString({ lineWidth: 0 });
 }
 

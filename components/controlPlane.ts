@@ -199,9 +199,8 @@ export class ControlPlane extends pulumi.ComponentResource {
       const userData = pulumi
         .all([args.apiEndpoint, args.caCertHash, args.secretArn, args.externalEtcd, args.etcdBackup, args.bootstrapBucket])
         .apply(([apiEndpoint, caCertHash, secretArn, externalEtcd, etcdBackup, bootstrapBucket]) => {
-          const text = renderCloudConfig({
-            bootstrapBucket,
-            ...masterDocuments(
+          const text = renderCloudConfig(
+            masterDocuments(
               {
                 clusterName: args.clusterName,
                 kubernetesVersion: args.kubernetesVersion,
@@ -222,7 +221,8 @@ export class ControlPlane extends pulumi.ComponentResource {
               },
               p,
             ),
-          });
+            bootstrapBucket,
+          );
           const encoded = encodeUserData(text);
           assertUserDataSize(`master ${p.index}`, encoded);
           return encoded;

@@ -391,7 +391,7 @@ export class EtcdCluster extends pulumi.ComponentResource {
     const values = { clusterName: args.clusterName, kubernetesVersion: args.kubernetesVersion, timings: args.timings, members: args.members };
     const instances = args.members.map((m) => {
       const userData = pulumi.all([args.secretArn, args.backup, args.bootstrapBucket]).apply(([secretArn, backup, bootstrapBucket]) => {
-        const encoded = encodeUserData(renderCloudConfig({ bootstrapBucket, ...etcdNodeDocuments({ ...values, region: args.region, secretArn, backup }, m) }));
+        const encoded = encodeUserData(renderCloudConfig(etcdNodeDocuments({ ...values, region: args.region, secretArn, backup }, m), bootstrapBucket));
         assertUserDataSize(`etcd member ${m.index}`, encoded);
         return encoded;
       });

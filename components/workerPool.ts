@@ -229,13 +229,13 @@ export class WorkerPool extends pulumi.ComponentResource {
     this.nodeLabels = nodeLabels(pool);
 
     this.userData = pulumi.all([join.apiEndpoint, join.caCertHash, join.secretArn, join.bootstrapBucket]).apply(([apiEndpoint, caCertHash, secretArn, bootstrapBucket]) => {
-      const text = renderCloudConfig({
-        bootstrapBucket,
-        ...workerDocuments(
+      const text = renderCloudConfig(
+        workerDocuments(
           { clusterName: join.clusterName, kubernetesVersion: join.kubernetesVersion, region: join.region, apiEndpoint, caCertHash, secretArn, externalCloudProvider: join.externalCloudProvider },
           pool,
         ),
-      });
+        bootstrapBucket,
+      );
       const encoded = encodeUserData(text);
       assertUserDataSize(`worker pool ${pool.name}`, encoded);
       return encoded;

@@ -246,13 +246,17 @@ describe("backup units and node files", () => {
   const backup = { bucket: "dev-etcd-backup-x", prefix: "etcd-snapshots", kmsKeyArn: KEY, intervalMinutes: 30 };
 
   test("a member with backups gets the bucket in node.env, both scripts and both units", () => {
-    const cc = render.cloudConfig({ env: { ...env("etcd"), ...render.backupEnv(backup) }, kubeadm: {}, backupIntervalMinutes: 30 });
+    const cc = render.cloudConfig({ env: { ...env("etcd"), ...render.backupEnv(backup) }, kubeadm: {}, backupIntervalMinutes: 30 }, "b");
     const paths = cc.write_files.map((f) => f.path);
     expect(paths.filter((p) => /backup|restore/.test(p))).toEqual([
-      "/usr/local/lib/kubeadm-ha/etcd-backup.sh",
-      "/usr/local/lib/kubeadm-ha/etcd-restore.sh",
       "/etc/systemd/system/kubeadm-ha-etcd-backup.service",
       "/etc/systemd/system/kubeadm-ha-etcd-backup.timer",
+    ]);
+    // The scripts come from the bootstrap bucket, pinned by bundle.list.
+    const list = cc.write_files.find((f) => f.path === "/etc/kubeadm-ha/bundle.list")!.content;
+    expect(list.split("\n").filter((l) => /backup|restore/.test(l)).map((l) => l.split(" ").slice(1).join(" "))).toEqual([
+      "0755 lib/etcd-backup.sh",
+      "0755 lib/etcd-restore.sh",
     ]);
     const nodeEnv = cc.write_files.find((f) => f.path === "/etc/kubeadm-ha/node.env")!.content;
     expect(nodeEnv).toContain(`BACKUP_BUCKET='dev-etcd-backup-x'\nBACKUP_PREFIX='etcd-snapshots'\nBACKUP_KMS_KEY='${KEY}'\n`);
@@ -260,8 +264,9 @@ describe("backup units and node files", () => {
   });
 
   test("without backups: no bucket, no scripts, no units", () => {
-    const cc = render.cloudConfig({ env: env("etcd"), kubeadm: {} });
+    const cc = render.cloudConfig({ env: env("etcd"), kubeadm: {} }, "b");
     expect(cc.write_files.map((f) => f.path).filter((p) => /backup|restore/.test(p))).toEqual([]);
+    expect(cc.write_files.find((f) => f.path === "/etc/kubeadm-ha/bundle.list")!.content).not.toMatch(/backup|restore/);
     expect(cc.write_files.find((f) => f.path === "/etc/kubeadm-ha/node.env")!.content).not.toContain("BACKUP_");
   });
 
@@ -274,6 +279,6 @@ describe("backup units and node files", () => {
       "cloudConfig: etcd backups run only on machines holding an etcd member, not on ip-10-0-0-20.eu-west-1.compute.internal",
     ],
   ])("rejects %s", (_, node, message) => {
-    expect(() => render.cloudConfig(node as render.NodeDocuments)).toThrow(message);
+    expect(() => render.cloudConfig(node as render.NodeDocuments, "b")).toThrow(message);
   });
 });
