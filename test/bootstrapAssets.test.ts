@@ -89,8 +89,11 @@ describe("BootstrapAssets", () => {
     expect(policy.Statement[0]).toMatchObject({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } });
   });
 
-  it("objects: content-addressed keys with the content as given", () => {
+  it("objects: content-addressed keys with the content as given, kept when an update drops them", () => {
     const objs = ofType(mine, "aws:s3/bucketObjectv2:BucketObjectv2");
+    // A machine launched from an older launch template still fetches what its user data pins.
+    expect(objs.map((o) => o.options.retainOnDelete)).toEqual([true, true]);
+    expect(ofType(mine, "aws:s3/bucket:Bucket")[0].options.retainOnDelete).toBe(false);
     expect(objs.map((o) => [o.inputs.key, o.inputs.content]).sort()).toEqual(
       ba.bundleObjects(["#!/bin/sh\necho a\n", "#!/bin/sh\necho b\n"]).map((o) => [o.key, o.content]).sort(),
     );

@@ -251,7 +251,7 @@ describe("external etcd members", () => {
 
   it("are replaced by deleting the old machine first, keeping the dependency on the etcd secret", async () => {
     expect(members().map((r) => [r.name, r.options])).toEqual(
-      [0, 1, 2].map((i) => [`ex-etcd-member-${i}`, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"] }]),
+      [0, 1, 2].map((i) => [`ex-etcd-member-${i}`, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"], retainOnDelete: false }]),
     );
     // The caller's options survive the merge.
     for (const i of [0, 1, 2]) expect(await Promise.all((opts.get(`ex-etcd-member-${i}`)!.dependsOn as pulumi.Resource[]).map((d) => valueOf(d.urn)))).toHaveLength(2);

@@ -22,6 +22,7 @@ export interface Registration {
 export interface RegistrationOptions {
   deleteBeforeReplace: boolean;
   ignoreChanges: string[];
+  retainOnDelete: boolean;
 }
 
 const fixture = (f: string) => fs.readFileSync(path.join(__dirname, "fixtures", f), "utf8");
@@ -108,7 +109,7 @@ export async function setupMocks(opts: { project?: string; stack?: string; regio
   const registrations: Registration[] = [];
   const project = opts.project ?? "kubeadm-ha";
   if (opts.config) pulumi.runtime.setAllConfig(opts.config);
-  let options: RegistrationOptions = { deleteBeforeReplace: false, ignoreChanges: [] };
+  let options: RegistrationOptions = { deleteBeforeReplace: false, ignoreChanges: [], retainOnDelete: false };
   await pulumi.runtime.setMocks(
     {
       newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, any> } {
@@ -141,7 +142,7 @@ export async function setupMocks(opts: { project?: string; stack?: string; regio
   const monitor = pulumi.runtime.getMonitor() as any;
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: any, callback: unknown) => {
-    options = { deleteBeforeReplace: req.getDeletebeforereplace(), ignoreChanges: req.getIgnorechangesList() };
+    options = { deleteBeforeReplace: req.getDeletebeforereplace(), ignoreChanges: req.getIgnorechangesList(), retainOnDelete: req.getRetainondelete() ?? false };
     return register(req, callback);
   };
   return registrations;
