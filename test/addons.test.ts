@@ -12,7 +12,8 @@ import {
   defaultStorageClass,
 } from "../components/addons";
 import { Cluster } from "../components/cluster";
-import { masterDocuments, placeNodes } from "../components/controlPlane";
+import { masterDocuments } from "../components/controlPlane";
+import { masterValues } from "./values";
 import { SUPPORTED_MINORS, parseConfig } from "../config";
 import { decodeUserData } from "../scripts/renderLib";
 import { FIXTURES, Registration, settle, setupMocks, valueOf } from "./mocks";
@@ -173,20 +174,8 @@ describe("addonNodeFiles (installer nodes)", () => {
   });
 
   it("masterDocuments writes them on master 0 only", () => {
-    const masters = placeNodes(3, ["eu-west-1a", "eu-west-1b", "eu-west-1c"], ["10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19"], "eu-west-1");
-    const v = {
-      clusterName: "prod",
-      kubernetesVersion: "1.35.0",
-      region: "eu-west-1",
-      apiEndpoint: "prod-api:6443",
-      caCertHash: "sha256:" + "ab".repeat(32),
-      secretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod",
-      podCidr: "10.200.0.0/16",
-      serviceCidr: "10.96.0.0/12",
-      leaderElection: { leaseDuration: "15s", renewDeadline: "10s", retryPeriod: "2s" },
-      masters,
-      addonFiles: addonNodeFiles(releases),
-    };
+    const v = masterValues({ addonFiles: addonNodeFiles(releases) });
+    const masters = v.masters;
     const first = masterDocuments(v, masters[0]);
     expect(Object.keys(first.kubeadm).filter((k) => k.startsWith("addons/")).sort()).toEqual(Object.keys(v.addonFiles).sort());
     expect(first.needs).toEqual({ addons: true });

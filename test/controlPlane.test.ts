@@ -4,9 +4,7 @@ import { ControlPlane, masterDocuments, placeNodes, privateDnsName } from "../co
 import { decodeUserData } from "../scripts/renderLib";
 import { Registration, ofType, settle, setupMocks, valueOf } from "./mocks";
 
-const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
-const SUBNETS = ["10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19"];
-const LE = { leaseDuration: "15s", renewDeadline: "10s", retryPeriod: "2s" };
+import { LEADER_ELECTION as LE, SUBNETS, ZONES, masterValues } from "./values";
 
 describe("placement", () => {
   it.each([
@@ -31,19 +29,7 @@ describe("placement", () => {
   });
 });
 
-const values = (over: Partial<Parameters<typeof masterDocuments>[0]> = {}) => ({
-  clusterName: "dev",
-  kubernetesVersion: "1.35.0",
-  region: "eu-west-1",
-  apiEndpoint: "dev-api.elb.eu-west-1.amazonaws.com:6443",
-  caCertHash: "sha256:" + "ab".repeat(32),
-  secretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dev/bootstrap/control-plane-AbCdEf",
-  podCidr: "10.244.0.0/16",
-  serviceCidr: "10.96.0.0/12",
-  leaderElection: LE,
-  masters: placeNodes(3, ZONES, SUBNETS, "eu-west-1"),
-  ...over,
-});
+const values = masterValues;
 
 describe("masterDocuments", () => {
   it("gives only the first master an init document", () => {

@@ -13,7 +13,8 @@ import {
   encryptionConfiguration,
   encryptionProviderArgs,
 } from "../cloud-init/encryption";
-import { masterDocuments, placeNodes } from "../components/controlPlane";
+import { masterDocuments } from "../components/controlPlane";
+import { masterValues } from "./values";
 import { parseConfig } from "../config";
 import { decodeUserData } from "../scripts/renderLib";
 import { Registration, isSecret, mockRandomBytes, ofType, settle, setupMocks, valueOf } from "./mocks";
@@ -113,20 +114,7 @@ describe("encryptionConfiguration", () => {
 });
 
 describe("masterDocuments: the API server flags, on and off", () => {
-  const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
-  const values = (encryptionAtRest?: boolean) => ({
-    clusterName: "dev",
-    kubernetesVersion: "1.35.0",
-    region: "eu-west-1",
-    apiEndpoint: "dev-api.elb.eu-west-1.amazonaws.com:6443",
-    caCertHash: "sha256:" + "ab".repeat(32),
-    secretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dev/bootstrap/control-plane-AbCdEf",
-    podCidr: "10.244.0.0/16",
-    serviceCidr: "10.96.0.0/12",
-    leaderElection: { leaseDuration: "15s", renewDeadline: "10s", retryPeriod: "2s" },
-    masters: placeNodes(3, ZONES, ["10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19"], "eu-west-1"),
-    ...(encryptionAtRest === undefined ? {} : { encryptionAtRest }),
-  });
+  const values = (encryptionAtRest?: boolean) => masterValues(encryptionAtRest === undefined ? {} : { encryptionAtRest });
   const apiServer = (encryptionAtRest?: boolean) => {
     const v = values(encryptionAtRest);
     const docs = parseAllDocuments(masterDocuments(v, v.masters[0]).kubeadm["init.yaml"], { version: "1.1" }).map((d) => d.toJS());

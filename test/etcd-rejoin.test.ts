@@ -12,15 +12,14 @@ import * as path from "path";
 import { TOKEN_PLACEHOLDER } from "../cloud-init/kubeadm";
 import { NodeDocuments, envFile } from "../cloud-init/render";
 import { shipScripts } from "./shipped";
-import { masterDocuments, placeNodes } from "../components/controlPlane";
+import { masterDocuments } from "../components/controlPlane";
+import { SUBNETS, ZONES, masterValues } from "./values";
 import { EtcdMember, etcdMembers, etcdNodeDocuments } from "../components/etcd";
 
 const STUBS = path.join(__dirname, "stubs");
 const SCRIPTS = shipScripts(["lib.sh", "etcdctl.sh", "etcd-rejoin.sh"]);
 afterAll(() => fs.rmSync(SCRIPTS, { recursive: true, force: true }));
 
-const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
-const SUBNETS = ["10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19"];
 const EXIT = { config: 2, quorum: 12, busy: 13 };
 
 /** A member as etcd's `member list -w json` shows it. */
@@ -142,22 +141,9 @@ function etcdMachine(count = 3, self = 0): { m: Machine; members: EtcdMember[] }
 
 /** Stacked master `self` of three. */
 function stackedMaster(self = 1): { m: Machine; members: Array<{ name: string; ip: string }> } {
-  const masters = placeNodes(3, ZONES, SUBNETS, "eu-west-1");
-  const docs = masterDocuments(
-    {
-      clusterName: "dev",
-      kubernetesVersion: "1.35.0",
-      region: "eu-west-1",
-      apiEndpoint: "dev-api.elb.eu-west-1.amazonaws.com:6443",
-      caCertHash: "sha256:" + "ab".repeat(32),
-      secretArn: "arn:secret",
-      podCidr: "10.244.0.0/16",
-      serviceCidr: "10.96.0.0/12",
-      leaderElection: { leaseDuration: "15s", renewDeadline: "10s", retryPeriod: "2s" },
-      masters,
-    },
-    masters[self],
-  );
+  const v = masterValues({ secretArn: "arn:secret" });
+  const masters = v.masters;
+  const docs = masterDocuments(v, masters[self]);
   const m = new Machine(docs);
   machines.push(m);
   return { m, members: masters };
