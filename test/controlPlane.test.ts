@@ -3,7 +3,6 @@ import { parse, parseAllDocuments } from "yaml";
 import { ControlPlane, masterDocuments, placeNodes, privateDnsName } from "../components/controlPlane";
 import { decodeUserData } from "../scripts/renderLib";
 import { Registration, ofType, settle, setupMocks, valueOf } from "./mocks";
-
 import { LEADER_ELECTION as LE, SUBNETS, ZONES, masterValues } from "./values";
 
 describe("placement", () => {
