@@ -238,7 +238,8 @@ export interface EtcdCluster {
   dispose(): Promise<void>;
 }
 
-function renderStackTo(stack: string, out: string, configFile: string | undefined): void {
+/** Renders a stack into `out` in a child process, exactly as `npm run render -- <stack> --out <out>` does. */
+export function renderStackTo(stack: string, out: string, configFile?: string): void {
   const args = ["-r", "@swc-node/register", path.join(ROOT, "scripts/render.ts"), stack, "--out", out, ...(configFile ? ["--config", configFile] : [])];
   const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: "utf8" });
   if (r.status !== 0) throw new Error(`render ${stack} failed: ${r.stderr}`);
