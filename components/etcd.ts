@@ -147,8 +147,9 @@ export interface EtcdClusterValues {
 }
 
 /**
- * The flags of member `self`, in a fixed order. Only flags etcd 3.4, 3.5 and 3.6 all accept (no
- * `--experimental-*`, renamed in 3.6): test/etcd-real.test.ts starts Debian's etcd 3.4 with them.
+ * The flags of member `self`, in a fixed order. Only flags etcd 3.5 and 3.6 both accept (no
+ * `--experimental-*`, renamed in 3.6): kubeadm pins 3.5 for Kubernetes 1.31-1.33 and 3.6 after;
+ * test/etcd-real.test.ts starts etcd 3.6 with them.
  */
 export function etcdFlags(v: EtcdClusterValues, self: EtcdMember): Arg[] {
   const pki = (f: string) => `${ETCD_PKI_DIR}/${f}`;

@@ -99,7 +99,7 @@ export interface LocalCluster {
    */
   kubeadm(machine: LocalMachine, args: string[], opts?: { timeoutMs?: number }): Promise<string>;
   /** etcdctl with a client certificate of the etcd CA (master 0's healthcheck client when stacked, the API server's etcd client when external). */
-  etcdctl(args: string[], endpoints?: string[]): { ok: boolean; out: string };
+  etcdctl(args: string[], endpoints?: string[]): { ok: boolean; stdout: string; out: string };
   /** The holder of a kube-system Lease (kube-controller-manager, kube-scheduler), or undefined. */
   leaseHolder(name: string): Promise<string | undefined>;
   /** The master whose `component` holds its leader election Lease now, read from each instance's metrics. */
@@ -375,7 +375,7 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
       : { ca: path.join(m0.root, "etc/kubernetes/pki/etcd/ca.crt"), cert: path.join(m0.root, "etc/kubernetes/pki/etcd/healthcheck-client.crt"), key: path.join(m0.root, "etc/kubernetes/pki/etcd/healthcheck-client.key") };
     const etcdctl = (args: string[], eps = etcdEndpoints) => {
       const r = spawnSync(path.join(binDir, "etcdctl"), [`--endpoints=${eps.join(",")}`, `--cacert=${etcdClient.ca}`, `--cert=${etcdClient.cert}`, `--key=${etcdClient.key}`, "--dial-timeout=2s", "--command-timeout=4s", ...args], { encoding: "utf8", timeout: 15000, env: { PATH: process.env.PATH } });
-      return { ok: r.status === 0, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
+      return { ok: r.status === 0, stdout: r.stdout ?? "", out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
     };
     const leaseHolder = async (name: string) => {
       const r = await apiRequest(admin, `/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/${name}`, { timeoutMs: 2000 });
