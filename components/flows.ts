@@ -156,7 +156,7 @@ export const FLOWS: readonly Flow[] = [
     from: ["controlPlane", "worker"], to: "apiLoadBalancer", protocol: "tcp", port: apiServer,
     by: [
       { what: "api_ready: the init-or-join probe and wait_for_api poll https://$API_ENDPOINT/readyz", where: S("lib.sh") },
-      { what: "kubeadm join: discovery and the kubelet's TLS bootstrap through discovery.bootstrapToken.apiServerEndpoint", where: "cloud-init/kubeadm.ts" },
+      { what: "kubeadm init and join: the API through controlPlaneEndpoint, join's discovery through discovery.bootstrapToken.apiServerEndpoint", where: S("bootstrap.sh") },
       { what: "kubelet and kube-proxy: kubeadm writes controlPlaneEndpoint into their kubeconfigs", where: "cloud-init/kubeadm.ts" },
     ],
   },
@@ -201,6 +201,7 @@ export const FLOWS: readonly Flow[] = [
     by: [
       { what: "kube-apiserver's --etcd-servers lists the other masters' members after its own", where: "cloud-init/kubeadm.ts" },
       { what: "kubeadm join --control-plane adds the new member through an existing member's client URL", where: "https://github.com/kubernetes/kubernetes/blob/master/cmd/kubeadm/app/phases/etcd/local.go" },
+      { what: "the bootstrap's kubeadm join, and its kubeadm reset after a failed attempt, which removes the member again", where: S("bootstrap.sh") },
       { what: "a replacement master asks the other members about its dead predecessor and removes it", where: S("etcd-rejoin.sh") },
     ],
   },
@@ -295,7 +296,7 @@ export const FLOWS: readonly Flow[] = [
   {
     from: ALL_MACHINES, to: "instanceMetadata", protocol: "tcp", port: http,
     by: [
-      { what: "the AWS CLI's instance profile credentials (IMDSv2)", where: S("fetch-secrets.sh") },
+      { what: "the AWS CLI of every script: instance profile credentials from IMDSv2, which the machines require", where: "components/nodeInstance.ts" },
       { what: "a worker of an auto scaling group learns its name and address (imds)", where: S("lib.sh") },
     ],
   },
@@ -337,8 +338,16 @@ export const FLOWS: readonly Flow[] = [
     from: ALL_MACHINES, to: "internet", protocol: "tcp", port: https,
     by: [
       { what: "pkgs.k8s.io: the Kubernetes apt repository and its key; the snap store: the AWS CLI", where: S("install.sh") },
-      { what: "containerd pulls kubeadm's images (registry.k8s.io); etcdctl.sh pulls the member's etcd image", where: S("etcdctl.sh") },
+      { what: "containerd pulls the images of kubeadm's static pods and of the etcd member (registry.k8s.io)", where: "components/etcd.ts" },
     ],
+  },
+  {
+    from: "controlPlane", to: "internet", protocol: "tcp", port: https, when: { topology: "stacked" },
+    by: [{ what: "the etcd scripts run etcdctl from the member's etcd image, pulled if missing", where: S("etcdctl.sh") }],
+  },
+  {
+    from: "etcd", to: "internet", protocol: "tcp", port: https, when: { topology: "external" },
+    by: [{ what: "the etcd scripts run etcdctl from the member's etcd image, pulled if missing", where: S("etcdctl.sh") }],
   },
   {
     from: KUBERNETES_NODES, to: "internet", protocol: "tcp", port: https, when: { cni: ["cilium", "calico"] },
