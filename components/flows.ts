@@ -228,7 +228,7 @@ export const FLOWS: readonly Flow[] = [
   },
   {
     from: "etcd", to: "etcd", protocol: "tcp", port: etcdClient, when: { topology: "external" },
-    rule: "etcd client between members: a replacement member asks the others (etcd-rejoin.sh)",
+    rule: "etcd client between members for etcd-rejoin.sh",
     by: [
       {
         what: "a replacement member probes the other members' client URLs, reads the member list, removes its dead predecessor and adds itself; unanswered probes would read as a cluster being created",

@@ -29,7 +29,8 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
     [/kubeadm reset -f/, [["controlPlane", 2379]]],
     [/curl .*"\$endpoint\/health"/, [["etcd", 2379]]],
     [/kubeadm init --config/, [["apiLoadBalancer", 6443], ["etcd", 2379]]],
-    [/kubeadm join --config/, [["apiLoadBalancer", 6443], ["controlPlane", 2379]]],
+    // A joining master's preflight checks external etcd; a stacked one's join adds its member.
+    [/kubeadm join --config/, [["apiLoadBalancer", 6443], ["controlPlane", 2379], ["etcd", 2379]]],
     // http://127.0.0.1:2381, the member's own metrics listener.
     [/curl .*"\$ETCD_HEALTH_URL"/, []],
   ],

@@ -34,7 +34,7 @@ const TOPOLOGIES: Array<[EtcdTopology, string[], Record<string, [string, number,
       "worker-from-worker-tcp-10250": ["tcp", 10250, 10250, "kubelet API from pods on workers: metrics-server, monitoring"],
       "etcd-from-control-plane-tcp-2379": ["tcp", 2379, 2379, "etcd client from kube-apiserver and kubeadm"],
       // 2379 too: a replacement member's etcd-rejoin.sh asks the other members (issue 12).
-      "etcd-from-etcd-tcp-2379-2380": ["tcp", 2379, 2380, "etcd peer between members; etcd client between members: a replacement member asks the others (etcd-rejoin.sh)"],
+      "etcd-from-etcd-tcp-2379-2380": ["tcp", 2379, 2380, "etcd peer between members; etcd client between members for etcd-rejoin.sh"],
     },
   ],
 ];
