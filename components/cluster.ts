@@ -19,7 +19,7 @@ import { Network } from "./network";
 import { Pki, kubeconfig } from "./pki";
 import { RecoveryAlarms } from "./recovery";
 import { BootstrapSecrets, controlPlaneMaterial, etcdMaterial, workerMaterial } from "./secrets";
-import { NodeSecurityGroups, cniRules } from "./securityGroups";
+import { NodeSecurityGroups } from "./securityGroups";
 import { WorkerJoin, WorkerPool, groupTags } from "./workerPool";
 
 /** Canonical's AWS account, owner of the official Ubuntu images. */
@@ -99,7 +99,7 @@ export class Cluster extends pulumi.ComponentResource {
       vpcId: network.vpcId,
       apiLbSecurityGroupId: lb.securityGroupId,
       etcdTopology: c.etcd.topology,
-      extraRules: cniRules(c.addons.cni),
+      cni: c.addons.cni,
       tags,
     }, child);
 

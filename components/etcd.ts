@@ -19,13 +19,14 @@ import { Arg, CRI_SOCKET, EtcdTimings, ExternalEtcd, KUBELET_API, args, etcdTimi
 import { EtcdBackupValues, NodeDocuments, assertUserDataSize, backupEnv, encodeUserData, renderCloudConfig } from "../cloud-init/render";
 import { Placement, placeNodes } from "./controlPlane";
 import { CertificateAuthority, LeafCertificate, LeafCertificateArgs, issueCertificate } from "./pki";
+import { PORTS } from "./flows";
 import { EtcdMemberPkiMaterial } from "./secrets";
 import { nodeInstance } from "./nodeInstance";
 
 /** First host number of etcd members in each private subnet; masters start at 10. */
 export const ETCD_HOST_OFFSET = 20;
-export const ETCD_CLIENT_PORT = 2379;
-export const ETCD_PEER_PORT = 2380;
+export const ETCD_CLIENT_PORT = PORTS.etcdClient;
+export const ETCD_PEER_PORT = PORTS.etcdPeer;
 /** kubeadm's `EtcdMetricsPort`: plain HTTP on loopback only, for the kubelet's probes and a local scraper. */
 export const ETCD_METRICS_PORT = 2381;
 /** A member's data directory, kubeadm's default. */
