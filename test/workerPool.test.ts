@@ -371,7 +371,7 @@ describe("WorkerPool component", () => {
   });
 
   it("exposes the filled settings and the group name", async () => {
-    expect(pools[1].settings).toEqual(SPOT);
+    expect(pools[1].settings).toEqual({ ...SPOT, drain: { enabled: true, timeoutSeconds: 300 }, autoscaling: { enabled: true }, readyTimeoutSeconds: 900 });
     expect(pools[0].settings.capacityType).toBe("on-demand");
     expect(await valueOf(pools[1].autoScalingGroupName)).toBe("dev-spot-0001");
   });
