@@ -185,7 +185,8 @@ export class Cluster extends pulumi.ComponentResource {
     const endpoint = lb.endpoint;
     // The add-ons, decided before any machine: with the `nodes` installer master 0 carries them.
     const installer = addonInstaller(c);
-    const releases = addonReleases({ ...c.addons, kubernetesVersion: c.kubernetesVersion, clusterName: c.clusterName, region: c.region, podCidr: c.network.podCidr });
+    // The worker lifecycle add-ons wait for their IAM and queue (issue 16, wired next).
+    const releases = addonReleases({ ...c.addons, clusterAutoscaler: false, kubernetesVersion: c.kubernetesVersion, clusterName: c.clusterName, region: c.region, podCidr: c.network.podCidr });
     const storageClass = c.addons.ebsCsiDriver ? defaultStorageClass() : undefined;
     const controlPlane = new ControlPlane(`${name}-control-plane`, {
       clusterName: c.clusterName,

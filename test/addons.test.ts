@@ -30,6 +30,20 @@ describe("pinned versions", () => {
     expect(v.calico).toMatch(/^v3\.\d+\.\d+$/);
     expect(v.ebsCsiDriver).toMatch(/^2\.\d+\.\d+$/);
     expect(v.awsCloudControllerManagerImage).toMatch(minor === 36 ? /^v1\.35\.\d+$/ : new RegExp(`^v1\\.${minor}\\.\\d+$`));
+    // The cluster-autoscaler's minor is always the cluster's.
+    expect(v.clusterAutoscalerImage).toMatch(new RegExp(`^v1\\.${minor}\\.\\d+$`));
+  });
+
+  it.each([
+    [31, "v1.31.5"],
+    [32, "v1.32.7"],
+    [33, "v1.33.6"],
+    [34, "v1.34.5"],
+    [35, "v1.35.2"],
+    [36, "v1.36.1"],
+  ])("Kubernetes 1.%d: cluster-autoscaler %s from chart 9.59.0; termination handler chart 0.27.6", (minor, image) => {
+    const v = addonVersions(`1.${minor}.0`);
+    expect([v.clusterAutoscalerChart, v.clusterAutoscalerImage, v.nodeTerminationHandlerChart]).toEqual(["9.59.0", image, "0.27.6"]);
   });
 
   it("pins nothing outside the supported minors", () => {
@@ -109,6 +123,43 @@ describe("addonReleases", () => {
     });
   });
 
+  const NTH = { queueUrl: "https://sqs.eu-west-1.amazonaws.com/123456789012/prod-node-termination", managedTag: "aws-node-termination-handler/prod", drainTimeoutSeconds: 600 };
+  const LIFECYCLE = { ...BASE, clusterAutoscaler: true, nodeTermination: NTH };
+
+  it("the worker lifecycle add-ons come last, the termination handler's chart from its OCI registry", () => {
+    const summary = addonReleases(LIFECYCLE).map((r) => [r.name, r.chart, r.repo, r.version, r.namespace]);
+    expect(summary.slice(3)).toEqual([
+      ["cluster-autoscaler", "cluster-autoscaler", "https://kubernetes.github.io/autoscaler", "9.59.0", "kube-system"],
+      ["aws-node-termination-handler", "aws-node-termination-handler", "oci://public.ecr.aws/aws-ec2/helm", "0.27.6", "kube-system"],
+    ]);
+    expect(summary.map((r) => r[0])).toEqual(["cilium", "aws-cloud-controller-manager", "aws-ebs-csi-driver", "cluster-autoscaler", "aws-node-termination-handler"]);
+  });
+
+  it("cluster-autoscaler: AWS, the cluster's discovery tags, the minor's image, on the masters", () => {
+    expect(addonReleases(LIFECYCLE)[3].values).toEqual({
+      cloudProvider: "aws",
+      awsRegion: "eu-west-1",
+      autoDiscovery: { clusterName: "prod" },
+      image: { repository: "registry.k8s.io/autoscaling/cluster-autoscaler", tag: "v1.35.2" },
+      nodeSelector: { "node-role.kubernetes.io/control-plane": "" },
+      tolerations: [{ ...CP_TOLERATION, operator: "Exists" }],
+    });
+  });
+
+  it("termination handler: queue mode on the cluster's queue, only machines with the managed tag, the longest drain, on the masters", () => {
+    expect(addonReleases(LIFECYCLE)[4].values).toEqual({
+      enableSqsTerminationDraining: true,
+      queueURL: NTH.queueUrl,
+      awsRegion: "eu-west-1",
+      checkTagBeforeDraining: true,
+      managedTag: "aws-node-termination-handler/prod",
+      nodeTerminationGracePeriod: 600,
+      emitKubernetesEvents: true,
+      nodeSelector: { "node-role.kubernetes.io/control-plane": "" },
+      tolerations: [{ ...CP_TOLERATION, operator: "Exists" }],
+    });
+  });
+
   it.each([
     ["cni none", { cni: "none" as const }, ["aws-cloud-controller-manager", "aws-ebs-csi-driver"]],
     ["no cloud controller", { awsCloudControllerManager: false }, ["cilium", "aws-ebs-csi-driver"]],
@@ -116,6 +167,13 @@ describe("addonReleases", () => {
     ["nothing", { cni: "none" as const, awsCloudControllerManager: false, ebsCsiDriver: false }, []],
   ])("turning an add-on off removes exactly its release: %s", (_, off, names) => {
     expect(addonReleases({ ...BASE, ...off }).map((r) => r.name)).toEqual(names);
+  });
+
+  it.each([
+    ["no cluster-autoscaler", { clusterAutoscaler: false }, ["cilium", "aws-cloud-controller-manager", "aws-ebs-csi-driver", "aws-node-termination-handler"]],
+    ["no termination handler", { nodeTermination: undefined }, ["cilium", "aws-cloud-controller-manager", "aws-ebs-csi-driver", "cluster-autoscaler"]],
+  ])("turning a lifecycle add-on off removes exactly its release: %s", (_, off, names) => {
+    expect(addonReleases({ ...LIFECYCLE, ...off }).map((r) => r.name)).toEqual(names);
   });
 });
 
@@ -244,6 +302,16 @@ describe("Addons component", () => {
     expect(opts.get("a-aws-ebs-csi-driver")!.dependsOn).toEqual([ccm]);
     expect(opts.get("a-storage-class")!.dependsOn).toEqual([ebs]);
     expect(await valueOf(addons.provider.urn)).toMatch(/pulumi:providers:kubernetes::a-provider$/);
+  });
+
+  it("an OCI chart is named by its reference, with no repository options", async () => {
+    const nth = addonReleases({ ...BASE, cni: "none", awsCloudControllerManager: false, ebsCsiDriver: false, nodeTermination: { queueUrl: "https://sqs.eu-west-1.amazonaws.com/123456789012/q", managedTag: "t", drainTimeoutSeconds: 300 } });
+    const { mine } = await build("oci", args({ releases: nth, storageClass: undefined }));
+    const release = mine.find((r) => r.type === "kubernetes:helm.sh/v3:Release")!;
+    expect(release.inputs).toEqual(
+      expect.objectContaining({ name: "aws-node-termination-handler", chart: "oci://public.ecr.aws/aws-ec2/helm/aws-node-termination-handler", version: "0.27.6", namespace: "kube-system" }),
+    );
+    expect(release.inputs.repositoryOpts).toBeUndefined();
   });
 
   it("each release carries its chart, repo, pinned version, namespace and values, atomic with a timeout", async () => {
