@@ -393,13 +393,28 @@ describe("Cluster picks the installer", () => {
   const k8sTypes = (prefix: string) => mine(prefix).filter((r) => r.type.startsWith("kubernetes:") || r.type === "pulumi:providers:kubernetes").map((r) => r.name);
 
   it("internet-facing API (auto -> pulumi): the add-ons are Helm releases; master 0 carries none", async () => {
-    expect(k8sTypes("pub")).toEqual(["pub-addons-provider", "pub-addons-cilium", "pub-addons-aws-cloud-controller-manager", "pub-addons-aws-ebs-csi-driver", "pub-addons-storage-class"]);
+    // Registration order follows when each release's inputs resolve (the handler's waits for its
+    // queue); the install order is the dependsOn chain, checked in the component's tests.
+    expect(k8sTypes("pub").sort()).toEqual([
+      "pub-addons-provider",
+      "pub-addons-cilium",
+      "pub-addons-aws-cloud-controller-manager",
+      "pub-addons-aws-ebs-csi-driver",
+      "pub-addons-cluster-autoscaler",
+      "pub-addons-aws-node-termination-handler",
+      "pub-addons-storage-class",
+    ].sort());
+    // The handler reads the cluster's own queue.
+    const nth = mine("pub").find((r) => r.name === "pub-addons-aws-node-termination-handler")!;
+    expect(nth.inputs.values.queueURL).toBe("https://sqs.eu-west-1.amazonaws.com/123456789012/pub-node-termination");
     const paths = writeFiles("pub", "control-plane-master-0").map((f) => f.path);
     expect(paths.filter((p) => p.includes("addons"))).toEqual([]);
     expect(clusters.pub.addons.map((a) => [a.name, a.version, a.installer])).toEqual([
       ["cilium", "1.19.8", "pulumi"],
       ["aws-cloud-controller-manager", "0.0.10", "pulumi"],
       ["aws-ebs-csi-driver", "2.56.1", "pulumi"],
+      ["cluster-autoscaler", "9.59.0", "pulumi"],
+      ["aws-node-termination-handler", "0.27.6", "pulumi"],
     ]);
   });
 
@@ -410,10 +425,15 @@ describe("Cluster picks the installer", () => {
     expect(addonPaths("control-plane-master-0")).toEqual([
       "/etc/kubeadm-ha/addons/aws-cloud-controller-manager.yaml",
       "/etc/kubeadm-ha/addons/aws-ebs-csi-driver.yaml",
+      "/etc/kubeadm-ha/addons/aws-node-termination-handler.yaml",
       "/etc/kubeadm-ha/addons/cilium.yaml",
+      "/etc/kubeadm-ha/addons/cluster-autoscaler.yaml",
       "/etc/kubeadm-ha/addons/releases",
       "/etc/kubeadm-ha/addons/storageclass.yaml",
     ]);
+    // The handler's values file on master 0 names the queue by its URL, resolved at render time.
+    const nthValues = writeFiles("int", "control-plane-master-0").find((f) => f.path === "/etc/kubeadm-ha/addons/aws-node-termination-handler.yaml")!.content;
+    expect(parse(nthValues, { version: "1.1" }).queueURL).toBe("https://sqs.eu-west-1.amazonaws.com/123456789012/int-node-termination");
     expect(addonPaths("control-plane-master-1")).toEqual([]);
     // addons.sh itself comes from the bootstrap bucket, pinned by master 0's bundle.list alone.
     const fetched = (m: string) => writeFiles("int", m).find((f) => f.path === "/etc/kubeadm-ha/bundle.list")!.content;
@@ -435,6 +455,13 @@ describe("Cluster picks the installer", () => {
     expect(hasFlag(kubeletArgs("bare", "control-plane-master-0", "init.yaml")).slice(0, 2)).toEqual([false, false]);
     expect(hasFlag(kubeletArgs("bare", "control-plane-master-1", "join.yaml"))).toEqual([false]);
     expect(hasFlag(kubeletArgs("bare", "pool-general-launch-template", "join.yaml"))).toEqual([false]);
-    expect(k8sTypes("bare")).toEqual(["bare-addons-provider", "bare-addons-cilium", "bare-addons-aws-ebs-csi-driver", "bare-addons-storage-class"]);
+    expect(k8sTypes("bare").sort()).toEqual([
+      "bare-addons-provider",
+      "bare-addons-cilium",
+      "bare-addons-aws-ebs-csi-driver",
+      "bare-addons-cluster-autoscaler",
+      "bare-addons-aws-node-termination-handler",
+      "bare-addons-storage-class",
+    ].sort());
   });
 });

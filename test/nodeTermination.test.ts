@@ -1,8 +1,12 @@
 /**
  * The worker lifecycle as a cluster builds it: the termination queue and its rules
- * (components/nodeTermination.ts).
+ * (components/nodeTermination.ts), and how the Cluster wires queue, IAM, hooks and add-ons.
  */
+import * as pulumi from "@pulumi/pulumi";
+import { Cluster } from "../components/cluster";
+import { clusterAutoscalerPolicy, nodeTerminationHandlerPolicy, workerLaunchHookPolicy } from "../components/iam";
 import { NodeTerminationQueue, managedTagKey, terminationQueuePolicy, terminationRules } from "../components/nodeTermination";
+import { parseConfig } from "../config";
 import { Registration, ofType, settle, setupMocks, valueOf } from "./mocks";
 
 const TAGS = (name: string) => ({ team: "platform", "kubernetes.io/cluster/kh": "owned", "kubeadm-ha/cluster": "kh", Name: name });
@@ -110,5 +114,120 @@ describe("NodeTerminationQueue component", () => {
     expect(() => new NodeTerminationQueue("bad", a)).toThrow(message);
     await settle();
     expect(regs.length).toBe(before);
+  });
+});
+
+describe("Cluster: the worker lifecycle wired", () => {
+  let regs: Registration[];
+  const optsOf = new Map<string, pulumi.CustomResourceOptions>();
+  const POOLS = [
+    { name: "general", minSize: 1, maxSize: 3 },
+    { name: "spot", capacityType: "spot", instanceTypes: ["m7i.large", "m6i.large"], minSize: 0, maxSize: 4, drain: { timeoutSeconds: 900 } },
+    { name: "fixed", minSize: 2, maxSize: 2, drain: { enabled: false }, autoscaling: { enabled: false }, readyTimeoutSeconds: 1800 },
+  ];
+  const build = (name: string, addons: object, workerPools: object[]) =>
+    new Cluster(name, {
+      config: parseConfig({ region: "eu-west-1", clusterName: name, network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] }, addons, workerPools }),
+    }, {
+      transformations: [
+        (a) => {
+          optsOf.set(a.name, a.opts as pulumi.CustomResourceOptions);
+          return undefined;
+        },
+      ],
+    });
+
+  beforeAll(async () => {
+    regs = await setupMocks();
+    build("lc", {}, POOLS);
+    // The same cluster with both add-ons off and no pool drained: what the lifecycle adds is the difference.
+    build("off", { clusterAutoscaler: false, nodeTerminationHandler: false }, POOLS.map((p) => ({ ...p, drain: undefined })));
+    build("nopools", {}, []);
+    await settle();
+  });
+  const mine = (prefix: string) => regs.filter((r) => r.name === prefix || r.name.startsWith(`${prefix}-`));
+  const names = (prefix: string) => mine(prefix).map((r) => r.name.slice(prefix.length + 1));
+
+  it("the handler's queue: its rules, targets and policy, retained as long as the longest drain", () => {
+    const queue = mine("lc").find((r) => r.name === "lc-node-termination-queue")!;
+    expect(queue.inputs.messageRetentionSeconds).toBe(900);
+    expect(ofType(mine("lc"), "aws:cloudwatch/eventRule:EventRule")).toHaveLength(5);
+    expect(ofType(mine("lc"), "aws:cloudwatch/eventTarget:EventTarget")).toHaveLength(5);
+    expect(ofType(mine("lc"), "aws:sqs/queuePolicy:QueuePolicy")).toHaveLength(1);
+  });
+
+  it("IAM: the control plane runs the autoscaler and the handler, workers report their readiness", () => {
+    const policy = (n: string) => JSON.parse(mine("lc").find((r) => r.name === n)!.inputs.policy);
+    expect(policy("lc-iam-control-plane-cluster-autoscaler")).toEqual(clusterAutoscalerPolicy("lc"));
+    expect(policy("lc-iam-control-plane-node-termination-handler")).toEqual(nodeTerminationHandlerPolicy("lc", "arn:aws:sqs:eu-west-1:123456789012:lc-node-termination"));
+    expect(policy("lc-iam-worker-launch-hook")).toEqual(workerLaunchHookPolicy("lc"));
+    // Never the other way round.
+    expect(names("lc").filter((n) => /^iam-worker-(cluster-autoscaler|node-termination-handler)$/.test(n) || n === "iam-control-plane-launch-hook")).toEqual([]);
+  });
+
+  it("every pool gets the readiness hook; the drained pools the drain hook with their own timeout", () => {
+    const hooks = ofType(mine("lc"), "aws:autoscaling/lifecycleHook:LifecycleHook")
+      .map((r) => [r.name, r.inputs.autoscalingGroupName, r.inputs.name, r.inputs.defaultResult, r.inputs.heartbeatTimeout])
+      .sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+    expect(hooks).toEqual([
+      ["lc-pool-fixed-ready-hook", "lc-fixed-0001", "kubeadm-ha-node-ready", "ABANDON", 1800],
+      ["lc-pool-general-drain-hook", "lc-general-0001", "kubeadm-ha-drain", "CONTINUE", 300],
+      ["lc-pool-general-ready-hook", "lc-general-0001", "kubeadm-ha-node-ready", "ABANDON", 900],
+      ["lc-pool-spot-drain-hook", "lc-spot-0001", "kubeadm-ha-drain", "CONTINUE", 900],
+      ["lc-pool-spot-ready-hook", "lc-spot-0001", "kubeadm-ha-node-ready", "ABANDON", 900],
+    ]);
+  });
+
+  it("the handler drains the longest pool's timeout in one go, and only machines with the cluster's managed tag", () => {
+    const nth = mine("lc").find((r) => r.name === "lc-addons-aws-node-termination-handler")!;
+    expect(nth.inputs.values).toEqual(
+      expect.objectContaining({ queueURL: "https://sqs.eu-west-1.amazonaws.com/123456789012/lc-node-termination", managedTag: "aws-node-termination-handler/lc", nodeTerminationGracePeriod: 900 }),
+    );
+    const tagged = ofType(mine("lc"), "aws:ec2/launchTemplate:LaunchTemplate").filter((r) => r.inputs.tagSpecifications[0].tags["aws-node-termination-handler/lc"] === "managed");
+    expect(tagged.map((r) => r.name).sort()).toEqual(["lc-pool-general-launch-template", "lc-pool-spot-launch-template"]);
+  });
+
+  it("masters and their volumes never carry the managed tag", () => {
+    const masters = ofType(mine("lc"), "aws:ec2/instance:Instance");
+    expect(masters).toHaveLength(3);
+    for (const m of masters) expect(Object.keys(m.inputs.tags).filter((k) => k.startsWith("aws-node-termination-handler/"))).toEqual([]);
+  });
+
+  it("the autoscaler discovers the groups by the tags the autoscaled pools carry, and only those", () => {
+    const ca = mine("lc").find((r) => r.name === "lc-addons-cluster-autoscaler")!;
+    expect(ca.inputs.values.autoDiscovery).toEqual({ clusterName: "lc" });
+    const discovered = ofType(mine("lc"), "aws:autoscaling/group:Group").filter((g) =>
+      ["k8s.io/cluster-autoscaler/enabled", "k8s.io/cluster-autoscaler/lc"].every((k) => g.inputs.tags.some((t: { key: string }) => t.key === k)),
+    );
+    expect(discovered.map((g) => g.name).sort()).toEqual(["lc-pool-general-group", "lc-pool-spot-group"]);
+  });
+
+  it("resources the two add-ons add: 12 a cluster (queue, policy, 5 rules, 5 targets) + 2 IAM policies + 2 Helm releases, a drain hook a drained pool", () => {
+    const count = (prefix: string, pred: (r: Registration) => boolean) => mine(prefix).filter(pred).length;
+    const custom = (r: Registration) => !r.type.startsWith("kubeadm-ha:index:");
+    const clusterLevel = (r: Registration) => custom(r) && !r.name.includes("-pool-");
+    const poolLevel = (pool: string) => (r: Registration) => custom(r) && r.name.includes(`-pool-${pool}-`);
+    expect(count("lc", clusterLevel) - count("off", clusterLevel)).toBe(12 + 2 + 2);
+    expect(["general", "spot", "fixed"].map((p) => count("lc", poolLevel(p)) - count("off", poolLevel(p)))).toEqual([1, 1, 0]);
+    // Without the handler a pool still gets its readiness hook: the cluster's pools always have one.
+    expect(["general", "spot", "fixed"].map((p) => count("off", (r) => r.type === "aws:autoscaling/lifecycleHook:LifecycleHook" && r.name.includes(`-pool-${p}-`)))).toEqual([1, 1, 1]);
+    // ...and the worker role its policy to report it, add-ons or not.
+    expect(names("off")).toContain("iam-worker-launch-hook");
+    expect(ofType(mine("off"), "aws:sqs/queue:Queue")).toEqual([]);
+    expect(names("off").filter((n) => /cluster-autoscaler|node-termination/.test(n))).toEqual([]);
+  });
+
+  it("a cluster without pools still has the queue and both add-ons, for pools a program adds from workerJoin", () => {
+    expect(ofType(mine("nopools"), "aws:sqs/queue:Queue")).toHaveLength(1);
+    expect(names("nopools").filter((n) => n.startsWith("addons-") && /cluster-autoscaler|node-termination/.test(n)).sort()).toEqual([
+      "addons-aws-node-termination-handler",
+      "addons-cluster-autoscaler",
+    ]);
+  });
+
+  it("the autoscaler installs after the EBS CSI driver, the handler after the autoscaler", async () => {
+    const dependsOn = async (n: string) => Promise.all(((optsOf.get(n)?.dependsOn ?? []) as pulumi.Resource[]).map((d) => valueOf(d.urn)));
+    expect(await dependsOn("lc-addons-cluster-autoscaler")).toEqual([expect.stringMatching(/::lc-addons-aws-ebs-csi-driver$/)]);
+    expect(await dependsOn("lc-addons-aws-node-termination-handler")).toEqual([expect.stringMatching(/::lc-addons-cluster-autoscaler$/)]);
   });
 });
