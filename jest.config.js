@@ -6,5 +6,7 @@ module.exports = {
   // Type-checking happens once in `tsc --noEmit`; swc only strips types (3 s instead of 17 s a file).
   transform: { "^.+\\.ts$": ["@swc/jest", { jsc: { parser: { syntax: "typescript" }, target: "es2022" } }] },
   testMatch: ["<rootDir>/test/**/*.test.ts"],
+  // The real Kubernetes and etcd binaries on PATH when they are built (test/k8s/build.sh).
+  globalSetup: "<rootDir>/test/k8s/globalSetup.ts",
   testTimeout: 60000,
 };

@@ -151,7 +151,14 @@ export function clusterConfiguration(c: ClusterValues) {
   };
 }
 
-export function initConfiguration(node: NodeValues) {
+/**
+ * `patches` only when there is a patch: kubeadm fails its control-plane phase when the patches
+ * directory it is given does not exist, and cloud-init creates it only by writing a file into it.
+ */
+const patchesOf = (directory: string | undefined) => (directory ? { patches: { directory } } : {});
+
+/** `patchesDirectory`: where cloud-init writes kubeadm patches for this node (PATCHES_DIR). Default: none, no `patches`. */
+export function initConfiguration(node: NodeValues, patchesDirectory?: string) {
   return {
     apiVersion: KUBEADM_API,
     kind: "InitConfiguration",
@@ -167,11 +174,12 @@ export function initConfiguration(node: NodeValues) {
     ],
     localAPIEndpoint: { advertiseAddress: node.ip, bindPort: 6443 },
     nodeRegistration: nodeRegistration(node, true),
-    patches: { directory: PATCHES_DIR },
+    ...patchesOf(patchesDirectory),
   };
 }
 
-export function joinConfiguration(node: NodeValues, join: { apiServerEndpoint: string; caCertHash: string; controlPlane: boolean }) {
+/** `join.patchesDirectory`: as for `initConfiguration`, control plane only. Default: none. */
+export function joinConfiguration(node: NodeValues, join: { apiServerEndpoint: string; caCertHash: string; controlPlane: boolean; patchesDirectory?: string }) {
   return {
     apiVersion: KUBEADM_API,
     kind: "JoinConfiguration",
@@ -180,7 +188,7 @@ export function joinConfiguration(node: NodeValues, join: { apiServerEndpoint: s
     },
     nodeRegistration: nodeRegistration(node, join.controlPlane),
     ...(join.controlPlane
-      ? { controlPlane: { localAPIEndpoint: { advertiseAddress: node.ip, bindPort: 6443 } }, patches: { directory: PATCHES_DIR } }
+      ? { controlPlane: { localAPIEndpoint: { advertiseAddress: node.ip, bindPort: 6443 } }, ...patchesOf(join.patchesDirectory) }
       : {}),
   };
 }

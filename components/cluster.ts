@@ -20,7 +20,7 @@ import { Pki, kubeconfig } from "./pki";
 import { RecoveryAlarms } from "./recovery";
 import { BootstrapSecrets, controlPlaneMaterial, etcdMaterial, workerMaterial } from "./secrets";
 import { NodeTerminationQueue, QUEUE_RETENTION_SECONDS } from "./nodeTermination";
-import { NodeSecurityGroups, cniRules } from "./securityGroups";
+import { NodeSecurityGroups } from "./securityGroups";
 import { WorkerJoin, WorkerPool, drains, groupTags } from "./workerPool";
 
 /** Canonical's AWS account, owner of the official Ubuntu images. */
@@ -104,7 +104,7 @@ export class Cluster extends pulumi.ComponentResource {
       vpcId: network.vpcId,
       apiLbSecurityGroupId: lb.securityGroupId,
       etcdTopology: c.etcd.topology,
-      extraRules: cniRules(c.addons.cni),
+      cni: c.addons.cni,
       tags,
     }, child);
 

@@ -10,6 +10,7 @@ import {
   ExternalEtcd,
   LeaderElection,
   NodeValues,
+  PATCHES_DIR,
   apiServerEtcdServersPatch,
   clusterConfiguration,
   initConfiguration,
@@ -97,10 +98,12 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
     apiServerExtraArgs: v.encryptionAtRest ? encryptionProviderArgs() : undefined,
     externalCloudProvider: v.externalCloudProvider,
   });
+  // Stacked etcd's per-master --etcd-servers is the only patch; with external etcd there is none.
+  const patches = v.externalEtcd ? undefined : PATCHES_DIR;
   const kubeadm: Record<string, string> = {
-    "join.yaml": toYaml(joinConfiguration(node, { apiServerEndpoint: v.apiEndpoint, caCertHash: v.caCertHash, controlPlane: true })),
+    "join.yaml": toYaml(joinConfiguration(node, { apiServerEndpoint: v.apiEndpoint, caCertHash: v.caCertHash, controlPlane: true, patchesDirectory: patches })),
   };
-  if (self.index === 0) kubeadm["init.yaml"] = toYaml(initConfiguration(node), cluster, kubeletConfiguration());
+  if (self.index === 0) kubeadm["init.yaml"] = toYaml(initConfiguration(node, patches), cluster, kubeletConfiguration());
   const addons = self.index === 0 && v.addonFiles !== undefined && Object.keys(v.addonFiles).length > 0;
   if (addons) Object.assign(kubeadm, v.addonFiles);
   if (!v.externalEtcd)

@@ -19,13 +19,14 @@ import { Arg, CRI_SOCKET, EtcdTimings, ExternalEtcd, KUBELET_API, args, etcdTimi
 import { EtcdBackupValues, NodeDocuments, assertUserDataSize, backupEnv, encodeUserData, renderCloudConfig } from "../cloud-init/render";
 import { Placement, placeNodes } from "./controlPlane";
 import { CertificateAuthority, LeafCertificate, LeafCertificateArgs, issueCertificate } from "./pki";
+import { PORTS } from "./flows";
 import { EtcdMemberPkiMaterial } from "./secrets";
 import { nodeInstance } from "./nodeInstance";
 
 /** First host number of etcd members in each private subnet; masters start at 10. */
 export const ETCD_HOST_OFFSET = 20;
-export const ETCD_CLIENT_PORT = 2379;
-export const ETCD_PEER_PORT = 2380;
+export const ETCD_CLIENT_PORT = PORTS.etcdClient;
+export const ETCD_PEER_PORT = PORTS.etcdPeer;
 /** kubeadm's `EtcdMetricsPort`: plain HTTP on loopback only, for the kubelet's probes and a local scraper. */
 export const ETCD_METRICS_PORT = 2381;
 /** A member's data directory, kubeadm's default. */
@@ -147,8 +148,9 @@ export interface EtcdClusterValues {
 }
 
 /**
- * The flags of member `self`, in a fixed order. Only flags etcd 3.4, 3.5 and 3.6 all accept (no
- * `--experimental-*`, renamed in 3.6): test/etcd-real.test.ts starts Debian's etcd 3.4 with them.
+ * The flags of member `self`, in a fixed order. Only flags etcd 3.5 and 3.6 both accept (no
+ * `--experimental-*`, renamed in 3.6): kubeadm pins 3.5 for Kubernetes 1.31-1.33 and 3.6 after;
+ * test/etcd-real.test.ts starts etcd 3.6 with them.
  */
 export function etcdFlags(v: EtcdClusterValues, self: EtcdMember): Arg[] {
   const pki = (f: string) => `${ETCD_PKI_DIR}/${f}`;

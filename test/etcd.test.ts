@@ -80,7 +80,8 @@ const TOPOLOGIES = [
         keyFile: "/etc/kubernetes/pki/apiserver-etcd-client.key",
       },
     } as object,
-    etcdRules: ["etcd-from-control-plane-tcp-2379", "etcd-from-etcd-tcp-2380"],
+    // The members reach each other's client port too: a replacement's etcd-rejoin.sh asks them.
+    etcdRules: ["etcd-from-control-plane-tcp-2379", "etcd-from-etcd-tcp-2379-2380"],
     securityGroups: ["control-plane", "etcd", "worker"],
     iamRoles: ["ex-control-plane", "ex-etcd", "ex-worker"],
     controlPlaneSecret: [
@@ -193,7 +194,7 @@ describe.each(TOPOLOGIES)("etcd topology $topology", (t) => {
     if (t.topology === "external")
       expect(rules.map((r) => [r.inputs.securityGroupId, r.inputs.referencedSecurityGroupId, r.inputs.fromPort, r.inputs.toPort])).toEqual([
         ["ex-sg-etcd-id", "ex-sg-control-plane-id", 2379, 2379],
-        ["ex-sg-etcd-id", "ex-sg-etcd-id", 2380, 2380],
+        ["ex-sg-etcd-id", "ex-sg-etcd-id", 2379, 2380],
       ]);
   });
 
@@ -359,7 +360,7 @@ describe("etcd pure functions", () => {
       "--listen-metrics-urls=http://127.0.0.1:2381",
       "--snapshot-count=10000",
     ]);
-    // etcd 3.6 renamed every --experimental-* flag; the real-etcd test runs 3.4.
+    // etcd 3.6 renamed every --experimental-* flag; 3.5 members (Kubernetes 1.31-1.33) need the old names.
     expect(etcdFlags(v, members[0]).some((f) => f.name.startsWith("experimental"))).toBe(false);
   });
 

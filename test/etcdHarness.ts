@@ -3,12 +3,12 @@
  * `npm run render -- <stack>` does, take each member's etcd flags from its rendered static pod, move
  * the members onto free loopback addresses and a temp dir (only addresses and paths change), sign the
  * same kind of certificates with openssl from the program's own certificate requests, and run real
- * etcd processes (Debian's etcd-server, 3.4) with those flags. etcdctl runs with the API server's
- * client certificate, as kube-apiserver connects.
+ * etcd processes (etcd 3.6, built by test/k8s/build.sh) with those flags. etcdctl runs with the API
+ * server's client certificate, as kube-apiserver connects.
  *
- * Used by jest tests and by benchmark scripts, so it never touches jest globals. Needs etcd, etcdctl
- * and openssl (`apt-get install etcd-server etcd-client openssl`; .ci/run installs them); a missing
- * tool is an error, never a skip.
+ * Used by jest tests and by benchmark scripts, so it never touches jest globals. Needs the built etcd
+ * and etcdctl (`bash test/k8s/build.sh`) and openssl; .ci/run provides them; a missing tool is an
+ * error, never a skip.
  */
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as crypto from "crypto";
@@ -17,6 +17,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { parse, parseAllDocuments } from "yaml";
+import { k8sBinary } from "./k8s/binaries";
 
 export const ROOT = path.resolve(__dirname, "..");
 const IPV4 = /\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b/g;
@@ -27,12 +28,17 @@ export const RENDERED_LOOPBACK = "127.0.0.1";
 /** Ports a rendered member listens on (client, peer, metrics); all must be free on the chosen addresses. */
 const PORTS = [2379, 2380, 2381];
 
+/** The built etcd, etcdctl and etcdutl (test/k8s/build.sh), or a plain command such as openssl from PATH. */
+export function tool(cmd: string): string {
+  return cmd === "etcd" || cmd === "etcdctl" || cmd === "etcdutl" ? k8sBinary(cmd) : cmd;
+}
+
 export function requireTool(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  const r = spawnSync(tool(cmd), args, { encoding: "utf8" });
   if (r.error || r.status !== 0)
     throw new Error(
       `${cmd} is required by the real-etcd harness but ${r.error ? "is not installed" : `failed (${r.stderr.trim()})`}: ` +
-        "apt-get install etcd-server etcd-client openssl (.ci/run installs them)",
+        "bash test/k8s/build.sh builds etcd and etcdctl; apt-get install openssl (.ci/run does both)",
     );
   return r.stdout + r.stderr;
 }
@@ -238,7 +244,8 @@ export interface EtcdCluster {
   dispose(): Promise<void>;
 }
 
-function renderStackTo(stack: string, out: string, configFile: string | undefined): void {
+/** Renders a stack into `out` in a child process, exactly as `npm run render -- <stack> --out <out>` does. */
+export function renderStackTo(stack: string, out: string, configFile?: string): void {
   const args = ["-r", "@swc-node/register", path.join(ROOT, "scripts/render.ts"), stack, "--out", out, ...(configFile ? ["--config", configFile] : [])];
   const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: "utf8" });
   if (r.status !== 0) throw new Error(`render ${stack} failed: ${r.stderr}`);
@@ -366,10 +373,9 @@ export async function startRenderedEtcdCluster(opts: EtcdHarnessOptions = {}): P
     const m = member(i);
     if (isRunning(i)) throw new Error(`etcd member ${i} is already running`);
     const fd = fs.openSync(m.log, "a");
-    // No ETCD_* variables from the environment: the flags alone configure the member. etcd 3.4
-    // refuses to start on arm64 without its opt-in variable (3.5+ supports arm64).
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...(process.arch === "arm64" ? { ETCD_UNSUPPORTED_ARCH: "arm64" } : {}) };
-    m.proc = spawn("etcd", flags ?? m.flags, { env, stdio: ["ignore", fd, fd] });
+    // No ETCD_* variables from the environment: the flags alone configure the member.
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
+    m.proc = spawn(tool("etcd"), flags ?? m.flags, { env, stdio: ["ignore", fd, fd] });
     fs.closeSync(fd);
   };
   const signal = async (i: number, sig: NodeJS.Signals, graceMs: number) => {
@@ -395,7 +401,7 @@ export async function startRenderedEtcdCluster(opts: EtcdHarnessOptions = {}): P
     members.map((m) => `--- ${path.basename(m.dir)} ---\n${fs.existsSync(m.log) ? fs.readFileSync(m.log, "utf8").split("\n").slice(-lines).join("\n") : ""}`).join("\n");
   const etcdctl = (args: string[], eps: string[] = endpoints): EtcdctlResult => {
     const r = spawnSync(
-      "etcdctl",
+      tool("etcdctl"),
       [`--endpoints=${eps.join(",")}`, `--cacert=${client.ca}`, `--cert=${client.cert}`, `--key=${client.key}`, "--dial-timeout=2s", "--command-timeout=4s", ...args],
       { env: { PATH: process.env.PATH, ETCDCTL_API: "3" }, encoding: "utf8", timeout: 15000 },
     );

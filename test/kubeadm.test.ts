@@ -119,7 +119,16 @@ describe("Init and Join configurations", () => {
   it("control plane join carries discovery by token and CA hash and a local endpoint", () => {
     const j = joinConfiguration(NODE, { apiServerEndpoint: CLUSTER.controlPlaneEndpoint, caCertHash: "sha256:abc", controlPlane: true });
     expect(j.discovery.bootstrapToken).toEqual({ apiServerEndpoint: CLUSTER.controlPlaneEndpoint, token: TOKEN_PLACEHOLDER, caCertHashes: ["sha256:abc"] });
-    expect(j.controlPlane).toEqual({ localAPIEndpoint: { advertiseAddress: "10.0.0.10", bindPort: 6443 } });
+    expect(j).toHaveProperty("controlPlane", { localAPIEndpoint: { advertiseAddress: "10.0.0.10", bindPort: 6443 } });
+    expect(j).not.toHaveProperty("patches");
+  });
+
+  it("names a patches directory only when given one (kubeadm fails on a directory that does not exist)", () => {
+    expect(initConfiguration(NODE)).not.toHaveProperty("patches");
+    expect(initConfiguration(NODE, "/etc/kubeadm-ha/patches").patches).toEqual({ directory: "/etc/kubeadm-ha/patches" });
+    const j = joinConfiguration(NODE, { apiServerEndpoint: "x:6443", caCertHash: "sha256:abc", controlPlane: true, patchesDirectory: "/p" });
+    expect(j).toHaveProperty("patches", { directory: "/p" });
+    expect(joinConfiguration(NODE, { apiServerEndpoint: "x:6443", caCertHash: "sha256:abc", controlPlane: false, patchesDirectory: "/p" })).not.toHaveProperty("patches");
   });
 
   it("worker join has no control plane section and no taint", () => {

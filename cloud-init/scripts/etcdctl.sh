@@ -58,5 +58,5 @@ etcd_tool() {
 etcdctl_run() { etcd_tool etcdctl "$@"; }
 
 # The tool of offline snapshot commands (status, restore): etcdutl since etcd 3.5, whose etcdctl
-# deprecates them; etcdctl when only a local etcdctl is named (Debian's etcd 3.4 has no etcdutl).
+# deprecates them (3.6 removed them); etcdctl when only a local etcdctl is named.
 etcd_snapshot_tool() { if [[ -n ${ETCDCTL:-} && -z ${ETCDUTL:-} ]]; then echo etcdctl; else echo etcdutl; fi; }

@@ -1,0 +1,142 @@
+/**
+ * Entry point run inside a private network namespace (netns.ts spawnInPrivateNetwork): starts a
+ * stack's loopback control plane and runs one scenario on it. Progress goes to stderr; the result is
+ * one JSON line on stdout. As the namespace's PID 1 it handles SIGINT and SIGTERM itself, and every
+ * process it started dies with it.
+ *
+ *   scenarios.ts facts <stack>                start, report what kubeadm wrote and what runs, stop
+ *   scenarios.ts failover <stack> [trials]    every failover of failover.ts, `trials` times each (default 3)
+ *   scenarios.ts local <stack>                start and wait for SIGINT (`npm run local`)
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { parse } from "yaml";
+import { apiServerKill, ensureNamespace, etcdLeaderKill, leaderLoss, localEtcdKill } from "./failover";
+import { LocalCluster, LocalMachine, apiOk, apiRequest, startLocalCluster } from "./localCluster";
+import { durationMs } from "../../config";
+import { API_HEALTH_CHECK } from "../../components/apiLoadBalancer";
+import { apiServerLoss, etcdWriteInFlightLoss, leaderLeaseLoss } from "../../scripts/failoverBudget";
+
+const t0 = Date.now();
+const log = (line: string) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${line}\n`);
+
+let cluster: LocalCluster | undefined;
+let stopping = false;
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    await cluster?.dispose(!!process.env.KUBEADM_HA_LOCAL_KEEP).catch(() => undefined);
+  }
+  process.exit(code);
+}
+process.on("SIGINT", () => void shutdown(130));
+process.on("SIGTERM", () => void shutdown(143));
+
+async function main(): Promise<void> {
+  const [scenario, stack = "dev"] = process.argv.slice(2);
+  cluster = await startLocalCluster({ stack, log });
+  const c = cluster;
+  switch (scenario) {
+    case "facts": {
+      const api = (p: string) => apiOk(c.admin, p, { timeoutMs: 10000 });
+      const manifest = (m: LocalMachine, f: string) => parse(fs.readFileSync(path.join(m.root, "etc/kubernetes/manifests", f), "utf8"));
+      const nodes = await api("/api/v1/nodes");
+      const readyz = await apiRequest(c.admin, "/readyz?verbose", { timeoutMs: 10000 });
+      const kubeadmConfig = await api("/api/v1/namespaces/kube-system/configmaps/kubeadm-config");
+      // Every rendered external etcd pod, as the API server would admit it (server-side dry run).
+      const etcdPods = await Promise.all(
+        c.etcd.map(async (m) => {
+          const pod = parse(fs.readFileSync(path.join(m.root, "etc/kubeadm-ha/etcd.yaml"), "utf8"));
+          pod.metadata.name = `etcd-${m.name}`;
+          pod.spec.nodeName = m.name;
+          const r = await apiRequest(c.admin, "/api/v1/namespaces/kube-system/pods?dryRun=All", { method: "POST", body: pod, timeoutMs: 10000 });
+          return { machine: m.name, status: r.status, message: r.status === 201 ? "" : r.body.slice(0, 300) };
+        }),
+      );
+      const out = {
+        apiUrl: c.apiUrl,
+        masters: c.masters.map((m) => ({
+          name: m.name,
+          ip: m.ip,
+          running: Object.fromEntries(m.runner.components().map((k) => [k, m.runner.isRunning(k)])),
+          manifests: Object.fromEntries(fs.readdirSync(path.join(m.root, "etc/kubernetes/manifests")).sort().map((f) => [f, manifest(m, f).spec.containers[0].command])),
+        })),
+        etcdMachines: c.etcd.map((m) => ({ name: m.name, ip: m.ip, running: m.runner.isRunning("etcd") })),
+        etcdMembers: JSON.parse(c.etcdctl(["member", "list", "-w", "json"]).stdout.replace(/:\s*(\d{10,})/g, ':"$1"')).members,
+        nodes: (nodes.items as any[]).map((n) => ({ name: n.metadata.name, controlPlane: "node-role.kubernetes.io/control-plane" in (n.metadata.labels ?? {}), taints: n.spec.taints ?? [] })),
+        readyz: { status: readyz.status, body: readyz.body },
+        leases: { "kube-controller-manager": await c.leaseHolder("kube-controller-manager"), "kube-scheduler": await c.leaseHolder("kube-scheduler") },
+        leaders: { "kube-controller-manager": (await c.leaderOf("kube-controller-manager"))?.name, "kube-scheduler": (await c.leaderOf("kube-scheduler"))?.name },
+        clusterConfiguration: parse(kubeadmConfig.data.ClusterConfiguration),
+        etcdPods,
+      };
+      process.stdout.write(JSON.stringify(out) + "\n");
+      break;
+    }
+    case "failover": {
+      const trials = Number(process.argv[4] ?? 3);
+      // Optional: only these failovers (comma-separated keys of `out`), for investigating one.
+      const only = process.argv[5]?.split(",");
+      const want = (k: string) => !only || only.includes(k);
+      const le = c.config.leaderElection;
+      const leaderWorst = leaderLeaseLoss("", durationMs(le.leaseDuration), durationMs(le.retryPeriod)).worstMs;
+      const etcdInFlight = etcdWriteInFlightLoss(c.config.etcd.electionTimeoutMs).worstMs;
+      await ensureNamespace(c, "failover");
+      const out: Record<string, unknown[]> = { apiServerKill: [], leaderKill: [], leaderTerm: [], localEtcdKill: [], etcdLeaderKill: [] };
+      for (let t = 0; t < trials; t++) {
+        // A different master each time: round-robin order and leadership differ between them.
+        const victim = c.masters[(t + 1) % c.masters.length];
+        if (want("apiServerKill")) {
+          log(`trial ${t + 1}/${trials}: kill the API server of ${victim.name}`);
+          out.apiServerKill.push(await apiServerKill(c, victim, { afterKillMs: apiServerLoss(API_HEALTH_CHECK).worstMs + 5000 }));
+        }
+        if (want("leaderKill")) {
+          log(`trial ${t + 1}/${trials}: SIGKILL the controller-manager and scheduler leaders`);
+          out.leaderKill.push(...(await leaderLoss(c, "SIGKILL", leaderWorst + 30000)));
+        }
+        if (want("leaderTerm")) {
+          log(`trial ${t + 1}/${trials}: SIGTERM the controller-manager and scheduler leaders`);
+          out.leaderTerm.push(...(await leaderLoss(c, "SIGTERM", leaderWorst + 30000)));
+        }
+        if (c.config.etcd.topology === "stacked" && want("localEtcdKill")) {
+          log(`trial ${t + 1}/${trials}: kill API server 0's own etcd member`);
+          out.localEtcdKill.push(await localEtcdKill(c, c.masters[0], { afterKillMs: 5000, namespace: "failover" }));
+        }
+        if (want("etcdLeaderKill")) {
+          log(`trial ${t + 1}/${trials}: kill the etcd leader under write load`);
+          out.etcdLeaderKill.push(await etcdLeaderKill(c, { afterKillMs: etcdInFlight + 3000, namespace: "failover" }));
+        }
+        log(`trial ${t + 1}/${trials} done: ${JSON.stringify(Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.slice(-2)])))}`);
+      }
+      process.stdout.write(JSON.stringify({ stack, config: { leaderElection: le, etcd: { heartbeatIntervalMs: c.config.etcd.heartbeatIntervalMs, electionTimeoutMs: c.config.etcd.electionTimeoutMs, topology: c.config.etcd.topology } }, results: out }) + "\n");
+      break;
+    }
+    case "local": {
+      // /proc is the host's mount, so /proc/self names this process as the host sees it.
+      const hostPid = fs.readlinkSync("/proc/self");
+      process.stderr.write(
+        [
+          "",
+          `The ${stack} control plane runs in a private network namespace (test/k8s/netns.ts).`,
+          `kubeconfig: ${c.adminKubeconfig}`,
+          "Use kubectl from inside the namespace, from another terminal:",
+          `  sudo nsenter --net=/proc/${hostPid}/ns/net ${c.binDir}/kubectl --kubeconfig ${c.adminKubeconfig} get nodes`,
+          "Ctrl-C stops everything.",
+          "",
+        ].join("\n"),
+      );
+      await new Promise<never>(() => undefined);
+      break;
+    }
+    default:
+      throw new Error(`unknown scenario ${scenario}`);
+  }
+}
+
+main().then(
+  () => shutdown(0),
+  (e: unknown) => {
+    log(`FAILED: ${e instanceof Error ? e.message : String(e)}`);
+    void shutdown(1);
+  },
+);
