@@ -220,6 +220,19 @@ const ApiLoadBalancer = z.strictObject({
     .describe("Client CIDRs allowed to reach TCP 6443 on the NLB; the default is open to all, as kOps and CAPA."),
 });
 
+const Certificates = z.strictObject({
+  renewBeforeDays: z.int({ error: "must be a whole number of days" })
+    .min(14, { error: "must be at least 14: the renewal timer runs twice a day, and a master or etcd member down for a week must still renew in time" })
+    .max(300, { error: "must be at most 300: kubeadm signs for 365 days, so a larger value would renew again on every run" })
+    .default(60)
+    .describe("Masters and external etcd members renew their kubeadm-managed certificates and kubeconfigs this many days before the first expires (`kubeadm-ha-cert-renew.timer`, twice a day), one machine at a time, each only while the others are healthy."),
+  joinTokenTtlHours: z.int({ error: "must be a whole number of hours" })
+    .min(2, { error: "must be at least 2: the masters rotate it hourly, when half its lifetime is left" })
+    .max(168, { error: "must be at most 168 (a week): anyone who reads the workers' secret can add nodes until it expires" })
+    .default(24)
+    .describe("Lifetime of the worker join token. The masters rotate it into the workers' secret every hour once half of it is gone (`kubeadm-ha-token-rotate.timer`), so a pool can add a node any time."),
+});
+
 const LeaderElection = z.strictObject({
   leaseDuration: duration("15s")
     .describe("`--leader-elect-lease-duration` of kube-controller-manager and kube-scheduler."),
@@ -351,6 +364,7 @@ const Schema = z.strictObject({
   addons: Addons.prefault({}).describe("In-cluster add-ons, each pinned to a version matched to the Kubernetes minor."),
   encryptionAtRest: z.boolean({ error: "must be true or false" }).default(true)
     .describe("Encrypt Secrets in etcd with an API server EncryptionConfiguration (secretbox, a 32-byte random key); the key lives only in Pulumi state and the control plane's secret. Takes effect at cluster creation."),
+  certificates: Certificates.prefault({}).describe("Renewal of the machines' certificates and rotation of the worker join token."),
   autoRecovery: z.boolean({ error: "must be true or false" }).default(true)
     .describe("CloudWatch alarms on each master and etcd machine: EC2 auto recovery when the system status check fails, a reboot when the instance status check fails."),
   leaderElection: LeaderElection.prefault({}).describe("Leader election of kube-controller-manager and kube-scheduler; client-go requires leaseDuration > renewDeadline > 1.2 x retryPeriod."),

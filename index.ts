@@ -16,6 +16,8 @@ export const etcdTopology = cluster.etcdTopology;
 export const etcdBackupBucket = cluster.etcdBackupBucket;
 export const vpcId = cluster.vpcId;
 export const caCertHash = cluster.caCertHash;
+/** When each certificate Pulumi signs expires; `npm run certs -- <stack>` lists every certificate and what renews it. */
+export const certificateExpiry = cluster.certificateExpiry;
 /** Everything a program needs to build another worker pool for this cluster (components/workerPool.ts). */
 export const workerJoin = cluster.workerJoin;
 /** Pool name -> auto scaling group name. */

@@ -157,8 +157,17 @@ export function clusterConfiguration(c: ClusterValues) {
  */
 const patchesOf = (directory: string | undefined) => (directory ? { patches: { directory } } : {});
 
-/** `patchesDirectory`: where cloud-init writes kubeadm patches for this node (PATCHES_DIR). Default: none, no `patches`. */
-export function initConfiguration(node: NodeValues, patchesDirectory?: string) {
+/** The join token's lifetime when none is given (config certificates.joinTokenTtlHours). */
+export const DEFAULT_TOKEN_TTL_HOURS = 24;
+
+export interface InitOptions {
+  /** Where cloud-init writes kubeadm patches for this node (PATCHES_DIR). Default: none, no `patches`. */
+  patchesDirectory?: string;
+  /** Lifetime of the bootstrap token `kubeadm init` creates. Default 24. */
+  tokenTtlHours?: number;
+}
+
+export function initConfiguration(node: NodeValues, opts: InitOptions = {}) {
   return {
     apiVersion: KUBEADM_API,
     kind: "InitConfiguration",
@@ -166,15 +175,16 @@ export function initConfiguration(node: NodeValues, patchesDirectory?: string) {
       {
         token: TOKEN_PLACEHOLDER,
         description: "kubeadm-ha node join token, held in AWS Secrets Manager",
-        // A node an autoscaling group launches weeks later must still join; the token lives only in the secret store.
-        ttl: "0s",
+        // Short-lived: the masters put a fresh one into the workers' secret before it expires
+        // (token-rotate.sh), so a node an autoscaling group launches weeks later still joins.
+        ttl: `${opts.tokenTtlHours ?? DEFAULT_TOKEN_TTL_HOURS}h`,
         usages: ["signing", "authentication"],
         groups: ["system:bootstrappers:kubeadm:default-node-token"],
       },
     ],
     localAPIEndpoint: { advertiseAddress: node.ip, bindPort: 6443 },
     nodeRegistration: nodeRegistration(node, true),
-    ...patchesOf(patchesDirectory),
+    ...patchesOf(opts.patchesDirectory),
   };
 }
 

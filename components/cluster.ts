@@ -57,6 +57,8 @@ export class Cluster extends pulumi.ComponentResource {
   public readonly vpcId: pulumi.Output<string>;
   /** sha256 hash of the cluster CA's public key, for `kubeadm join --discovery-token-ca-cert-hash`. */
   public readonly caCertHash: pulumi.Output<string>;
+  /** When each certificate Pulumi signs expires (RFC 3339); the machines renew their own (components/certificates.ts). */
+  public readonly certificateExpiry: pulumi.Output<Record<string, string>>;
   /** What a worker pool needs to join this cluster: pass it as `join` to `new WorkerPool(...)`. */
   public readonly workerJoin: WorkerJoin;
   /** The pools of `config.workerPools`, in config order. */
@@ -125,17 +127,15 @@ export class Cluster extends pulumi.ComponentResource {
           frontProxyCaCertPem: pki.frontProxyCaCertPem,
           frontProxyCaKeyPem: pki.frontProxyCaKeyPem,
           etcdCaCertPem: pki.etcdCaCertPem,
-          // With external etcd the API servers get a client certificate and no machine the etcd CA key.
-          ...(etcdPki
-            ? { apiServerEtcdClientCertPem: etcdPki.apiServerClient.certPem, apiServerEtcdClientKeyPem: etcdPki.apiServerClient.keyPem }
-            : { etcdCaKeyPem: pki.etcdCaKeyPem }),
+          etcdCaKeyPem: pki.etcdCaKeyPem,
+          ...(etcdPki ? { apiServerEtcdClientCertPem: etcdPki.apiServerClient.certPem, apiServerEtcdClientKeyPem: etcdPki.apiServerClient.keyPem } : {}),
           serviceAccountPrivateKeyPem: pki.serviceAccountPrivateKeyPem,
           serviceAccountPublicKeyPem: pki.serviceAccountPublicKeyPem,
           bootstrapToken: pki.bootstrapToken,
           ...(encryption ? { encryptionConfigYaml: encryption.configYaml } : {}),
         }),
         worker: workerMaterial({ bootstrapToken: pki.bootstrapToken }),
-        ...(etcdPki ? { etcd: etcdMaterial({ etcdCaCertPem: pki.etcdCaCertPem, members: etcdPki.memberMaterial }) } : {}),
+        ...(etcdPki ? { etcd: etcdMaterial({ etcdCaCertPem: pki.etcdCaCertPem, etcdCaKeyPem: pki.etcdCaKeyPem, members: etcdPki.memberMaterial }) } : {}),
       },
       tags,
     }, child);
@@ -241,6 +241,9 @@ export class Cluster extends pulumi.ComponentResource {
       etcdBackup: external ? undefined : etcdBackup,
       encryptionAtRest: c.encryptionAtRest,
       externalCloudProvider: c.addons.awsCloudControllerManager,
+      certRenewBeforeDays: c.certificates.renewBeforeDays,
+      workerSecretArn: secrets.secretArns.worker,
+      joinTokenTtlHours: c.certificates.joinTokenTtlHours,
       // The handler's values hold the queue's URL, known once the queue exists.
       addonFiles: installer === "nodes" ? pulumi.output(releases).apply((rs) => addonNodeFiles(rs as AddonRelease[], storageClass)) : undefined,
       tags,
@@ -264,6 +267,7 @@ export class Cluster extends pulumi.ComponentResource {
         bootstrapBucket: assets.bucketName,
         timings: etcdTimings,
         backup: etcdBackup,
+        certRenewBeforeDays: c.certificates.renewBeforeDays,
         tags,
         // A member fetches its certificates at boot; the secret must hold a version by then.
         dependsOn: [secrets.secretVersions.etcd!, assets],
@@ -321,6 +325,7 @@ export class Cluster extends pulumi.ComponentResource {
     this.apiLoadBalancerDnsName = lb.dnsName;
     this.apiServerUrl = pulumi.interpolate`https://${endpoint}`;
     this.caCertHash = pki.caCertHash;
+    this.certificateExpiry = pki.certificateExpiry;
     this.masterIps = controlPlane.masterIps;
     this.etcdTopology = c.etcd.topology;
     this.etcdEndpoints = etcd ? etcd.endpoints : controlPlane.masterIps.map((ip) => `https://${ip}:2379`);

@@ -17,7 +17,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Arg, CRI_SOCKET, EtcdTimings, ExternalEtcd, KUBELET_API, args, etcdTimingArgs, toYaml } from "../cloud-init/kubeadm";
 import { EtcdBackupValues, NodeDocuments, assertUserDataSize, backupEnv, encodeUserData, renderCloudConfig } from "../cloud-init/render";
-import { Placement, placeNodes } from "./controlPlane";
+import { DEFAULT_CERT_RENEW_BEFORE_DAYS, Placement, placeNodes } from "./controlPlane";
 import { CertificateAuthority, LeafCertificate, LeafCertificateArgs, issueCertificate } from "./pki";
 import { PORTS } from "./flows";
 import { EtcdMemberPkiMaterial } from "./secrets";
@@ -260,7 +260,7 @@ export function etcdKubeletConfiguration() {
 }
 
 /** Everything cloud-init writes on member `self`: env file, the etcd pod and the kubelet configuration. */
-export function etcdNodeDocuments(v: EtcdClusterValues & { region: string; secretArn: string; backup?: EtcdBackupValues }, self: EtcdMember): NodeDocuments {
+export function etcdNodeDocuments(v: EtcdClusterValues & { region: string; secretArn: string; backup?: EtcdBackupValues; certRenewBeforeDays?: number }, self: EtcdMember): NodeDocuments {
   return {
     env: {
       CLUSTER_NAME: v.clusterName,
@@ -274,6 +274,7 @@ export function etcdNodeDocuments(v: EtcdClusterValues & { region: string; secre
       SECRET_ID: v.secretArn,
       ETCD_MEMBERS: initialCluster(v.members),
       ETCD_IMAGE: etcdImage(v.kubernetesVersion),
+      CERT_RENEW_BEFORE_DAYS: String(v.certRenewBeforeDays ?? DEFAULT_CERT_RENEW_BEFORE_DAYS),
       ...backupEnv(v.backup),
     },
     kubeadm: {
@@ -362,6 +363,8 @@ export interface EtcdClusterArgs {
   timings: EtcdTimings;
   /** Snapshots of each member to S3: bucket, prefix, key and interval (components/etcdBackup.ts). Default: no backups. */
   backup?: pulumi.Input<EtcdBackupValues>;
+  /** Renew the members' server and peer certificates this many days before expiry. Default 60. */
+  certRenewBeforeDays?: number;
   /** Extra tags on every instance. Required (may be empty). */
   tags: Record<string, string>;
   /** Resources every member waits for, such as the etcd secret's version. Default none. */
@@ -393,7 +396,7 @@ export class EtcdCluster extends pulumi.ComponentResource {
     const values = { clusterName: args.clusterName, kubernetesVersion: args.kubernetesVersion, timings: args.timings, members: args.members };
     const instances = args.members.map((m) => {
       const userData = pulumi.all([args.secretArn, args.backup, args.bootstrapBucket]).apply(([secretArn, backup, bootstrapBucket]) => {
-        const encoded = encodeUserData(renderCloudConfig(etcdNodeDocuments({ ...values, region: args.region, secretArn, backup }, m), bootstrapBucket));
+        const encoded = encodeUserData(renderCloudConfig(etcdNodeDocuments({ ...values, region: args.region, secretArn, backup, certRenewBeforeDays: args.certRenewBeforeDays }, m), bootstrapBucket));
         assertUserDataSize(`etcd member ${m.index}`, encoded);
         return encoded;
       });

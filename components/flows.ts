@@ -168,7 +168,16 @@ export const FLOWS: readonly Flow[] = [
   },
   {
     from: "controlPlane", to: "apiLoadBalancer", protocol: "tcp", port: apiServer,
-    by: [{ what: "the join lock: kubectl with a joiner kubeconfig minted for controlPlaneEndpoint", where: S("join-lock.sh") }],
+    by: [
+      { what: "the join lock: kubectl with a joiner kubeconfig minted for controlPlaneEndpoint", where: S("join-lock.sh") },
+      { what: "a joining master mints its own bootstrap token (kubeadm token create) with that kubeconfig", where: S("bootstrap.sh") },
+      { what: "the hourly join token rotation lists and creates bootstrap tokens through admin.conf", where: S("token-rotate.sh") },
+    ],
+  },
+  {
+    from: "controlPlane", to: "controlPlane", protocol: "tcp", port: apiServer,
+    rule: "kube-apiserver readiness of the other masters before a certificate renewal",
+    by: [{ what: "before restarting its static pods a master checks every other master's /readyz at its own address", where: S("cert-renew.sh") }],
   },
   {
     from: "controlPlane", to: "apiLoadBalancer", protocol: "tcp", port: apiServer, when: { installer: "nodes" },
@@ -213,6 +222,7 @@ export const FLOWS: readonly Flow[] = [
       { what: "kubeadm join --control-plane adds the new member through an existing member's client URL", where: "https://github.com/kubernetes/kubernetes/blob/master/cmd/kubeadm/app/phases/etcd/local.go" },
       { what: "the bootstrap's kubeadm join, and its kubeadm reset after a failed attempt, which removes the member again", where: S("bootstrap.sh") },
       { what: "a replacement master asks the other members about its dead predecessor and removes it", where: S("etcd-rejoin.sh") },
+      { what: "a master renewing its certificates restarts etcd only while every other member answers healthy", where: S("cert-renew.sh") },
     ],
   },
   {
@@ -229,6 +239,7 @@ export const FLOWS: readonly Flow[] = [
       { what: "kube-apiserver's --etcd-servers: ClusterConfiguration.etcd.external.endpoints", where: "components/etcd.ts" },
       { what: "kubeadm init's preflight checks every external endpoint", where: "https://github.com/kubernetes/kubernetes/blob/master/cmd/kubeadm/app/preflight/checks.go" },
       { what: "master 0 waits for every member's /health before kubeadm init", where: S("bootstrap.sh") },
+      { what: "a master renewing its certificates restarts its API server only while every member's /health answers", where: S("cert-renew.sh") },
     ],
   },
   {
@@ -244,6 +255,7 @@ export const FLOWS: readonly Flow[] = [
         what: "a replacement member probes the other members' client URLs, reads the member list, removes its dead predecessor and adds itself; unanswered probes would read as a cluster being created",
         where: S("etcd-rejoin.sh"),
       },
+      { what: "a member renewing its certificates takes a lock in etcd and restarts only while the others answer healthy", where: S("cert-renew.sh") },
     ],
   },
 
@@ -302,6 +314,10 @@ export const FLOWS: readonly Flow[] = [
   {
     from: ALL_MACHINES, to: "secretsManager", protocol: "tcp", port: https,
     by: [{ what: "each machine reads its role's secret (aws secretsmanager get-secret-value), through NAT", where: S("fetch-secrets.sh") }],
+  },
+  {
+    from: "controlPlane", to: "secretsManager", protocol: "tcp", port: https,
+    by: [{ what: "the masters read the workers' secret and put a fresh join token into it, hourly", where: S("token-rotate.sh") }],
   },
   {
     from: ALL_MACHINES, to: "instanceMetadata", protocol: "tcp", port: http,

@@ -63,6 +63,23 @@ export function secretReadPolicy(secretArn: string, kmsKeyArn: string, region: s
 }
 
 /**
+ * The masters keep a valid join token in the workers' secret (cloud-init/scripts/token-rotate.sh):
+ * read it, and put a new version, with the key used only through Secrets Manager for that very
+ * secret (a new version is encrypted under a data key Secrets Manager asks KMS for). Nothing else:
+ * not the secret's policy, not other secrets.
+ */
+export function joinTokenRotationPolicy(workerSecretArn: string, kmsKeyArn: string, region: string): PolicyDocument {
+  const read = secretReadPolicy(workerSecretArn, kmsKeyArn, region);
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Sid: "RotateWorkerJoinToken", Effect: "Allow", Action: ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"], Resource: workerSecretArn },
+      { ...read.Statement[1], Sid: "EncryptWorkerJoinToken", Action: ["kms:Decrypt", "kms:GenerateDataKey"] },
+    ],
+  };
+}
+
+/**
  * The AWS cloud-controller-manager's actions, verbatim from kubernetes/cloud-provider-aws
  * docs/prerequisites.md ("Control Plane Policy", commit 2f4b2e2f8620bc86ab949aa15269d504f0c38a23),
  * minus the doc's second `elasticloadbalancing:AddTags`. The CCM creates and tags load balancers,
@@ -318,6 +335,11 @@ export class NodeRoles extends pulumi.ComponentResource {
     const queueArn = args.terminationQueueArn;
     const extraPolicies: Record<NodeRole, Extra[]> = {
       controlPlane: [
+        {
+          suffix: "join-token-rotation",
+          policyName: "join-token-rotation",
+          doc: pulumi.all([args.secretArns.worker, args.kmsKeyArn, region]).apply(([w, k, r]) => JSON.stringify(joinTokenRotationPolicy(w, k, r))),
+        },
         ...(ccm ? [{ suffix: "cloud-controller-manager", policyName: "cloud-controller-manager", doc: JSON.stringify(controlPlaneCloudProviderPolicy()) }] : []),
         ...(args.clusterAutoscaler ? [{ suffix: "cluster-autoscaler", policyName: "cluster-autoscaler", doc: JSON.stringify(clusterAutoscalerPolicy(args.clusterName)) }] : []),
         ...(queueArn !== undefined

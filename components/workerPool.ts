@@ -11,19 +11,16 @@
  * placeholders the bootstrap fills from IMDSv2 (cloud-init/scripts/lib.sh, fetch-secrets.sh).
  *
  * Join credential. A machine the group launches weeks after `pulumi up` must still join, with
- * nobody there to mint a token. The cluster therefore has one bootstrap token without expiry
- * (kubeadm `ttl: 0s`, cloud-init/kubeadm.ts), held only in the worker secret in Secrets Manager
- * (KMS-encrypted, readable only by the worker instance role, components/iam.ts); user data
- * carries a placeholder, and the token lives on a machine only in memory and under /run during
- * the join. The trade-off: a token that leaks stays valid until someone deletes it
- * (`kubeadm token delete <id>`, then store a new one in the secret), and it lets its holder
- * register a node under any name. Whoever runs code under the worker role can read it: any
- * worker machine, and any pod on one unless the pod network blocks 169.254.169.254 (hop limit 2
- * lets pods reach IMDS). The alternatives close that window at the cost of moving parts: a
- * rotated token (a job mints a short-lived token every few hours and rewrites the secret; if the
- * job stops, scale-out stops), or identity-based bootstrap as kOps does (a controller on the
- * masters checks the machine's signed AWS identity and issues a kubelet certificate for exactly
- * that instance: no shared secret, but a server, its certificate and its permissions to run).
+ * nobody there to mint a token. The worker secret in Secrets Manager (KMS-encrypted, readable only
+ * by the worker instance role, components/iam.ts) always holds a valid bootstrap token: it lives
+ * `certificates.joinTokenTtlHours` (24 by default) and every master rotates it into the secret
+ * once half of that is gone (cloud-init/scripts/token-rotate.sh), as Cluster API refreshes its
+ * join tokens. User data carries a placeholder, and the token lives on a machine only in memory
+ * and under /run during the join. Whoever reads the secret can add nodes, under any name, only
+ * until that token expires; if every master is down the token lapses, scale-out stops, and the
+ * node's log says why (fetch-secrets.sh). Identity-based bootstrap as kOps does it (a controller on
+ * the masters checks the machine's signed AWS identity) would remove the shared secret, at the cost
+ * of a server, its certificate and its permissions to run.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";

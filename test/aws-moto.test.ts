@@ -112,7 +112,7 @@ for o in args["objects"]:
     const m = master();
     await moto.enforceIam(true);
     const r = m.exec("boot.sh", [], reader);
-    expect(r.stderr).toContain(`fetched 8 files from s3://${BUCKET}/bootstrap/`);
+    expect(r.stderr).toContain(`fetched 10 files from s3://${BUCKET}/bootstrap/`);
     expect(r.stderr).toContain("bootstrap ran");
     expect(r.status).toBe(0);
     const shipped = shipScripts(["etcd-rejoin.sh", "fetch-secrets.sh"]);
@@ -206,6 +206,96 @@ for role, s in args["secrets"].items():
     expect(r.status).toBe(EXIT.secrets);
     expect(r.stderr).toContain("An error occurred (ResourceNotFoundException) when calling the GetSecretValue operation");
     expect(r.stderr).toContain("get_secret: failed 10 times, giving up");
+  }, 60000);
+});
+
+describe("token-rotate.sh keeps a valid join token in the workers' secret", () => {
+  // kubeadm against a cluster that knows the tokens in $STUB_TOKENS: `token list -o json` prints one
+  // object per token, as kubeadm's output API does; `token create` prints and remembers a new one.
+  const KUBEADM = `#!/usr/bin/env bash
+echo "kubeadm $*" >>"$STUB_LOG"
+case "$1 $2" in
+  "token list") while read -r t; do [[ -n $t ]] && printf '{"kind":"BootstrapToken","apiVersion":"output.kubeadm.k8s.io/v1alpha3","token":"%s","ttl":"23h"}\n' "$t"; done <"$STUB_TOKENS" ;;
+  "token create") echo "$STUB_NEW_TOKEN" | tee -a "$STUB_TOKENS" ;;
+  *) exit 2 ;;
+esac
+`;
+  const NEW = "wxyz12.3456789abcdefghi";
+  let n = 0;
+  /** A master with admin.conf, and the workers' secret holding `payload`; `known` are the cluster's tokens. */
+  function setup(payload: Record<string, string>, known: string[]) {
+    const name = `dev${n++}/bootstrap/worker`;
+    const arn = moto.python<string>(
+      `kms = client("kms")
+key = kms.create_key(Description="bootstrap")["KeyMetadata"]["Arn"]
+sm = client("secretsmanager")
+out = sm.create_secret(Name=args["name"], KmsKeyId=key, SecretString=args["payload"])["ARN"]`,
+      { name, payload: JSON.stringify(payload) },
+    );
+    const m = new Machine({ NODE_ROLE: "control-plane", ETCD_TOPOLOGY: "stacked", SECRET_ID: "unused", WORKER_SECRET_ID: arn, JOIN_TOKEN_TTL_HOURS: "24" }, ["lib.sh", "token-rotate.sh"]);
+    fs.mkdirSync(m.kube, { recursive: true });
+    fs.writeFileSync(path.join(m.kube, "admin.conf"), "apiVersion: v1\nkind: Config\n");
+    fs.writeFileSync(path.join(m.bin, "kubeadm"), KUBEADM, { mode: 0o755 });
+    fs.writeFileSync(path.join(m.root, "tokens"), known.map((t) => `${t}\n`).join(""));
+    const env = { STUB_LOG: path.join(m.root, "kubeadm.log"), STUB_TOKENS: path.join(m.root, "tokens"), STUB_NEW_TOKEN: NEW };
+    const secret = () => JSON.parse(moto.python<string>(`out = client("secretsmanager").get_secret_value(SecretId=args["arn"])["SecretString"]`, { arn }));
+    const versions = () => moto.python<number>(`out = len(client("secretsmanager").list_secret_version_ids(SecretId=args["arn"])["Versions"])`, { arn });
+    const calls = () => (fs.existsSync(env.STUB_LOG) ? fs.readFileSync(env.STUB_LOG, "utf8").trim().split("\n") : []);
+    return { m, arn, env, secret, versions, calls, run: () => m.exec("token-rotate.sh", [], undefined, env) };
+  }
+  const hours = (h: number) => new Date(Date.now() + h * 3600000).toISOString().replace(/\.\d+Z$/, "Z");
+
+  it("replaces Pulumi's initial token (no expiry) with a new one, good for the TTL, as a new secret version", () => {
+    const t = setup({ "bootstrap-token": TOKEN }, [TOKEN]);
+    const r = t.run();
+    expect(r.stderr).toContain("rotated the worker join token (the secret holds no expiry (Pulumi's initial token)): wxyz12 is good until");
+    expect(r.status).toBe(0);
+    const s = t.secret();
+    expect(Object.keys(s).sort()).toEqual(["bootstrap-token", "bootstrap-token-expires"]);
+    expect(s["bootstrap-token"]).toBe(NEW);
+    expect(Math.abs(Date.parse(s["bootstrap-token-expires"]) - (Date.now() + 24 * 3600000))).toBeLessThan(120000);
+    expect(t.versions()).toBe(2);
+    expect(t.calls()).toEqual([
+      `kubeadm token list --kubeconfig ${t.m.kube}/admin.conf -o json`,
+      `kubeadm token create --kubeconfig ${t.m.kube}/admin.conf --ttl 24h --description kubeadm-ha worker join token, rotated by ${NODE}`,
+    ]);
+    // The token went to AWS through a private file, never on a command line, and the file is gone.
+    expect(fs.readdirSync(t.m.run)).toEqual([]);
+  }, 60000);
+
+  it("leaves a token with more than half its lifetime left alone: no kubeadm token create, no new version", () => {
+    const t = setup({ "bootstrap-token": TOKEN, "bootstrap-token-expires": hours(20) }, [TOKEN]);
+    const r = t.run();
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/the worker join token is good until \S+: nothing to do/);
+    expect(t.calls()).toEqual([`kubeadm token list --kubeconfig ${t.m.kube}/admin.conf -o json`]);
+    expect(t.versions()).toBe(1);
+    expect(t.secret()["bootstrap-token"]).toBe(TOKEN);
+  }, 60000);
+
+  it.each([
+    ["has less than half its lifetime left", hours(5), [TOKEN], "its token expires at"],
+    ["is no longer known to the cluster", hours(20), [], "the cluster no longer knows its token"],
+  ])("rotates a token that %s", (_what, expires, known, why) => {
+    const t = setup({ "bootstrap-token": TOKEN, "bootstrap-token-expires": expires }, known);
+    const r = t.run();
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain(why);
+    expect(t.secret()["bootstrap-token"]).toBe(NEW);
+  }, 60000);
+
+  it("the rotated secret is what a worker's fetch-secrets.sh accepts, and an expired one it refuses with what to check", () => {
+    const t = setup({ "bootstrap-token": TOKEN }, [TOKEN]);
+    expect(t.run().status).toBe(0);
+    const w = new Machine({ SECRET_ID: t.arn }, ["lib.sh", "fetch-secrets.sh"]);
+    fs.writeFileSync(path.join(w.etc, "join.yaml"), "token: __BOOTSTRAP_TOKEN__\n");
+    const ok = w.exec("fetch-secrets.sh", []);
+    expect(ok.status).toBe(0);
+    expect(fs.readFileSync(path.join(w.run, "join.yaml"), "utf8")).toBe(`token: ${NEW}\n`);
+    moto.python(`client("secretsmanager").put_secret_value(SecretId=args["arn"], SecretString=args["s"])`, { arn: t.arn, s: JSON.stringify({ "bootstrap-token": NEW, "bootstrap-token-expires": "2026-01-02T03:04:05Z" }) });
+    const expired = w.exec("fetch-secrets.sh", []);
+    expect(expired.status).toBe(EXIT.secrets);
+    expect(expired.stderr).toContain(`the join token in ${t.arn} expired at 2026-01-02T03:04:05Z`);
   }, 60000);
 });
 

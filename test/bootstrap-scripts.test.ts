@@ -46,10 +46,11 @@ const CP_SECRET: Record<string, string> = {
   "bootstrap-token": TOKEN,
 };
 
-/** An external etcd member's secret: the CA certificate and every member's pairs (fetch-secrets.sh takes only its own). */
+/** An external etcd member's secret: the CA pair and every member's pairs (fetch-secrets.sh takes only its own). */
 const OTHER = "ip-10-0-2-12.eu-west-1.compute.internal";
 const ETCD_SECRET: Record<string, string> = {
   "etcd/ca.crt": "ETCD CA CERT\n",
+  "etcd/ca.key": "ETCD CA KEY\n",
   ...Object.fromEntries(
     [NODE, OTHER].flatMap((n) => ["server.crt", "server.key", "peer.crt", "peer.key"].map((f) => [`members/${n}/${f}`, `${n} ${f}\n`])),
   ),
@@ -57,9 +58,9 @@ const ETCD_SECRET: Record<string, string> = {
 const ETCD_ENDPOINTS = ["https://10.0.0.20:2379", "https://10.0.32.20:2379", "https://10.0.64.20:2379"];
 /** Every member of this machine's etcd cluster (stacked masters and external members alike). */
 const ETCD_MEMBERS = `${NODE}=https://10.0.1.11:2380,${OTHER}=https://10.0.2.12:2380,ip-10-0-3-13.eu-west-1.compute.internal=https://10.0.3.13:2380`;
-/** A control plane secret with external etcd: the API server's etcd client pair, no etcd CA key. */
+/** A control plane secret with external etcd: the API server's etcd client pair beside the etcd CA pair, which renews it. */
 const CP_EXTERNAL_SECRET: Record<string, string> = Object.fromEntries([
-  ...Object.entries(CP_SECRET).filter(([k]) => k !== "etcd/ca.key"),
+  ...Object.entries(CP_SECRET),
   ["apiserver-etcd-client.crt", "AEC CERT\n"],
   ["apiserver-etcd-client.key", "AEC KEY\n"],
 ]);
@@ -315,13 +316,14 @@ describe("bootstrap.sh", () => {
       "curl readyz", // wait_for_api
       "kubeadm kubeconfig user",
       "kubectl create",
+      "kubeadm token", // a join token of its own
       "kubectl get node", // no stale Node of a predecessor
       "kubeadm certs", // etcd-rejoin.sh: the etcd client pair; no other member answers
       "kubeadm join",
       "kubectl get",
       "kubectl delete",
     ]);
-    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=own placeholder=no`]);
     expect(m.leaseExists()).toBe(false);
   });
 
@@ -335,6 +337,7 @@ describe("bootstrap.sh", () => {
       "curl readyz",
       "kubeadm kubeconfig user",
       "kubectl create",
+      "kubeadm token", // a join token of its own
       "kubectl get node", // no stale Node of a predecessor
       "kubeadm certs", // etcd-rejoin.sh: the etcd client pair; no other member answers
       "kubeadm join",
@@ -359,6 +362,14 @@ describe("bootstrap.sh", () => {
     });
     expect(m.calls()).toContain(`kubectl --kubeconfig ${m.run}/joiner.conf --request-timeout=30s -n kube-system create -f -`);
     expect(m.calls()).toContain(joinCmd(m));
+    // The token in the secret lives only a day after kubeadm init: the master joins with its own,
+    // minted with the credential it signed, rendered into its join document as fetch-secrets.sh would.
+    expect(m.calls()).toContain(`kubeadm token create --kubeconfig ${m.run}/joiner.conf --ttl 1h --description kubeadm-ha: ${NODE} joining the control plane`);
+    const join = fs.readFileSync(path.join(m.run, "join.yaml"), "utf8");
+    expect(join).toContain("token: qrstuv.0123456789qrstuv");
+    expect(join).not.toContain(TOKEN);
+    expect(join).not.toContain("__BOOTSTRAP_TOKEN__");
+    expect(fs.statSync(path.join(m.run, "join.yaml")).mode & 0o777).toBe(0o600);
     const [[verb, lease]] = m.kubectlStdin();
     expect(verb).toBe("create");
     expect(lease.metadata).toEqual({ name: LEASE, namespace: "kube-system", labels: { "app.kubernetes.io/managed-by": "kubeadm-ha" } });
@@ -366,7 +377,7 @@ describe("bootstrap.sh", () => {
     expect(lease.spec.leaseDurationSeconds).toBe(900);
     expect(lease.spec.renewTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     expect(lease.spec.acquireTime).toBe(lease.spec.renewTime);
-    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=own placeholder=no`]);
     expect(m.leaseExists()).toBe(false);
     // The short-lived cluster-admin credential does not outlive the script.
     expect(fs.existsSync(path.join(m.run, "joiner.conf"))).toBe(false);
@@ -380,7 +391,7 @@ describe("bootstrap.sh", () => {
     expect(kubeadm).toEqual([joinCmd(m), "kubeadm reset -f", joinCmd(m), "kubeadm reset -f", joinCmd(m)]);
     expect(m.calls().filter(deleteLease)).toHaveLength(1);
     // Every attempt ran under this node's lease, with the key material re-fetched after each reset.
-    expect(m.kubeadmState()).toEqual(Array(3).fill(`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`));
+    expect(m.kubeadmState()).toEqual(Array(3).fill(`join lease-holder=${NODE} ca-key=yes token=own placeholder=no`));
     expect(m.calls().filter((c) => c.startsWith("aws "))).toHaveLength(3);
     // The leftovers kubeadm reset tells the operator to remove are gone.
     expect(fs.existsSync(path.join(m.etcd, "member"))).toBe(false);
@@ -421,13 +432,14 @@ describe("bootstrap.sh", () => {
       "kubectl create",
       "kubectl get", // the holder released it just now
       "kubectl create",
+      "kubeadm token", // a join token of its own
       "kubectl get node", // no stale Node of a predecessor
       "kubeadm certs", // etcd-rejoin.sh: the etcd client pair; no other member answers
       "kubeadm join",
       "kubectl get",
       "kubectl delete",
     ]);
-    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=own placeholder=no`]);
     expect(m.calls().filter((c) => c.startsWith("kubectl ") && c.includes(" replace "))).toEqual([]);
   });
 
@@ -454,7 +466,7 @@ describe("bootstrap.sh", () => {
     expect(lease.metadata.resourceVersion).toBe("41");
     expect(lease.spec.holderIdentity).toBe(NODE);
     expect(lease.spec.leaseTransitions).toBe(1);
-    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=own placeholder=no`]);
     expect(m.calls().filter(deleteLease)).toHaveLength(1);
     expect(m.leaseExists()).toBe(false);
   });
@@ -470,7 +482,7 @@ describe("bootstrap.sh", () => {
     // The winner's fresh lease was never deleted or replaced by the loser.
     expect(m.kubectlStdin().map(([verb]) => verb)).toEqual(["create", "replace", "create", "create", "create"]);
     expect(m.calls().filter(deleteLease)).toHaveLength(1);
-    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=own placeholder=no`]);
   });
 
   test("(h) the API never answers: times out with a clear error", () => {
@@ -508,6 +520,26 @@ describe("bootstrap.sh", () => {
     expect(m.kubeadmState()).toEqual(["join lease-holder=none ca-key=no token=yes placeholder=no"]);
     expect(fs.existsSync(path.join(m.kube, "pki"))).toBe(false);
     expect(m.filesContaining(m.root, "CA KEY").filter((f) => !f.startsWith(m.state))).toEqual([]);
+  });
+
+  test("a worker joins with the token the masters rotated, and logs until when it is good", () => {
+    const until = new Date(Date.now() + 20 * 3600 * 1000).toISOString().replace(/\.\d+Z$/, "Z");
+    const m = machine({ role: "worker", secret: { "bootstrap-token": TOKEN, "bootstrap-token-expires": until } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain(`the join token is good until ${until}`);
+    expect(m.kubeadmState()).toEqual(["join lease-holder=none ca-key=no token=yes placeholder=no"]);
+  });
+
+  test("a worker whose secret holds an expired token stops at once with what to check, and never runs kubeadm", () => {
+    const m = machine({ role: "worker", secret: { "bootstrap-token": TOKEN, "bootstrap-token-expires": "2026-01-01T00:00:00Z" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(6);
+    expect(r.stderr).toContain(
+      `the join token in arn:aws:secretsmanager:eu-west-1:123456789012:secret:dev-worker expired at 2026-01-01T00:00:00Z: the masters renew it every hour (kubeadm-ha-token-rotate.timer); check that a master is up and that timer runs on it (journalctl -u kubeadm-ha-token-rotate.service)`,
+    );
+    expect(m.calls().filter((c) => c.startsWith("kubeadm "))).toEqual([]);
+    expect(fs.existsSync(path.join(m.run, "join.yaml"))).toBe(false);
   });
 
   test("a worker's failed join is reset and retried, still without a lock", () => {
@@ -693,6 +725,7 @@ describe("a machine replacing a dead one (etcd-rejoin.sh, delete_stale_node)", (
       "curl readyz",
       "kubeadm kubeconfig user",
       "kubectl create",
+      "kubeadm token", // a join token of its own
       "kubectl get node",
       "kubectl delete node",
       "kubeadm certs",
@@ -971,11 +1004,12 @@ describe("external etcd", () => {
     // No kubeadm, no API, no token: the member never talks to Kubernetes.
     expect(m.calls().filter((c) => /^(kubeadm|kubectl) /.test(c) || c.endsWith("/readyz"))).toEqual([]);
     expect(r.stderr).toContain("role=etcd init_node=false kubernetes=1.35.0 api=none");
-    expect(pkiFiles(m)).toEqual(["etcd/ca.crt", "etcd/peer.crt", "etcd/peer.key", "etcd/server.crt", "etcd/server.key"]);
+    // Its own pairs and the CA pair it renews them with (cert-renew.sh).
+    expect(pkiFiles(m)).toEqual(["etcd/ca.crt", "etcd/ca.key", "etcd/peer.crt", "etcd/peer.key", "etcd/server.crt", "etcd/server.key"]);
     for (const f of ["server.crt", "server.key", "peer.crt", "peer.key"])
       expect(fs.readFileSync(path.join(m.kube, "pki/etcd", f), "utf8")).toBe(`${NODE} ${f}\n`);
     expect(fs.readFileSync(path.join(m.kube, "pki/etcd/ca.crt"), "utf8")).toBe("ETCD CA CERT\n");
-    expect(["server.key", "peer.key", "server.crt", "ca.crt"].map((f) => m.mode(`etc/kubernetes/pki/etcd/${f}`).toString(8))).toEqual(["600", "600", "644", "644"]);
+    expect(["server.key", "peer.key", "ca.key", "server.crt", "ca.crt"].map((f) => m.mode(`etc/kubernetes/pki/etcd/${f}`).toString(8))).toEqual(["600", "600", "600", "644", "644"]);
     // Another member's keys never land on this machine (its name does, in ETCD_MEMBERS).
     expect(m.filesContaining(m.root, `${OTHER} `).filter((f) => !f.startsWith(m.state))).toEqual([]);
     expect(r.stderr).toContain("ignoring 4 secret entries that are not this member's");
@@ -1025,26 +1059,26 @@ describe("external etcd", () => {
     expect(fs.existsSync(path.join(m.kube, "pki"))).toBe(false);
   });
 
-  test("an etcd member never installs an etcd CA key, even one wrongly in its secret", () => {
-    const m = machine({ role: "etcd", secret: { ...ETCD_SECRET, "etcd/ca.key": "ETCD CA KEY\n" } });
-    expect(m.exec("fetch-secrets.sh").status).toBe(0);
-    expect(pkiFiles(m)).not.toContain("etcd/ca.key");
-    expect(m.filesContaining(m.kube, "ETCD CA KEY")).toEqual([]);
+  test("an etcd member refuses a secret without the etcd CA key it renews with", () => {
+    const { "etcd/ca.key": _key, ...withoutKey } = ETCD_SECRET;
+    const m = machine({ role: "etcd", secret: withoutKey });
+    const r = m.exec("fetch-secrets.sh");
+    expect(r.status).toBe(6);
+    expect(r.stderr).toContain("the etcd secret lacks etcd/ca.key");
+    expect(fs.existsSync(path.join(m.kube, "pki"))).toBe(false);
   });
 
-  test("first master with external etcd: the client pair and no etcd CA key; kubeadm init only after every member is healthy", () => {
-    // Even a secret that wrongly carries the etcd CA key must not put it on a master.
+  test("first master with external etcd: the client pair and the etcd CA pair that renews it; kubeadm init only after every member is healthy", () => {
     const m = machine({
       initNode: true,
       etcdTopology: "external",
-      secret: { ...CP_EXTERNAL_SECRET, "etcd/ca.key": "ETCD KEY\n" },
       env: { STUB_CURL_READYZ_FAILS: "always", STUB_CURL_ETCD_HEALTH_FAILS: "2" },
     });
     const r = m.exec("bootstrap.sh");
     expect(r.status).toBe(0);
     expect(r.stderr).toContain("bootstrap complete: init");
-    expect(r.stderr).toContain("ignoring secret entry etcd/ca.key: with external etcd no master holds the etcd CA key");
-    expect(pkiFiles(m)).toEqual(["apiserver-etcd-client.crt", "apiserver-etcd-client.key", "ca.crt", "ca.key", "etcd/ca.crt", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"]);
+    expect(pkiFiles(m)).toEqual(["apiserver-etcd-client.crt", "apiserver-etcd-client.key", "ca.crt", "ca.key", "etcd/ca.crt", "etcd/ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"]);
+    expect(m.mode("etc/kubernetes/pki/etcd/ca.key").toString(8)).toBe("600");
     expect(m.mode("etc/kubernetes/pki/apiserver-etcd-client.key").toString(8)).toBe("600");
     const pki = `${m.kube}/pki`;
     const probe = (url: string) =>
@@ -1076,9 +1110,9 @@ describe("external etcd", () => {
   });
 
   test.each([
-    ["stacked", CP_EXTERNAL_SECRET, "the control-plane secret lacks etcd/ca.key"],
+    ["stacked", Object.fromEntries(Object.entries(CP_SECRET).filter(([k]) => k !== "etcd/ca.key")), "the control-plane secret lacks etcd/ca.key"],
     ["external", CP_SECRET, "the control-plane secret lacks apiserver-etcd-client.crt, apiserver-etcd-client.key"],
-  ] as const)("with %s etcd, a master refuses a secret made for the other topology", (topology, secret, message) => {
+  ] as const)("with %s etcd, a master refuses a secret without what the topology needs", (topology, secret, message) => {
     const m = machine({ etcdTopology: topology, secret });
     const r = m.exec("fetch-secrets.sh");
     expect(r.status).toBe(6);

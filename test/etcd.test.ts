@@ -92,12 +92,13 @@ const TOPOLOGIES = [
       "ca.key",
       "encryption-config.yaml",
       "etcd/ca.crt",
+      "etcd/ca.key",
       "front-proxy-ca.crt",
       "front-proxy-ca.key",
       "sa.key",
       "sa.pub",
     ],
-    etcdSecret: ["etcd/ca.crt", ...MEMBER_IPS.flatMap((ip) => ["peer.crt", "peer.key", "server.crt", "server.key"].map((f) => `members/${host(ip)}/${f}`))].sort(),
+    etcdSecret: ["etcd/ca.crt", "etcd/ca.key", ...MEMBER_IPS.flatMap((ip) => ["peer.crt", "peer.key", "server.crt", "server.key"].map((f) => `members/${host(ip)}/${f}`))].sort(),
     masterEnv: { ETCD_TOPOLOGY: "external", ETCD_ENDPOINTS: MEMBER_IPS.map((ip) => `https://${ip}:2379`).join(",") } as Record<string, string>,
   },
 ];
@@ -202,7 +203,7 @@ describe.each(TOPOLOGIES)("etcd topology $topology", (t) => {
     expect(ofType(mine(t), "aws:iam/role:Role").map((r) => r.inputs.name).sort()).toEqual(t.iamRoles);
   });
 
-  it("secret material per role: the etcd CA key only where members sign themselves", () => {
+  it("secret material per role: the etcd CA pair wherever a certificate it signs is renewed", () => {
     expect(Object.keys(secretJson(t, "control-plane")!).sort()).toEqual(t.controlPlaneSecret);
     expect(Object.keys(secretJson(t, "worker")!)).toEqual(["bootstrap-token"]);
     const etcd = secretJson(t, "etcd");

@@ -12,7 +12,7 @@ import { FLOWS, Party } from "../components/flows";
 import { SCRIPTS_DIR, ScriptNeeds, scriptsFor, shippedScript } from "../cloud-init/render";
 
 /** Commands that open connections, at a command position once quoted strings are gone. */
-const NETWORKED = /(^|[\s;|&(!{])(curl|aws|kubectl|lock_kubectl|helm|etcdctl_run|ctl|ctr|snap install|apt_get|apt-get|kubeadm (?:init|join|reset))\b/;
+const NETWORKED = /(^|[\s;|&(!{])(curl|aws|kubectl|lock_kubectl|helm|etcdctl_run|ctl|ctr|snap install|apt_get|apt-get|kubeadm (?:init|join|reset|token)|openssl s_client)\b/;
 
 type Dial = [Party, number];
 /** Per script: a pattern of the (continuation-joined) line, and what it dials; [] for this machine only. */
@@ -25,6 +25,19 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
     [/kubectl apply -f "\$storage_class"/, [["apiLoadBalancer", 6443]]],
   ],
   "boot.sh": [[/aws s3api get-object/, [["s3", 443]]]],
+  "cert-renew.sh": [
+    // This machine's own components: its address, or its loopback.
+    [/openssl s_client -connect "\$1"/, []],
+    [/curl .*"http:\/\/\$LOCAL_ADDRESS:2381\/health"/, []],
+    [/curl .*"https:\/\/\$NODE_IP:6443\/readyz"/, []],
+    [/curl .*--insecure "https:\/\/\$\(component_address/, []],
+    // The gate before a restart: the other members (masters when stacked, etcd machines when
+    // external) and the other masters' API servers; the etcd members' renewal lock lives in etcd.
+    [/etcdctl_run --endpoints="\$client" endpoint health/, [["controlPlane", 2379], ["etcd", 2379]]],
+    [/curl .*"\$endpoint\/health"/, [["etcd", 2379]]],
+    [/curl .*"https:\/\/\$ip:6443\/readyz"/, [["controlPlane", 6443]]],
+    [/etcdctl_run --endpoints="\$ETCD_ALL"/, [["etcd", 2379]]],
+  ],
   "bootstrap.sh": [
     // A control plane node's kubeadm reset removes its stacked etcd member through the others.
     [/kubeadm reset -f/, [["controlPlane", 2379]]],
@@ -34,6 +47,8 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
     [/kubeadm join --config/, [["apiLoadBalancer", 6443], ["controlPlane", 2379], ["etcd", 2379]]],
     // http://127.0.0.1:2381, the member's own metrics listener.
     [/curl .*"\$ETCD_HEALTH_URL"/, []],
+    // The joiner kubeconfig's server is controlPlaneEndpoint.
+    [/kubeadm token create --kubeconfig "\$JOINER_KUBECONFIG"/, [["apiLoadBalancer", 6443]]],
   ],
   "etcd-backup.sh": [
     // https://$NODE_IP:2379: the member on this machine.
@@ -58,6 +73,11 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
     [/^etcdctl_run\(\) \{/, []],
   ],
   "fetch-secrets.sh": [[/aws secretsmanager get-secret-value/, [["secretsManager", 443]]]],
+  "token-rotate.sh": [
+    [/aws secretsmanager (get|put)-secret-value/, [["secretsManager", 443]]],
+    // admin.conf's server is controlPlaneEndpoint.
+    [/kubeadm token (list|create) --kubeconfig "\$ADMIN"/, [["apiLoadBalancer", 6443]]],
+  ],
   "install.sh": [
     // The Ubuntu archive (http) and, once added, pkgs.k8s.io (https).
     [/apt_get\(\) \{ apt-get/, [["internet", 80], ["internet", 443]]],

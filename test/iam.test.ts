@@ -196,6 +196,7 @@ describe("NodeRoles component", () => {
           "aws:iam/rolePolicyAttachment:RolePolicyAttachment st-control-plane-ebs-csi",
           "aws:iam/rolePolicy:RolePolicy st-control-plane-bootstrap-secret",
           "aws:iam/rolePolicy:RolePolicy st-control-plane-cloud-controller-manager",
+          "aws:iam/rolePolicy:RolePolicy st-control-plane-join-token-rotation",
           "aws:iam/instanceProfile:InstanceProfile st-control-plane-profile",
           "aws:iam/role:Role st-worker",
           "aws:iam/rolePolicyAttachment:RolePolicyAttachment st-worker-ssm",
@@ -224,10 +225,11 @@ describe("NodeRoles component", () => {
       });
     });
 
-    test("each role reads only its own secret, through the provider's region", () => {
+    test("each role reads only its own secret, through the provider's region; the masters also rotate the workers' join token", () => {
       expect(policyOf(mine, "st-control-plane-bootstrap-secret")).toEqual(iam.secretReadPolicy(ARN.cp, ARN.key, "eu-west-1"));
       expect(policyOf(mine, "st-worker-bootstrap-secret")).toEqual(iam.secretReadPolicy(ARN.worker, ARN.key, "eu-west-1"));
-      const cpText = JSON.stringify(mine.filter((r) => r.name.startsWith("st-control-plane")).map((r) => r.inputs));
+      expect(policyOf(mine, "st-control-plane-join-token-rotation")).toEqual(iam.joinTokenRotationPolicy(ARN.worker, ARN.key, "eu-west-1"));
+      const cpText = JSON.stringify(mine.filter((r) => r.name.startsWith("st-control-plane") && r.name !== "st-control-plane-join-token-rotation").map((r) => r.inputs));
       const workerText = JSON.stringify(mine.filter((r) => r.name.startsWith("st-worker")).map((r) => r.inputs));
       expect(cpText).toContain(ARN.cp);
       expect(cpText).not.toContain("bootstrap/worker");
@@ -266,7 +268,7 @@ describe("NodeRoles component", () => {
       expect(ofType(mine, "aws:iam/role:Role").map((r) => r.inputs.name).sort()).toEqual(["kh-control-plane", "kh-etcd", "kh-worker"]);
       expect(ofType(mine, "aws:iam/instanceProfile:InstanceProfile")).toHaveLength(3);
       expect(ofType(mine, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")).toHaveLength(4);
-      expect(ofType(mine, "aws:iam/rolePolicy:RolePolicy")).toHaveLength(5);
+      expect(ofType(mine, "aws:iam/rolePolicy:RolePolicy")).toHaveLength(6);
       expect(mine.filter((r) => r.name.startsWith("ex-etcd")).map((r) => r.name).sort()).toEqual([
         "ex-etcd",
         "ex-etcd-bootstrap-secret",
@@ -276,12 +278,13 @@ describe("NodeRoles component", () => {
       expect(policyOf(mine, "ex-etcd-bootstrap-secret")).toEqual(iam.secretReadPolicy(ARN.etcd, ARN.key, "eu-west-1"));
     });
 
-    test("no role's policies name another role's secret", () => {
+    test("no role's policies name another role's secret, but for the masters' rotation of the workers' token", () => {
       const text = (prefix: string) =>
         mine
-          .filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy" && r.name.startsWith(prefix))
+          .filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy" && r.name.startsWith(prefix) && !r.name.endsWith("-join-token-rotation"))
           .map((r) => r.inputs.policy)
           .join("\n");
+      expect(policyOf(mine, "ex-control-plane-join-token-rotation")).toEqual(iam.joinTokenRotationPolicy(ARN.worker, ARN.key, "eu-west-1"));
       const own = { "ex-control-plane": ARN.cp, "ex-worker": ARN.worker, "ex-etcd": ARN.etcd };
       for (const [prefix, arn] of Object.entries(own)) {
         const t = text(prefix);
@@ -339,6 +342,28 @@ describe("NodeRoles component", () => {
   });
 });
 
+describe("joinTokenRotationPolicy", () => {
+  test("reads and writes the workers' secret only, with the key only through Secrets Manager for that secret", () => {
+    expect(iam.joinTokenRotationPolicy(ARN.worker, ARN.key, "eu-west-1")).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        { Sid: "RotateWorkerJoinToken", Effect: "Allow", Action: ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"], Resource: ARN.worker },
+        {
+          Sid: "EncryptWorkerJoinToken",
+          Effect: "Allow",
+          Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+          Resource: ARN.key,
+          Condition: { StringEquals: { "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com", "kms:EncryptionContext:SecretARN": ARN.worker } },
+        },
+      ],
+    });
+  });
+
+  test("refuses what secretReadPolicy refuses", () => {
+    expect(() => iam.joinTokenRotationPolicy("alias/x", ARN.key, "eu-west-1")).toThrow("secretReadPolicy: secretArn must be a Secrets Manager secret ARN");
+  });
+});
+
 describe("NodeRoles add-on permissions", () => {
   // [awsCloudControllerManager, ebsCsiDriver] -> the control plane role's resources beyond role,
   // profile, SSM and secret read. Workers and etcd never change.
@@ -367,7 +392,7 @@ describe("NodeRoles add-on permissions", () => {
         .filter((r) => r.name.startsWith(`${name}-${slug}`))
         .map((r) => r.name.slice(`${name}-${slug}`.length).replace(/^-/, ""))
         .sort();
-    expect(under("control-plane")).toEqual(["", "bootstrap-secret", "profile", "ssm", ...extras].sort());
+    expect(under("control-plane")).toEqual(["", "bootstrap-secret", "join-token-rotation", "profile", "ssm", ...extras].sort());
     expect(under("worker")).toEqual(["", "bootstrap-secret", "kubelet", "profile", "ssm"]);
     expect(under("etcd")).toEqual(["", "bootstrap-secret", "profile", "ssm"]);
 
@@ -484,6 +509,7 @@ describe("worker lifecycle policies", () => {
         "lc-control-plane-bootstrap-secret",
         "lc-control-plane-cloud-controller-manager",
         "lc-control-plane-cluster-autoscaler",
+        "lc-control-plane-join-token-rotation",
         "lc-control-plane-node-termination-handler",
         "lc-worker-bootstrap-secret",
         "lc-worker-kubelet",

@@ -113,7 +113,9 @@ describe("Init and Join configurations", () => {
       { name: "node-ip", value: "10.0.0.10" },
     ]);
     expect(i.bootstrapTokens[0].token).toBe(TOKEN_PLACEHOLDER);
-    expect(i.bootstrapTokens[0].ttl).toBe("0s");
+    // Short-lived: the masters rotate a fresh one into the workers' secret (token-rotate.sh).
+    expect(i.bootstrapTokens[0].ttl).toBe("24h");
+    expect(initConfiguration(NODE, { tokenTtlHours: 6 }).bootstrapTokens[0].ttl).toBe("6h");
   });
 
   it("control plane join carries discovery by token and CA hash and a local endpoint", () => {
@@ -125,7 +127,7 @@ describe("Init and Join configurations", () => {
 
   it("names a patches directory only when given one (kubeadm fails on a directory that does not exist)", () => {
     expect(initConfiguration(NODE)).not.toHaveProperty("patches");
-    expect(initConfiguration(NODE, "/etc/kubeadm-ha/patches").patches).toEqual({ directory: "/etc/kubeadm-ha/patches" });
+    expect(initConfiguration(NODE, { patchesDirectory: "/etc/kubeadm-ha/patches" }).patches).toEqual({ directory: "/etc/kubeadm-ha/patches" });
     const j = joinConfiguration(NODE, { apiServerEndpoint: "x:6443", caCertHash: "sha256:abc", controlPlane: true, patchesDirectory: "/p" });
     expect(j).toHaveProperty("patches", { directory: "/p" });
     expect(joinConfiguration(NODE, { apiServerEndpoint: "x:6443", caCertHash: "sha256:abc", controlPlane: false, patchesDirectory: "/p" })).not.toHaveProperty("patches");

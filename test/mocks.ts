@@ -51,6 +51,11 @@ export function mockRandomBytes(name: string, length: number): { base64: string;
   return { base64: Buffer.from(hex, "hex").toString("base64"), hex };
 }
 
+/** A certificate's end of validity as if signed at 2026-01-01T00:00:00Z (a fixed date, so renders stay byte-identical). */
+export function mockValidityEnd(hours: number): string {
+  return new Date(Date.UTC(2026, 0, 1) + hours * 3600000).toISOString().replace(".000Z", "Z");
+}
+
 /** Outputs a real provider would compute, by resource type. */
 function computedState(type: string, name: string, inputs: Record<string, any>, region: string): Record<string, any> {
   const arnOf = (service: string, resource: string) => `arn:aws:${service}:${region}:123456789012:${resource}`;
@@ -91,11 +96,11 @@ function computedState(type: string, name: string, inputs: Record<string, any>, 
     case "tls:index/privateKey:PrivateKey":
       return { privateKeyPem: FIXTURES.caKey, publicKeyPem: "-----BEGIN PUBLIC KEY-----\n(mock)\n-----END PUBLIC KEY-----\n" };
     case "tls:index/selfSignedCert:SelfSignedCert":
-      return { certPem: FIXTURES.caCert };
+      return { certPem: FIXTURES.caCert, validityEndTime: mockValidityEnd(inputs.validityPeriodHours) };
     case "tls:index/certRequest:CertRequest":
       return { certRequestPem: FIXTURES.clientCsr };
     case "tls:index/locallySignedCert:LocallySignedCert":
-      return { certPem: FIXTURES.clientCert };
+      return { certPem: FIXTURES.clientCert, validityEndTime: mockValidityEnd(inputs.validityPeriodHours) };
     case "random:index/randomBytes:RandomBytes":
       return mockRandomBytes(name, inputs.length);
     case "random:index/randomString:RandomString": {

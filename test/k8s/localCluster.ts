@@ -22,6 +22,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { parseAllDocuments } from "yaml";
 import { ClusterConfig, parseConfig } from "../../config";
 import { API_HEALTH_CHECK } from "../../components/apiLoadBalancer";
 import { MasterDocumentValues, Placement, masterDocuments, placeNodes } from "../../components/controlPlane";
@@ -39,7 +40,8 @@ import {
 import { nthHost, planSubnets } from "../../components/network";
 import { LeafCertificateArgs, caCertHash } from "../../components/pki";
 import { encryptionConfigYaml, ENCRYPTION_CONFIG_FILE } from "../../cloud-init/encryption";
-import { TOKEN_PLACEHOLDER } from "../../cloud-init/kubeadm";
+import { TOKEN_PLACEHOLDER, toYaml } from "../../cloud-init/kubeadm";
+import { NodeEnv, envFile } from "../../cloud-init/render";
 import { rawStackConfig } from "../../scripts/failoverBudget";
 import { stackConfig } from "../../scripts/renderLib";
 import { CertSpec, issueCert, makeCa } from "../etcdHarness";
@@ -75,6 +77,12 @@ export interface LocalClusterOptions {
   log?: (line: string) => void;
   /** Prefix of the temp work dir; default "kubeadm-ha-local-". */
   workPrefix?: string;
+  /**
+   * kubeadm's `certificateValidityPeriod` for the certificates it signs at init and join (a Go
+   * duration), standing in for certificates a year old; the etcd machines' certificates are then
+   * signed for one day. Default: kubeadm's own, one year.
+   */
+  certificateValidityPeriod?: string;
 }
 
 export interface LocalCluster {
@@ -163,6 +171,19 @@ export function certSpec(a: LeafCertificateArgs): CertSpec {
     return v;
   };
   return { commonName: String(a.commonName), dnsNames: plain(a.dnsNames), ipAddresses: plain(a.ipAddresses), allowedUses: plain(a.allowedUses) };
+}
+
+/** The init document with kubeadm's `certificateValidityPeriod` set on its ClusterConfiguration. */
+function withValidity(initYaml: string, period: string): string {
+  const docs = parseAllDocuments(initYaml, { version: "1.1" }).map((d) => d.toJS());
+  for (const d of docs) if (d.kind === "ClusterConfiguration") d.certificateValidityPeriod = period;
+  return toYaml(...docs);
+}
+
+/** cloud-init's node.env of a machine, as cloud-init/render.ts writes it. */
+function writeNodeEnv(m: LocalMachine, env: NodeEnv): void {
+  const values = Object.fromEntries(Object.entries({ ...env, TOKEN_PLACEHOLDER }).filter((e): e is [string, string] => e[1] !== undefined));
+  writeFile(path.join(m.root, "etc/kubeadm-ha/node.env"), envFile(values), 0o644);
 }
 
 function writeFile(file: string, content: string | Buffer, mode = 0o600): void {
@@ -284,6 +305,9 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
         issueCert(pki, "peer", { ...peer, ipAddresses: [...peer.ipAddresses, "127.0.0.1"] }, etcdCaDir);
         const docs = etcdNodeDocuments({ ...values, region: config.region, secretArn: "arn:aws:secretsmanager:local" }, etcdPlacements[i]);
         for (const [name, content] of Object.entries(docs.kubeadm)) writeFile(path.join(m.root, "etc/kubeadm-ha", name), content);
+        writeNodeEnv(m, docs.env);
+        // fetch-secrets.sh installs the etcd CA pair, with which cert-renew.sh renews the member's own.
+        fs.copyFileSync(path.join(etcdCaDir, "ca.key"), path.join(pki, "ca.key"));
         m.runner.start();
         writeFile(path.join(m.root, "etc/kubernetes/manifests/etcd.yaml"), docs.kubeadm["etcd.yaml"]);
       }
@@ -293,6 +317,7 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
       issueCert(client, "apiserver-etcd-client", certSpec(API_SERVER_ETCD_CLIENT_CERTIFICATE), etcdCaDir);
       for (const m of masters) {
         writeFile(path.join(m.root, API_SERVER_ETCD_CLIENT.caFile.slice(1)), fs.readFileSync(path.join(etcdCaDir, "ca.crt")), 0o644);
+        writeFile(path.join(m.root, "etc/kubernetes/pki/etcd/ca.key"), fs.readFileSync(path.join(etcdCaDir, "ca.key")));
         writeFile(path.join(m.root, API_SERVER_ETCD_CLIENT.certFile.slice(1)), fs.readFileSync(path.join(client, "apiserver-etcd-client.crt")), 0o644);
         writeFile(path.join(m.root, API_SERVER_ETCD_CLIENT.keyFile.slice(1)), fs.readFileSync(path.join(client, "apiserver-etcd-client.key")));
       }
@@ -317,11 +342,13 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
       };
       for (const m of masters) {
         const docs = masterDocuments(values, masterPlacements[m.index]);
-        for (const [name, content] of Object.entries(docs.kubeadm)) {
+        for (const [name, raw] of Object.entries(docs.kubeadm)) {
+          const content = name === "init.yaml" && opts.certificateValidityPeriod ? withValidity(raw, opts.certificateValidityPeriod) : raw;
           writeFile(path.join(m.root, "etc/kubeadm-ha", name), content);
           // fetch-secrets.sh's substitution, into the machine's /run.
           if (name === "init.yaml" || name === "join.yaml") writeFile(run(m, name), content.split(TOKEN_PLACEHOLDER).join(token));
         }
+        writeNodeEnv(m, docs.env);
         if (config.encryptionAtRest) writeFile(path.join(m.root, "etc/kubernetes/pki", ENCRYPTION_CONFIG_FILE), encryptionConfigYaml(keys));
       }
     };

@@ -7,12 +7,16 @@
  *   scenarios.ts facts <stack>                start, report what kubeadm wrote and what runs, stop
  *   scenarios.ts failover <stack> [trials]    every failover of failover.ts, `trials` times each (default 3)
  *   scenarios.ts local <stack>                start and wait for SIGINT (`npm run local`)
+ *   scenarios.ts renew <stack>                kubeadm certificates of 30 days; the shipped cert-renew.sh on every
+ *                                             machine at once, again, and while a member is down
  */
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { parse } from "yaml";
 import { apiServerKill, ensureNamespace, etcdLeaderKill, leaderLoss, localEtcdKill } from "./failover";
-import { LocalCluster, LocalMachine, apiOk, apiRequest, startLocalCluster } from "./localCluster";
+import { LocalCluster, LocalMachine, apiOk, apiRequest, startLocalCluster, waitFor } from "./localCluster";
+import { ScriptRun, certInfo, restartWindow, runScript, servedFingerprint, setNodeEnv } from "./renewal";
 import { durationMs } from "../../config";
 import { API_HEALTH_CHECK } from "../../components/apiLoadBalancer";
 import { apiServerLoss, etcdWriteInFlightLoss, leaderLeaseLoss } from "../../scripts/failoverBudget";
@@ -34,7 +38,8 @@ process.on("SIGTERM", () => void shutdown(143));
 
 async function main(): Promise<void> {
   const [scenario, stack = "dev"] = process.argv.slice(2);
-  cluster = await startLocalCluster({ stack, log });
+  // Certificates 30 days from expiry, within the default 60-day threshold: what a year-old cluster has.
+  cluster = await startLocalCluster({ stack, log, ...(scenario === "renew" ? { certificateValidityPeriod: "720h" } : {}) });
   const c = cluster;
   switch (scenario) {
     case "facts": {
@@ -109,6 +114,69 @@ async function main(): Promise<void> {
         log(`trial ${t + 1}/${trials} done: ${JSON.stringify(Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.slice(-2)])))}`);
       }
       process.stdout.write(JSON.stringify({ stack, config: { leaderElection: le, etcd: { heartbeatIntervalMs: c.config.etcd.heartbeatIntervalMs, electionTimeoutMs: c.config.etcd.electionTimeoutMs, topology: c.config.etcd.topology } }, results: out }) + "\n");
+      break;
+    }
+    case "renew": {
+      const stacked = c.config.etcd.topology === "stacked";
+      const machines = [...c.etcd, ...c.masters];
+      const files = (m: LocalMachine) =>
+        (m.role === "etcd"
+          ? ["etcd/server.crt", "etcd/peer.crt"]
+          : ["apiserver.crt", "apiserver-kubelet-client.crt", "front-proxy-client.crt", ...(stacked ? ["etcd/server.crt", "etcd/peer.crt", "etcd/healthcheck-client.crt"] : ["apiserver-etcd-client.crt"])]
+        ).map((f) => path.join(m.root, "etc/kubernetes/pki", f));
+      // super-admin.conf exists on master 0 only: kubeadm writes it at init.
+      const kubeconfigs = (m: LocalMachine) =>
+        m.role === "etcd" ? [] : ["admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf"].filter((f) => fs.existsSync(path.join(m.root, "etc/kubernetes", f)));
+      const kubeconfigExpiry = (m: LocalMachine, f: string) => {
+        const k = parse(fs.readFileSync(path.join(m.root, "etc/kubernetes", f), "utf8"));
+        return Date.parse(new crypto.X509Certificate(Buffer.from(k.users[0].user["client-certificate-data"], "base64")).validTo);
+      };
+      const days = (ms: number) => Math.round((ms - Date.now()) / 86400000);
+      const expiries = () =>
+        Object.fromEntries(machines.map((m) => [m.name, Object.fromEntries([...files(m).map((f) => [path.relative(m.root, f), days(certInfo(f).notAfter)]), ...kubeconfigs(m).map((f) => [f, days(kubeconfigExpiry(m, f))])])]));
+      const served = () =>
+        Object.fromEntries(machines.map((m) => {
+          const [addr, file] = m.role === "etcd" ? [`${m.ip}:2379`, "etcd/server.crt"] : [`${m.ip}:6443`, "apiserver.crt"];
+          return [m.name, servedFingerprint(addr) === certInfo(path.join(m.root, "etc/kubernetes/pki", file)).fingerprint];
+        }));
+      const summary = (r: ScriptRun) => ({
+        machine: r.machine,
+        code: r.code,
+        window: restartWindow(r),
+        log: r.lines.map((l) => l.line.replace(/^\S+ /, "")).filter((l) => l.startsWith("kubeadm-ha[")),
+        ...(r.code === 0 ? {} : { tail: r.lines.slice(-15).map((l) => l.line) }),
+      });
+      const before = expiries();
+      log("every machine renews at once");
+      const first = await Promise.all(machines.map((m) => runScript(c, m, "cert-renew.sh")));
+      const afterFirst = { expiries: expiries(), served: served(), etcdHealthy: c.etcdctl(["endpoint", "health"]).ok, readyz: (await apiRequest(c.admin, "/readyz", { timeoutMs: 5000 })).status };
+      log("again: nothing left to renew");
+      const again = await runScript(c, c.masters[0], "cert-renew.sh");
+      // A member down: the next machine must neither renew nor restart anything.
+      const down = stacked ? c.masters[2] : c.etcd[2];
+      const blocked = stacked ? c.masters[0] : c.etcd[0];
+      const pidBefore = blocked.runner.pid(stacked ? "kube-apiserver" : "etcd");
+      await down.runner.hold("etcd", "SIGKILL");
+      log(`etcd on ${down.name} down; ${blocked.name} renews anyway (threshold 400 days)`);
+      // A threshold beyond the certificates' year makes everything due again.
+      setNodeEnv(blocked, "CERT_RENEW_BEFORE_DAYS", "400");
+      const whileDown = await runScript(c, blocked, "cert-renew.sh", { KUBEADM_HA_WAIT_SECONDS: "15" });
+      const pidAfter = blocked.runner.pid(stacked ? "kube-apiserver" : "etcd");
+      down.runner.release("etcd");
+      await waitFor("etcd healthy again", 120000, async () => (c.etcdctl(["endpoint", "health"]).ok ? true : undefined), c.logTail);
+      log("member back: the same renewal goes through");
+      const afterBack = await runScript(c, blocked, "cert-renew.sh");
+      process.stdout.write(
+        JSON.stringify({
+          before,
+          first: first.map(summary),
+          afterFirst,
+          again: summary(again),
+          whileDown: { ...summary(whileDown), down: down.name, restartedAnyway: pidBefore !== pidAfter },
+          afterBack: summary(afterBack),
+          healthyAtEnd: c.etcdctl(["endpoint", "health"]).ok,
+        }) + "\n",
+      );
       break;
     }
     case "local": {
