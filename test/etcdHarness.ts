@@ -38,7 +38,7 @@ export function requireTool(cmd: string, args: string[]): string {
   if (r.error || r.status !== 0)
     throw new Error(
       `${cmd} is required by the real-etcd harness but ${r.error ? "is not installed" : `failed (${r.stderr.trim()})`}: ` +
-        "bash test/k8s/build.sh builds etcd and etcdctl; apt-get install openssl (.ci/run does both)",
+        "bash test/k8s/build.sh builds etcd and etcdctl; apt-get install openssl (npm run setup does both)",
     );
   return r.stdout + r.stderr;
 }

@@ -61,7 +61,7 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
       const file = path.join(dir, path.basename(name));
       fs.writeFileSync(file, text);
       const r = spawnSync("cloud-init", ["schema", "--config-file", file], { encoding: "utf8" });
-      if (r.error) throw new Error(`cloud-init is not installed (apt-get install cloud-init; .ci/run does): ${r.error.message}`);
+      if (r.error) throw new Error(`cloud-init is not installed (apt-get install cloud-init; npm run setup does): ${r.error.message}`);
       expect({ name, status: r.status, out: r.stdout + r.stderr }).toEqual({ name, status: 0, out: expect.stringContaining("Valid cloud-config") });
     }
   });
