@@ -55,7 +55,9 @@ export function resourceRows(md: string): ResourceRow[] {
   for (const m of md.matchAll(/^\| `([^`]+)` \| (\S+) \| (.*) \|$/gm)) {
     const settings: Record<string, unknown> = {};
     // keySettings writes `key=<scalar or compact JSON>` joined by ", "; compact JSON has no ", ".
-    for (const part of m[3] === "" ? [] : m[3].split(", ")) {
+    for (const marked of m[3] === "" ? [] : m[3].split(", ")) {
+      // The render marks a setting holding a value the mocks invented.
+      const part = marked.replace(/ \(mock\)$/, "");
       const i = part.indexOf("=");
       const raw = part.slice(i + 1);
       try {

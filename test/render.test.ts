@@ -24,7 +24,8 @@ function render(stack: string, extra: string[] = []): { status: number | null; s
   });
   const walk = (dir: string): string[] =>
     fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
-  const files = Object.fromEntries(walk(out).map((f) => [path.relative(out, f), fs.readFileSync(f, "utf8")]));
+  // A failed render removes the output directory: nothing stale stays behind.
+  const files = Object.fromEntries((fs.existsSync(out) ? walk(out) : []).map((f) => [path.relative(out, f), fs.readFileSync(f, "utf8")]));
   return { status: r.status, stderr: r.stderr, files };
 }
 
@@ -137,8 +138,8 @@ describe("topology", () => {
       value: "kubeadm-ha/capacity-type=spot,kubeadm-ha/pool=spot,node.kubernetes.io/lifecycle=spot,workload=batch",
     });
     const mmd = rendered.dev["topology.mmd"];
-    expect(mmd).toContain("worker pool dev-pool-general-group<br/>min 1 / max 3, all zones");
-    expect(mmd).toContain("worker pool dev-pool-spot-group<br/>min 0 / max 4, all zones");
+    expect(mmd).toContain("worker pool dev-pool-general-group<br/>t3.large, on-demand<br/>min 1 / max 3, all zones");
+    expect(mmd).toContain("worker pool dev-pool-spot-group<br/>m7i.large, m6i.large, m5.large, spot<br/>min 0 / max 4, all zones");
   });
 
   it("prod: internal NLB", () => {
