@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 import { AddonSummary } from "../components/addons";
 import { Registration, inventedValues, settle, setupMocks } from "../test/mocks";
+import { costDoc, loadPrices } from "./cost";
 import { MachineGroup, MockMarker, bootstrapFiles, fetchedScripts, machineGroups, mockValuesDoc, summaryTable } from "./renderReview";
 
 /** Pulumi passes every config value to the program as a string; objects and lists as JSON. */
@@ -156,6 +157,8 @@ export function reviewFiles(stack: string, regs: Registration[], outputs: Record
     "\n## Every resource\n\n" +
     resourceTable(regs, mock);
   files["topology.mmd"] = topologyDiagram(regs, groups);
+  const region = String((outputs.workerJoin as { region?: string } | undefined)?.region ?? "");
+  files["cost.md"] = costDoc(stack, region, regs, groups, loadPrices(region));
   files["outputs.json"] = JSON.stringify(mock.markJson(outputs), null, 2) + "\n";
   Object.assign(files, bootstrapFiles(scripts));
   files["mock-values.md"] = mockValuesDoc(stack, invented, { ...rendered, ...files });

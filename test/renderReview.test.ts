@@ -11,6 +11,7 @@ import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
 import { shippedScript } from "../cloud-init/render";
+import { costDoc, loadPrices } from "../scripts/cost";
 
 const ROOT = path.resolve(__dirname, "..");
 const RENDER = path.join(ROOT, "scripts", "render.ts");
@@ -115,6 +116,12 @@ describe.each(["dev", "prod"])("mock values (%s)", (stack) => {
     expect(o.kubeconfig).toBe("[secret]");
   });
 
+  it("outputs the instance IDs of the masters and the external etcd members, in index order", () => {
+    const o = JSON.parse(out[stack].files["outputs.json"]);
+    expect(o.masterInstanceIds).toEqual([0, 1, 2].map((i) => `${stack}-control-plane-master-${i}-id (mock)`));
+    expect(o.etcdInstanceIds).toEqual(stack === "dev" ? [] : [0, 1, 2].map((i) => `${stack}-etcd-member-${i}-id (mock)`));
+  });
+
   it("mock-values.md says which user data holds one", () => {
     const row = out[stack].files["mock-values.md"].split("\n").find((l) => l.startsWith(`| \`${stack}-api-0123456789abcdef.elb.eu-west-1.amazonaws.com\``))!;
     for (const f of Object.keys(out[stack].files).filter((f) => f.startsWith("user-data/") && out[stack].files[f].includes(`${stack}-api-0123456789abcdef.elb`)))
@@ -151,6 +158,68 @@ describe.each(["dev", "prod"])("bootstrap/ (%s)", (stack) => {
   });
 });
 
+describe("cost.md", () => {
+  const prices = loadPrices("eu-west-1")!;
+  const usd = (item: string) => prices.prices.find((p) => p.item === item)!.usd!;
+
+  it("is labelled an estimate, dated, with its price table and sources", () => {
+    const md = out.dev.files["cost.md"];
+    expect(md).toContain("**An estimate, not a quote.**");
+    expect(md).toContain(`from \`pricing/eu-west-1.json\`, compiled ${prices.compiled}`);
+    expect(md).toContain("## Prices used");
+    for (const item of ["ec2:t3.medium", "ebs:gp3", "vpc:nat-gateway"]) expect(md).toContain(`| \`${item}\` | ${usd(item)} |`);
+  });
+
+  it("dev: each line is quantity x price, and the total says what it leaves out", () => {
+    const md = out.dev.files["cost.md"];
+    const money = (x: number) => `$${x.toFixed(2)}`;
+    const masters = 3 * 730 * usd("ec2:t3.medium");
+    const general = 1 * 730 * usd("ec2:t3.large");
+    const disks = (3 * 50 + 1 * 50 + 1 * 40) * usd("ebs:gp3");
+    const nlb = 730 * usd("elb:nlb");
+    const nat = 730 * usd("vpc:nat-gateway");
+    const ipv4 = 4 * 730 * usd("vpc:public-ipv4");
+    const small = 1 * usd("kms:key") + 2 * usd("secretsmanager:secret") + 6 * usd("cloudwatch:alarm");
+    expect(md).toContain(`| masters (t3.medium) | 3 x 730 h | $${usd("ec2:t3.medium")} / hour | ${money(masters)} |`);
+    expect(md).toContain(`| root volumes (gp3) | 240 GiB | $${usd("ebs:gp3")} / GiB-month | ${money(disks)} |`);
+    expect(md).toContain("| public IPv4 addresses | 4 x 730 h |");
+    // The Spot pool's first type has no price in the table: named, not guessed, and the total is a lower bound.
+    expect(md).toContain("| worker pool spot (m7i.large) | 1 x 730 h | no price | - |");
+    expect(md).toContain(`**Total: at least ${money(masters + general + disks + nlb + nat + ipv4 + small)} a month.** No price in the table for \`ec2:m7i.large\``);
+  });
+});
+
+describe("loadPrices", () => {
+  const prices = loadPrices("eu-west-1")!;
+  const table = (over: object) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "prices-"));
+    const base = { region: "xx-test-1", currency: "USD", compiled: "2026-12-04", hoursPerMonth: 730, about: "", prices: [{ item: "ec2:a", usd: 1, per: "hour", source: "s" }] };
+    fs.writeFileSync(path.join(dir, "xx-test-1.json"), JSON.stringify({ ...base, ...over }));
+    return () => loadPrices("xx-test-1", dir);
+  };
+
+  it("the repository's table is dated, sourced and has no negative price", () => {
+    expect(prices.compiled).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    expect(prices.prices.every((p) => p.source.length > 10)).toBe(true);
+    // Every instance type the stacks use has an entry, priced or marked not found.
+    for (const t of ["t3.medium", "t3.large", "m7i.large", "m6i.large", "m5.large", "m7i.xlarge", "r7i.xlarge"]) expect(prices.prices.map((p) => p.item)).toContain(`ec2:${t}`);
+  });
+
+  it.each([
+    [{ compiled: "December 2026" }, 'pricing/xx-test-1.json: compiled must be a date (YYYY-MM-DD), got "December 2026"'],
+    [{ prices: [{ item: "ec2:a", usd: -1, per: "hour", source: "s" }] }, "pricing/xx-test-1.json: ec2:a: usd must be a number of at least 0, or null"],
+    [{ prices: [{ item: "ec2:a", usd: 1, per: "hour", source: "s" }, { item: "ec2:a", usd: 2, per: "hour", source: "s" }] }, "pricing/xx-test-1.json: ec2:a is listed twice"],
+    [{ prices: [{ item: "ec2:a", usd: 1, per: "hour", source: "" }] }, "pricing/xx-test-1.json: ec2:a has no source"],
+  ])("refuses %j", (over, message) => expect(table(over)).toThrow(new Error(message)));
+
+  it("a region without a table gives none, and cost.md says how to add one", () => {
+    expect(loadPrices("xx-none-1")).toBeUndefined();
+    expect(costDoc("s", "xx-none-1", [], [], undefined)).toBe(
+      "# Monthly cost estimate of stack s\n\nNo price table for region xx-none-1: add pricing/xx-none-1.json (the format of pricing/eu-west-1.json) to get an estimate.\n",
+    );
+  });
+});
+
 describe("npm run render", () => {
   it("without a stack: the usage and the stacks there are", () => {
     const r = render([]);
@@ -172,3 +241,4 @@ describe("npm run render", () => {
     expect(fs.readdirSync(path.dirname(dir)).filter((f) => f.startsWith(`${path.basename(dir)}.tmp-`))).toEqual([]);
   });
 });
+
