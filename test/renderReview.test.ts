@@ -12,6 +12,7 @@ import * as path from "path";
 import { parse } from "yaml";
 import { shippedScript } from "../cloud-init/render";
 import { costDoc, loadPrices } from "../scripts/cost";
+import { DEPLOYER_ACTIONS, POLICY_FILE, deployerPolicy, policyFile, renderedAwsTypes } from "../scripts/deployerPolicy";
 
 const ROOT = path.resolve(__dirname, "..");
 const RENDER = path.join(ROOT, "scripts", "render.ts");
@@ -242,3 +243,32 @@ describe("npm run render", () => {
   });
 });
 
+describe("docs/deployer-iam-policy.json", () => {
+  const types = () => renderedAwsTypes([out.dev.files["resources.md"], out.prod.files["resources.md"]]);
+
+  it("has actions for exactly the AWS resource types the stacks register", () => {
+    expect(types().length).toBeGreaterThan(30);
+    expect(types().filter((t) => !(t in DEPLOYER_ACTIONS))).toEqual([]);
+    expect(Object.keys(DEPLOYER_ACTIONS).filter((t) => !types().includes(t))).toEqual([]);
+  });
+
+  it("is the generated policy (npm run docs:iam -- --write)", () => {
+    expect(fs.readFileSync(POLICY_FILE, "utf8")).toBe(policyFile(types()));
+  });
+
+  it("is well formed and fits IAM's 6,144-character limit for a managed policy", () => {
+    const policy = JSON.parse(fs.readFileSync(POLICY_FILE, "utf8"));
+    const actions: string[] = policy.Statement.flatMap((s: { Action: string[] }) => s.Action);
+    for (const a of actions) expect(a).toMatch(/^(autoscaling|cloudwatch|ec2|elasticloadbalancing|iam|kms|s3|secretsmanager):[A-Z][A-Za-z]*\*?$/);
+    expect(new Set(actions).size).toBe(actions.length);
+    expect(JSON.stringify(policy).length).toBeLessThanOrEqual(6144);
+    // iam:PassRole only towards EC2.
+    expect(policy.Statement.filter((s: { Action: string[] }) => s.Action.includes("iam:PassRole"))).toEqual([
+      { Sid: "PassNodeRolesToEc2", Effect: "Allow", Action: ["iam:PassRole"], Resource: "*", Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } } },
+    ]);
+  });
+
+  it("refuses a type it has no actions for", () => {
+    expect(() => deployerPolicy(["aws:rds/instance:Instance"])).toThrow("no deployer actions for aws:rds/instance:Instance: add them to DEPLOYER_ACTIONS in scripts/deployerPolicy.ts");
+  });
+});
