@@ -47,6 +47,8 @@ export interface NodeEnv {
   BACKUP_PREFIX?: string;
   /** With BACKUP_BUCKET: ARN of the KMS key each snapshot is encrypted with. */
   BACKUP_KMS_KEY?: string;
+  /** Workers with the readiness hook: the launch lifecycle hook node-ready.sh completes once the node is Ready. */
+  LAUNCH_HOOK?: string;
   /** The bootstrap bucket boot.sh fetches the other scripts from (components/bootstrapAssets.ts). */
   BOOTSTRAP_BUCKET?: string;
   /** With BOOTSTRAP_BUCKET: the objects' key prefix; an object's key is the prefix and its SHA-256. */
@@ -125,6 +127,8 @@ export interface ScriptNeeds {
   backup?: boolean;
   /** Control plane only: master 0 installs the add-ons after `kubeadm init` (addons.installer nodes). */
   addons?: boolean;
+  /** Worker only: the machine completes its group's launch lifecycle hook once its node is Ready (node-ready.sh). */
+  launchHook?: boolean;
 }
 
 /** Stacked masters and external etcd members hold an etcd member; workers and masters of external etcd do not. */
@@ -143,6 +147,7 @@ export function scriptsFor(needs: ScriptNeeds): string[] {
   if (holdsEtcdMember(needs)) out.push("etcd-rejoin.sh", "etcdctl.sh");
   if (needs.backup && holdsEtcdMember(needs)) out.push("etcd-backup.sh", "etcd-restore.sh");
   if (needs.addons && needs.role === "control-plane") out.push("addons.sh");
+  if (needs.launchHook && needs.role === "worker") out.push("node-ready.sh");
   return out.sort();
 }
 

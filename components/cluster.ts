@@ -5,8 +5,8 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { ClusterConfig, addonInstaller, architectureOf } from "../config";
-import { AddonSummary, Addons, addonNodeFiles, addonReleases, addonSummaries, defaultStorageClass } from "./addons";
+import { ClusterConfig, DRAIN_TIMEOUT_SECONDS, addonInstaller, architectureOf } from "../config";
+import { AddonRelease, AddonSummary, Addons, addonNodeFiles, addonReleases, addonSummaries, defaultStorageClass } from "./addons";
 import { bundledScriptContents } from "../cloud-init/render";
 import { ApiLoadBalancer } from "./apiLoadBalancer";
 import { BootstrapAssets } from "./bootstrapAssets";
@@ -19,8 +19,9 @@ import { Network } from "./network";
 import { Pki, kubeconfig } from "./pki";
 import { RecoveryAlarms } from "./recovery";
 import { BootstrapSecrets, controlPlaneMaterial, etcdMaterial, workerMaterial } from "./secrets";
+import { NodeTerminationQueue, QUEUE_RETENTION_SECONDS } from "./nodeTermination";
 import { NodeSecurityGroups } from "./securityGroups";
-import { WorkerJoin, WorkerPool, groupTags } from "./workerPool";
+import { WorkerJoin, WorkerPool, drains, groupTags } from "./workerPool";
 
 /** Canonical's AWS account, owner of the official Ubuntu images. */
 export const CANONICAL_OWNER = "099720109477";
@@ -76,7 +77,11 @@ export class Cluster extends pulumi.ComponentResource {
     const child = { parent: this };
     // AWS's 50-tag limit on a pool's group depends on the stack's tags too: check it before any
     // machine exists, not when the pool's turn comes.
-    for (const pool of c.workerPools) groupTags(c.clusterName, pool, tags);
+    const nth = { nodeTerminationHandler: c.addons.nodeTerminationHandler };
+    for (const pool of c.workerPools) groupTags(c.clusterName, pool, tags, drains(nth, pool));
+    // The handler's one drain timeout serves every pool: the longest of the drained pools' hooks,
+    // each of which still bounds its own pool.
+    const drainTimeoutSeconds = Math.max(DRAIN_TIMEOUT_SECONDS.default, ...c.workerPools.filter((p) => drains(nth, p)).map((p) => p.drain.timeoutSeconds));
 
     const network = new Network(`${name}-network`, {
       clusterName: c.clusterName,
@@ -139,12 +144,26 @@ export class Cluster extends pulumi.ComponentResource {
       tags,
     }, child);
 
+    // Where the termination handler learns of every planned exit; cluster-wide, so pools a program
+    // adds later from `workerJoin` are drained through it as well.
+    const terminationQueue = c.addons.nodeTerminationHandler
+      ? new NodeTerminationQueue(`${name}-node-termination`, {
+        clusterName: c.clusterName,
+        retentionSeconds: Math.max(QUEUE_RETENTION_SECONDS, drainTimeoutSeconds),
+        tags,
+      }, child)
+      : undefined;
+
     const roles = new NodeRoles(`${name}-iam`, {
       clusterName: c.clusterName,
       secretArns: secrets.secretArns,
       kmsKeyArn: secrets.kmsKeyArn,
       awsCloudControllerManager: c.addons.awsCloudControllerManager,
       ebsCsiDriver: c.addons.ebsCsiDriver,
+      clusterAutoscaler: c.addons.clusterAutoscaler,
+      terminationQueueArn: terminationQueue?.queueArn,
+      // Every pool of this cluster holds new machines until their nodes are Ready.
+      workerLaunchHook: true,
       tags,
     }, child);
 
@@ -189,7 +208,16 @@ export class Cluster extends pulumi.ComponentResource {
     const endpoint = lb.endpoint;
     // The add-ons, decided before any machine: with the `nodes` installer master 0 carries them.
     const installer = addonInstaller(c);
-    const releases = addonReleases({ ...c.addons, kubernetesVersion: c.kubernetesVersion, clusterName: c.clusterName, region: c.region, podCidr: c.network.podCidr });
+    const releases = addonReleases({
+      ...c.addons,
+      kubernetesVersion: c.kubernetesVersion,
+      clusterName: c.clusterName,
+      region: c.region,
+      podCidr: c.network.podCidr,
+      nodeTermination: terminationQueue
+        ? { queueUrl: terminationQueue.queueUrl, managedTag: terminationQueue.managedTagKey, drainTimeoutSeconds }
+        : undefined,
+    });
     const storageClass = c.addons.ebsCsiDriver ? defaultStorageClass() : undefined;
     const controlPlane = new ControlPlane(`${name}-control-plane`, {
       clusterName: c.clusterName,
@@ -217,7 +245,8 @@ export class Cluster extends pulumi.ComponentResource {
       etcdBackup: external ? undefined : etcdBackup,
       encryptionAtRest: c.encryptionAtRest,
       externalCloudProvider: c.addons.awsCloudControllerManager,
-      addonFiles: installer === "nodes" ? addonNodeFiles(releases, storageClass) : undefined,
+      // The handler's values hold the queue's URL, known once the queue exists.
+      addonFiles: installer === "nodes" ? pulumi.output(releases).apply((rs) => addonNodeFiles(rs as AddonRelease[], storageClass)) : undefined,
       tags,
       // A master boots and fetches its material at once; the secret must hold a version by then.
       dependsOn: [secrets.secretVersions.controlPlane, assets],
@@ -277,6 +306,8 @@ export class Cluster extends pulumi.ComponentResource {
       privateSubnetIds: network.privateSubnetIds,
       amiIds: { amd64: amiForArch("amd64"), arm64: amiForArch("arm64") },
       externalCloudProvider: c.addons.awsCloudControllerManager,
+      readinessHook: true,
+      nodeTerminationHandler: c.addons.nodeTerminationHandler,
     };
     this.workerPools = c.workerPools.map(
       (pool) =>

@@ -175,7 +175,7 @@ export interface ControlPlaneArgs {
   /** kubelet and kube-controller-manager `--cloud-provider=external`; false when no cloud controller runs. Default true. */
   externalCloudProvider?: boolean;
   /** Files master 0 writes under /etc/kubeadm-ha and installs with helm after `kubeadm init` (addons.installer nodes). Default none. */
-  addonFiles?: Record<string, string>;
+  addonFiles?: pulumi.Input<Record<string, string>>;
   tags: Record<string, string>;
   /** Resources every master waits for, such as the secret version it fetches at boot. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
@@ -200,8 +200,8 @@ export class ControlPlane extends pulumi.ComponentResource {
 
     const instances = this.placements.map((p) => {
       const userData = pulumi
-        .all([args.apiEndpoint, args.caCertHash, args.secretArn, args.externalEtcd, args.etcdBackup, args.bootstrapBucket])
-        .apply(([apiEndpoint, caCertHash, secretArn, externalEtcd, etcdBackup, bootstrapBucket]) => {
+        .all([args.apiEndpoint, args.caCertHash, args.secretArn, args.externalEtcd, args.etcdBackup, args.bootstrapBucket, args.addonFiles])
+        .apply(([apiEndpoint, caCertHash, secretArn, externalEtcd, etcdBackup, bootstrapBucket, addonFiles]) => {
           const text = renderCloudConfig(
             masterDocuments(
               {
@@ -219,7 +219,7 @@ export class ControlPlane extends pulumi.ComponentResource {
                 encryptionAtRest: args.encryptionAtRest,
                 etcdBackup,
                 externalCloudProvider: args.externalCloudProvider,
-                addonFiles: args.addonFiles,
+                addonFiles,
                 masters: this.placements,
               },
               p,

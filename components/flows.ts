@@ -78,6 +78,8 @@ export interface FlowContext {
   awsCloudControllerManager: boolean;
   ebsCsiDriver: boolean;
   backup: boolean;
+  clusterAutoscaler: boolean;
+  nodeTerminationHandler: boolean;
 }
 
 /** The flow context of a validated config. */
@@ -90,6 +92,8 @@ export function flowContext(c: ClusterConfig): FlowContext {
     awsCloudControllerManager: c.addons.awsCloudControllerManager,
     ebsCsiDriver: c.addons.ebsCsiDriver,
     backup: c.etcd.backup.enabled,
+    clusterAutoscaler: c.addons.clusterAutoscaler,
+    nodeTerminationHandler: c.addons.nodeTerminationHandler,
   };
 }
 
@@ -103,6 +107,8 @@ export interface FlowWhen {
   awsCloudControllerManager?: true;
   ebsCsiDriver?: true;
   backup?: true;
+  clusterAutoscaler?: true;
+  nodeTerminationHandler?: true;
 }
 
 /** What makes a connection, and where that is written: a file of this repository or an upstream URL. */
@@ -167,6 +173,10 @@ export const FLOWS: readonly Flow[] = [
   {
     from: "controlPlane", to: "apiLoadBalancer", protocol: "tcp", port: apiServer, when: { installer: "nodes" },
     by: [{ what: "master 0 installs the add-ons with helm and kubectl through admin.conf", where: S("addons.sh") }],
+  },
+  {
+    from: "worker", to: "apiLoadBalancer", protocol: "tcp", port: apiServer,
+    by: [{ what: "node-ready.sh reads its own Node's Ready condition with kubelet.conf, whose server is controlPlaneEndpoint", where: S("node-ready.sh") }],
   },
   {
     from: "pods", to: "controlPlane", protocol: "tcp", port: apiServer,
@@ -317,6 +327,26 @@ export const FLOWS: readonly Flow[] = [
     by: [{ what: "the EBS CSI controller on the masters: the EC2 volume APIs, through NAT", where: "components/iam.ts" }],
   },
   {
+    from: "pods", to: "instanceMetadata", protocol: "tcp", port: http, when: { clusterAutoscaler: true },
+    by: [{ what: "the cluster-autoscaler's credentials from the master's instance profile", where: "components/addons.ts" }],
+  },
+  {
+    from: "controlPlane", to: "awsApis", protocol: "tcp", port: https, when: { clusterAutoscaler: true },
+    by: [{ what: "the cluster-autoscaler on the masters: the Auto Scaling and EC2 APIs, through NAT", where: "components/iam.ts" }],
+  },
+  {
+    from: "pods", to: "instanceMetadata", protocol: "tcp", port: http, when: { nodeTerminationHandler: true },
+    by: [{ what: "the termination handler's credentials from the master's instance profile", where: "components/addons.ts" }],
+  },
+  {
+    from: "controlPlane", to: "awsApis", protocol: "tcp", port: https, when: { nodeTerminationHandler: true },
+    by: [{ what: "the termination handler on the masters: its SQS queue, EC2 and Auto Scaling lifecycle actions, through NAT", where: "components/nodeTermination.ts" }],
+  },
+  {
+    from: "worker", to: "awsApis", protocol: "tcp", port: https,
+    by: [{ what: "node-ready.sh finds its group and completes its launch lifecycle action (Auto Scaling API), through NAT", where: S("node-ready.sh") }],
+  },
+  {
     from: ALL_MACHINES, to: "ssm", protocol: "tcp", port: https,
     by: [{ what: "the SSM agent, for Session Manager (no machine has an SSH key), through NAT", where: "components/iam.ts" }],
   },
@@ -354,6 +384,10 @@ export const FLOWS: readonly Flow[] = [
     by: [{ what: "containerd pulls the CNI's images from their public registries", where: "components/addons.ts" }],
   },
   {
+    from: "controlPlane", to: "internet", protocol: "tcp", port: https, when: { nodeTerminationHandler: true },
+    by: [{ what: "containerd on the masters pulls the termination handler's image from public.ecr.aws", where: "components/addons.ts" }],
+  },
+  {
     from: "controlPlane", to: "internet", protocol: "tcp", port: https, when: { installer: "nodes" },
     by: [{ what: "master 0 installs the helm snap and fetches the pinned charts from their repositories", where: S("addons.sh") }],
   },
@@ -375,7 +409,9 @@ export function flowApplies(flow: Flow, ctx: FlowContext): boolean {
     (w.installer === undefined || w.installer === ctx.installer) &&
     (w.awsCloudControllerManager === undefined || ctx.awsCloudControllerManager) &&
     (w.ebsCsiDriver === undefined || ctx.ebsCsiDriver) &&
-    (w.backup === undefined || ctx.backup)
+    (w.backup === undefined || ctx.backup) &&
+    (w.clusterAutoscaler === undefined || ctx.clusterAutoscaler) &&
+    (w.nodeTerminationHandler === undefined || ctx.nodeTerminationHandler)
   );
 }
 

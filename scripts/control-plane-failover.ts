@@ -6,8 +6,8 @@
  * stacked or external etcd), runs every failover of test/k8s/failover.ts `trials` times (default 3),
  * and checks each measurement against its bound:
  *
- * - API server killed: the longest run of failed requests through the load balancer, and the span
- *   from the first to the last failure, within the NLB budget (failoverBudget apiServerLoss: the
+ * - API server killed: the span from the first to the last failed request through the load balancer
+ *   (round robin interleaves them with successes) within the NLB budget (failoverBudget apiServerLoss: the
  *   health check's interval x unhealthy threshold + timeout) plus one request period and a margin;
  * - controller-manager and scheduler leaders killed (SIGKILL) and stopped (SIGTERM): another instance
  *   holds the Lease within the leader-election worst case (leaderLeaseLoss: leaseDuration + 2 x
@@ -80,8 +80,10 @@ export function measuredRows(settings: { leaseDuration: string; retryPeriod: str
   const row = (failure: string, ms: number[], boundMs: number, note: string, extraOk = true) =>
     rows.push({ failure, trials: ms.length, measuredMs: ms, boundMs, ok: extraOk && ms.every((x) => x <= boundMs), note });
   const a = m.apiServerKill;
-  row("API server killed: longest run of failed requests via the load balancer", a.map((t) => t.longestErrorWindowMs), api,
-    `${a.reduce((s, t) => s + t.failed, 0)} of ${a.reduce((s, t) => s + t.requests, 0)} requests failed; errors spanned ${a.map((t) => t.errorSpanMs).join(", ")} ms`, a.every((t) => t.errorSpanMs <= api));
+  // Round robin interleaves the dead server with live ones: clients see scattered errors until the
+  // health check removes it, so the span of the errors is the figure the NLB budget bounds.
+  row("API server killed: first to last failed request via the load balancer", a.map((t) => t.errorSpanMs), api,
+    `${a.reduce((s, t) => s + t.failed, 0)} of ${a.reduce((s, t) => s + t.requests, 0)} requests failed; the longest run of consecutive failures ${Math.max(...a.map((t) => t.longestErrorWindowMs))} ms`);
   for (const [list, how] of [[m.leaderKill, "SIGKILL"], [m.leaderTerm, "SIGTERM"]] as const)
     for (const component of ["kube-controller-manager", "kube-scheduler"]) {
       const ms = list.filter((t) => t.component === component).map((t) => t.failoverMs);

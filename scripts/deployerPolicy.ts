@@ -21,6 +21,9 @@ export const DEPLOYER_ACTIONS: Record<string, string[]> = {
     // A group launching from a template checks that its creator may launch it (and pass its role).
     "ec2:RunInstances", "ec2:CreateTags", "iam:PassRole",
   ],
+  "aws:autoscaling/lifecycleHook:LifecycleHook": ["autoscaling:PutLifecycleHook", "autoscaling:DeleteLifecycleHook"],
+  "aws:cloudwatch/eventRule:EventRule": ["events:PutRule", "events:DeleteRule", "events:EnableRule", "events:DisableRule", "events:TagResource", "events:UntagResource"],
+  "aws:cloudwatch/eventTarget:EventTarget": ["events:PutTargets", "events:RemoveTargets"],
   "aws:cloudwatch/metricAlarm:MetricAlarm": ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource", "cloudwatch:UntagResource", "cloudwatch:ListTagsForResource"],
   "aws:ec2/eip:Eip": ["ec2:AllocateAddress", "ec2:ReleaseAddress", "ec2:DisassociateAddress", "ec2:CreateTags", "ec2:DeleteTags"],
   "aws:ec2/instance:Instance": [
@@ -73,6 +76,8 @@ export const DEPLOYER_ACTIONS: Record<string, string[]> = {
   // A secret under a customer managed key: storing and reading back its value uses the key.
   "aws:secretsmanager/secret:Secret": ["secretsmanager:CreateSecret", "secretsmanager:UpdateSecret", "secretsmanager:DeleteSecret", "secretsmanager:TagResource", "secretsmanager:UntagResource"],
   "aws:secretsmanager/secretVersion:SecretVersion": ["secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage", "kms:GenerateDataKey", "kms:Decrypt"],
+  "aws:sqs/queue:Queue": ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:UntagQueue"],
+  "aws:sqs/queuePolicy:QueuePolicy": ["sqs:SetQueueAttributes"],
   "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": [
     "ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress", "ec2:ModifySecurityGroupRules", "ec2:UpdateSecurityGroupRuleDescriptionsEgress", "ec2:CreateTags", "ec2:DeleteTags",
   ],
@@ -92,6 +97,8 @@ export const READS = [
   "s3:GetAccelerateConfiguration", "s3:GetBucket*", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration", "s3:GetObject",
   "s3:GetObjectTagging", "s3:GetReplicationConfiguration", "s3:ListBucket",
   "secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy", "secretsmanager:GetSecretValue",
+  "events:DescribeRule", "events:ListTagsForResource", "events:ListTargetsByRule",
+  "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ListQueueTags",
 ];
 
 /**

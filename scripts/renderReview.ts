@@ -198,6 +198,8 @@ export function summaryTable(
   rows.push(["S3 buckets", list(of("aws:s3/bucket:Bucket").map((b) => `\`${b.inputs.bucketPrefix ?? b.inputs.bucket ?? b.name}*\``)) || "none"]);
   rows.push(["secrets", `${of("aws:secretsmanager/secret:Secret").length} in Secrets Manager under ${of("aws:kms/key:Key").length} KMS key(s)`]);
   rows.push(["CloudWatch alarms", String(of("aws:cloudwatch/metricAlarm:MetricAlarm").length)]);
+  for (const q of of("aws:sqs/queue:Queue"))
+    rows.push(["SQS queues", `\`${q.inputs.name ?? q.name}\`, fed by ${of("aws:cloudwatch/eventRule:EventRule").length} EventBridge rule(s)`]);
   rows.push(["add-ons", addons.length ? list(addons.map((a) => `${a.name} (${a.installer})`)) : "none"]);
   rows.push(["bootstrap scripts", `${scripts.length} in the bootstrap bucket, written to bootstrap/ with SHA256SUMS`]);
   rows.push(["resources", `${real.length}: ${[...byProvider.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([p, n]) => `${n} ${p}`).join(", ")}`]);

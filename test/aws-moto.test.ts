@@ -16,6 +16,7 @@ import * as os from "os";
 import * as path from "path";
 import { bootstrapReadPolicy, bundleObjects } from "../components/bootstrapAssets";
 import { SNAPSHOT_PREFIX, backupWritePolicy } from "../components/etcdBackup";
+import { workerLaunchHookPolicy } from "../components/iam";
 import { controlPlaneMaterial, secretName, secretPayload, workerMaterial } from "../components/secrets";
 import { INLINE_SCRIPTS, bundleList, bundledScriptContents, envFile, scriptFiles, scriptsFor } from "../cloud-init/render";
 import { ACCOUNT, AWS_BIN, Credentials, Moto, REGION } from "./moto";
@@ -326,4 +327,64 @@ for o in s3.list_objects_v2(Bucket=args["bucket"], Prefix=args["prefix"])["Conte
     expect(fs.readdirSync(path.join(m.kube, "manifests"))).toEqual(["etcd.yaml"]);
     expect(fs.existsSync(m.data)).toBe(false);
   }, 60000);
+});
+
+describe("node-ready.sh reports to the worker's own auto scaling group", () => {
+  // moto 5.2.5 puts every instance of a group InService at once and implements neither
+  // CompleteLifecycleAction nor the Auto Scaling resource tags in IAM conditions: the path of a
+  // machine no hook held runs here with the real AWS CLI; the Pending:Wait path and the report's
+  // conditioned permission are covered by test/bootstrap-scripts.test.ts and test/iam.test.ts.
+  const GROUP = "dev-general-0001";
+  const STUBS = path.join(__dirname, "stubs");
+  let instanceId: string;
+  let worker: Credentials;
+  beforeAll(() => {
+    instanceId = moto.python<string>(
+      `ec2 = client("ec2")
+ami = ec2.describe_images()["Images"][0]["ImageId"]
+ec2.create_launch_template(LaunchTemplateName="dev-general-lt", LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.micro"})
+asg = client("autoscaling")
+asg.create_auto_scaling_group(AutoScalingGroupName=args["group"], LaunchTemplate={"LaunchTemplateName": "dev-general-lt", "Version": "1"},
+    MinSize=1, MaxSize=3, DesiredCapacity=1, AvailabilityZones=[args["region"] + "a"],
+    Tags=[{"Key": "kubeadm-ha/cluster", "Value": "dev", "PropagateAtLaunch": False, "ResourceId": args["group"], "ResourceType": "auto-scaling-group"}])
+out = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[args["group"]])["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]`,
+      { group: GROUP, region: REGION },
+    );
+    worker = moto.user("worker-launch-hook", workerLaunchHookPolicy("dev"));
+  });
+
+  /** A worker with the launch hook in node.env; IMDS and kubectl are stubs, the AWS CLI is real. */
+  function workerMachine(ready: "True" | "False"): { m: Machine; env: Record<string, string> } {
+    const m = new Machine({ LAUNCH_HOOK: "kubeadm-ha-node-ready" }, ["lib.sh", "node-ready.sh"]);
+    const state = path.join(m.root, "stub-state");
+    fs.mkdirSync(state);
+    fs.writeFileSync(path.join(state, "node-ready"), ready);
+    for (const [cmd, file] of [["curl", "curl.sh"], ["kubectl", "kubectl.sh"], ["stub-lib.sh", "stub-lib.sh"]])
+      fs.copyFileSync(path.join(STUBS, file), path.join(m.bin, cmd));
+    for (const cmd of ["curl", "kubectl"]) fs.chmodSync(path.join(m.bin, cmd), 0o755);
+    fs.mkdirSync(m.kube, { recursive: true });
+    fs.writeFileSync(path.join(m.kube, "kubelet.conf"), "apiVersion: v1\nkind: Config\n");
+    return { m, env: { STUB_STATE: state, STUB_IMDS_INSTANCE_ID: instanceId } };
+  }
+  const health = () =>
+    moto.python<string>(`out = client("autoscaling").describe_auto_scaling_instances(InstanceIds=[args["id"]])["AutoScalingInstances"][0]["HealthStatus"]`, { id: instanceId });
+
+  it("Ready and already in service: finds its group with the worker's policy enforced, and reports nothing", async () => {
+    const { m, env } = workerMachine("True");
+    await moto.enforceIam(true);
+    const r = m.exec("node-ready.sh", ["ready"], worker, env);
+    expect(r.stderr).toContain(`${instanceId} is already in service in ${GROUP} (no hook held it): nothing to report`);
+    expect(r.status).toBe(0);
+    await moto.enforceIam(false);
+    expect(health().toUpperCase()).toBe("HEALTHY");
+  });
+
+  it("a failed bootstrap on a machine in service marks it Unhealthy, which the group sees", () => {
+    const { m, env } = workerMachine("False");
+    const r = m.exec("node-ready.sh", ["failed"], undefined, env);
+    expect(r.stderr).toContain(`no hook holds ${instanceId} (in service in ${GROUP}): marking it Unhealthy so the group replaces it`);
+    expect(r.status).toBe(0);
+    // AWS answers HEALTHY or UNHEALTHY; moto answers in the case of set-instance-health's values.
+    expect(health().toUpperCase()).toBe("UNHEALTHY");
+  });
 });

@@ -71,6 +71,8 @@ interface NodeOptions {
   initNode?: boolean;
   secret?: Record<string, unknown>;
   env?: Record<string, string>;
+  /** Worker only: node.env's LAUNCH_HOOK, the group's launch lifecycle hook node-ready.sh completes. Default none. */
+  launchHook?: string;
 }
 
 interface Run {
@@ -114,6 +116,7 @@ class Machine {
       ...(role === "control-plane" ? { ETCD_TOPOLOGY: topology } : {}),
       ...(role === "control-plane" && topology === "external" ? { ETCD_ENDPOINTS: ETCD_ENDPOINTS.join(",") } : {}),
       ...(role === "etcd" || (role === "control-plane" && topology === "stacked") ? { ETCD_MEMBERS } : {}),
+      ...(opts.launchHook ? { LAUNCH_HOOK: opts.launchHook } : {}),
       TOKEN_PLACEHOLDER: PLACEHOLDER,
     };
     this.write(
@@ -543,6 +546,124 @@ describe("bootstrap.sh", () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("ERROR: NODE_ROLE must be control-plane, worker or etcd, got 'master'");
     expect(m.calls()).toEqual([]);
+  });
+});
+
+describe("a worker held by its group's launch hook (node-ready.sh)", () => {
+  const HOOK = "kubeadm-ha-node-ready";
+  const INSTANCE = "i-0123456789abcdef0";
+  const GROUP = "dev-general-0001";
+  const describe = `aws autoscaling describe-auto-scaling-instances --region eu-west-1 --instance-ids ${INSTANCE} --query AutoScalingInstances[0].[AutoScalingGroupName,LifecycleState] --output text`;
+  const complete = (result: string) =>
+    `aws autoscaling complete-lifecycle-action --region eu-west-1 --lifecycle-hook-name ${HOOK} --auto-scaling-group-name ${GROUP} --instance-id ${INSTANCE} --lifecycle-action-result ${result}`;
+  const unhealthy = `aws autoscaling set-instance-health --region eu-west-1 --instance-id ${INSTANCE} --health-status Unhealthy --no-should-respect-grace-period`;
+  const getNode = (m: Machine) =>
+    `kubectl --kubeconfig ${m.kube}/kubelet.conf --request-timeout=10s get node ${NODE} -o jsonpath={.status.conditions[?(@.type=="Ready")].status}`;
+  /** kubeadm, kubectl and aws autoscaling calls, in order; the secret fetch left out. */
+  const lifecycle = (m: Machine) => m.calls().filter((c) => /^(kubeadm (join|reset)|kubectl |aws autoscaling )/.test(c)).map((c) => (c.startsWith("kubeadm ") ? c.split(" ").slice(0, 2).join(" ") : c));
+  const worker = (env: Record<string, string> = {}) => machine({ role: "worker", launchHook: HOOK, env });
+
+  test("joins, waits until the node is Ready, then completes the hook with CONTINUE", () => {
+    const m = worker({ STUB_NODE_READY_AFTER_GETS: "3" });
+    m.write(path.join(m.state, "node-ready"), "False");
+    const r = m.exec("bootstrap.sh");
+    expect(r.stderr).toContain("bootstrap complete: worker-join");
+    expect(r.status).toBe(0);
+    expect(lifecycle(m)).toEqual(["kubeadm join", getNode(m), getNode(m), getNode(m), describe, complete("CONTINUE")]);
+    expect(r.stderr).toContain(`waiting for node ${NODE} to be Ready (exit 1: Ready is 'False')`);
+    expect(r.stderr).toContain(`reporting CONTINUE to lifecycle hook ${HOOK} of group ${GROUP} for ${INSTANCE}`);
+    // The instance ID comes from IMDSv2, with a session token.
+    expect(m.calls()).toContain("curl --silent --show-error --fail --max-time 5 -H X-aws-ec2-metadata-token: stub-imds-token http://169.254.169.254/latest/meta-data/instance-id");
+  });
+
+  test("a node that never becomes Ready is abandoned, and the bootstrap fails with exit 15", () => {
+    const m = worker({ KUBEADM_HA_WAIT_SECONDS: "1", KUBEADM_HA_POLL_SECONDS: "0.2" });
+    m.write(path.join(m.state, "node-ready"), "False");
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(15);
+    expect(r.stderr).toContain(`ERROR: node ${NODE} did not become Ready; reported the failure to group ${GROUP}`);
+    const calls = lifecycle(m);
+    expect(calls.slice(-2)).toEqual([describe, complete("ABANDON")]);
+    // Reported once: node-ready.sh reports the outcome itself, bootstrap.sh's own report is off by then.
+    expect(calls.filter((c) => c.startsWith("aws autoscaling complete-lifecycle-action"))).toHaveLength(1);
+    expect(r.stderr).not.toContain("bootstrap complete");
+  });
+
+  test("a join that fails for good reports ABANDON at once, without waiting for readiness", () => {
+    const m = worker({ STUB_KUBEADM_JOIN_FAILS: "always" });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(5);
+    expect(lifecycle(m).filter((c) => !c.startsWith("kubeadm"))).toEqual([describe, complete("ABANDON")]);
+    expect(r.stderr).toContain("giving up: kubeadm join failed 5 times");
+  });
+
+  test("a failure before the join (no secret) is reported too", () => {
+    const m = worker({ STUB_AWS_FAILS: "always", KUBEADM_HA_WAIT_SECONDS: "1" });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(6);
+    expect(lifecycle(m)).toEqual([describe, complete("ABANDON")]);
+  });
+
+  test("a machine no hook held (already InService) is marked Unhealthy on failure, and reports nothing once Ready", () => {
+    const failed = worker({ STUB_ASG_STATE: "InService", STUB_KUBEADM_JOIN_FAILS: "always" });
+    expect(failed.exec("bootstrap.sh").status).toBe(5);
+    expect(lifecycle(failed).filter((c) => c.startsWith("aws "))).toEqual([describe, unhealthy]);
+
+    const ready = worker({ STUB_ASG_STATE: "InService" });
+    ready.write(path.join(ready.state, "node-ready"), "True");
+    const r = ready.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(lifecycle(ready).filter((c) => c.startsWith("aws "))).toEqual([describe]);
+    expect(r.stderr).toContain(`${INSTANCE} is already in service in ${GROUP} (no hook held it): nothing to report`);
+  });
+
+  test("a machine the group is already terminating reports nothing", () => {
+    const m = worker({ STUB_ASG_STATE: "Terminating:Wait" });
+    m.write(path.join(m.state, "node-ready"), "True");
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(lifecycle(m).filter((c) => c.startsWith("aws "))).toEqual([describe]);
+    expect(r.stderr).toContain(`${INSTANCE} is Terminating:Wait in ${GROUP}: nothing to report`);
+  });
+
+  test("the group lookup is retried while the role's policy propagates", () => {
+    const m = worker({ STUB_ASG_DESCRIBE_FAILS: "2" });
+    m.write(path.join(m.state, "node-ready"), "True");
+    expect(m.exec("bootstrap.sh").status).toBe(0);
+    expect(lifecycle(m).filter((c) => c.startsWith("aws "))).toEqual([describe, describe, describe, complete("CONTINUE")]);
+  });
+
+  test("a report the group never takes: exit 16, naming the hook and the fallback", () => {
+    const m = worker({ STUB_ASG_REPORT_FAILS: "always" });
+    m.write(path.join(m.state, "node-ready"), "True");
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(16);
+    expect(r.stderr).toContain(`ERROR: could not complete lifecycle hook ${HOOK}; the group applies its default (ABANDON) at the hook's timeout`);
+    expect(lifecycle(m).filter((c) => c.startsWith("aws autoscaling complete"))).toHaveLength(5);
+  });
+
+  test("without LAUNCH_HOOK a worker never calls Auto Scaling", () => {
+    const m = machine({ role: "worker", env: { STUB_KUBEADM_JOIN_FAILS: "always" } });
+    expect(m.exec("bootstrap.sh").status).toBe(5);
+    expect(m.calls().filter((c) => c.startsWith("aws autoscaling") || c.includes("instance-id"))).toEqual([]);
+  });
+
+  test.each([
+    [["now"], "usage: node-ready.sh ready|failed (got 'now')"],
+    [[], "usage: node-ready.sh ready|failed (got '')"],
+  ])("node-ready.sh %j: exit 2", (argv, message) => {
+    const m = worker();
+    const r = spawnSync("/bin/bash", [path.join(SCRIPTS, "node-ready.sh"), ...argv], { env: m.env, encoding: "utf8" });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(m.calls()).toEqual([]);
+  });
+
+  test("node-ready.sh without LAUNCH_HOOK in node.env: exit 2", () => {
+    const m = machine({ role: "worker" });
+    const r = spawnSync("/bin/bash", [path.join(SCRIPTS, "node-ready.sh"), "failed"], { env: m.env, encoding: "utf8" });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("LAUNCH_HOOK is not set in");
   });
 });
 

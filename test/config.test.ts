@@ -31,7 +31,7 @@ describe("parseConfig defaults", () => {
         natGateways: "perZone",
       },
       apiLoadBalancer: { scheme: "internet-facing", allowedCidrs: ["0.0.0.0/0"] },
-      addons: { installer: "auto", cni: "cilium", awsCloudControllerManager: true, ebsCsiDriver: true, readinessTimeoutMinutes: 20 },
+      addons: { installer: "auto", cni: "cilium", awsCloudControllerManager: true, ebsCsiDriver: true, readinessTimeoutMinutes: 20, clusterAutoscaler: true, nodeTerminationHandler: true },
       encryptionAtRest: true,
       autoRecovery: true,
       leaderElection: { leaseDuration: "15s", renewDeadline: "10s", retryPeriod: "2s" },
@@ -63,6 +63,9 @@ describe("parseConfig defaults", () => {
         taints: [],
         rootVolumeGiB: 50,
         extraSecurityGroupIds: [],
+        drain: { enabled: true, timeoutSeconds: 300 },
+        autoscaling: { enabled: true },
+        readyTimeoutSeconds: 900,
       },
     ]);
   });
@@ -78,6 +81,9 @@ describe("parseConfig defaults", () => {
       taints: [{ key: "workload", value: "batch", effect: "NoSchedule" }, { key: "example.com/gpu", effect: "NoExecute" }],
       rootVolumeGiB: 100,
       extraSecurityGroupIds: ["sg-0123456789abcdef0", "sg-01234567"],
+      drain: { enabled: false, timeoutSeconds: 7200 },
+      autoscaling: { enabled: false },
+      readyTimeoutSeconds: 300,
     };
     expect(parseConfig({ ...base(), workerPools: [pool] }).workerPools).toEqual([pool]);
   });
@@ -170,6 +176,17 @@ const BAD: Array<[string, (c: any) => void, string]> = [
   ["root volume too small", (c) => (c.workerPools = [{ name: "a", rootVolumeGiB: 8 }]), "workerPools[0].rootVolumeGiB: 8 — must be at least 20 (images, logs and pod ephemeral storage)"],
   ["bad security group id", (c) => (c.workerPools = [{ name: "a", extraSecurityGroupIds: ["default"] }]), 'workerPools[0].extraSecurityGroupIds[0]: "default" — must be a security group id such as sg-0123456789abcdef0'],
   ["too many security groups", (c) => (c.workerPools = [{ name: "a", extraSecurityGroupIds: ["sg-00000001", "sg-00000002", "sg-00000003", "sg-00000004", "sg-00000005"] }]), 'workerPools[0].extraSecurityGroupIds: ["sg-00000001","sg-00000002","sg-00000003","sg-00000004","sg-00000005"] — must list at most 4: with the worker security group that makes 5, EC2\'s default limit a network interface'],
+  ["drain timeout under a minute", (c) => (c.workerPools = [{ name: "a", drain: { timeoutSeconds: 30 } }]), "workerPools[0].drain.timeoutSeconds: 30 — must be at least 60: a drain waits out each pod's termination grace period (30 s by default)"],
+  ["drain timeout past AWS's hook limit", (c) => (c.workerPools = [{ name: "a", drain: { timeoutSeconds: 7201 } }]), "workerPools[0].drain.timeoutSeconds: 7201 — must be at most 7200, the longest heartbeat timeout AWS allows a lifecycle hook"],
+  ["fractional drain timeout", (c) => (c.workerPools = [{ name: "a", drain: { timeoutSeconds: 90.5 } }]), "workerPools[0].drain.timeoutSeconds: 90.5 — must be a whole number of seconds"],
+  ["drain not a boolean", (c) => (c.workerPools = [{ name: "a", drain: { enabled: "yes" } }]), 'workerPools[0].drain.enabled: "yes" — must be true or false'],
+  ["unknown drain key", (c) => (c.workerPools = [{ name: "a", drain: { gracePeriod: 30 } }]), "workerPools[0].drain.gracePeriod: 30 — is not a known setting (see the config reference in README.md)"],
+  ["drain asked for without the handler", (c) => ((c.addons = { nodeTerminationHandler: false }), (c.workerPools = [{ name: "a", drain: { enabled: true } }])), "workerPools[0].drain.enabled: true — needs addons.nodeTerminationHandler, which does the draining; turn it on or remove this setting"],
+  ["autoscaling not a boolean", (c) => (c.workerPools = [{ name: "a", autoscaling: { enabled: 1 } }]), "workerPools[0].autoscaling.enabled: 1 — must be true or false"],
+  ["ready timeout too short to join", (c) => (c.workerPools = [{ name: "a", readyTimeoutSeconds: 120 }]), "workerPools[0].readyTimeoutSeconds: 120 — must be at least 300: a new machine installs containerd and the Kubernetes packages, joins and starts its CNI before its node is Ready"],
+  ["ready timeout past AWS's hook limit", (c) => (c.workerPools = [{ name: "a", readyTimeoutSeconds: 7201 }]), "workerPools[0].readyTimeoutSeconds: 7201 — must be at most 7200, the longest heartbeat timeout AWS allows a lifecycle hook"],
+  ["autoscaler not a boolean", (c) => (c.addons = { clusterAutoscaler: "on" }), 'addons.clusterAutoscaler: "on" — must be true or false'],
+  ["termination handler not a boolean", (c) => (c.addons = { nodeTerminationHandler: "on" }), 'addons.nodeTerminationHandler: "on" — must be true or false'],
   ["malformed AMI id", (c) => (c.amiId = "ubuntu-24.04"), 'amiId: "ubuntu-24.04" — must be an AMI id such as ami-0123456789abcdef0'],
   ["tags not strings", (c) => (c.tags = { team: 7 }), "tags.team: 7 — Invalid input: expected string, received number"],
 ];
@@ -204,6 +221,33 @@ describe("parseConfig rejects bad input with the key, the value and the rule", (
   it("throws one ConfigError whose message lists each problem", () => {
     expect(() => parseConfig({ ...base(), clusterName: "X", controlPlane: { count: 2 } })).toThrow(
       /^Invalid stack config \(2 problems\):\n  - clusterName: "X" — .*\n  - controlPlane\.count: 2 — /,
+    );
+  });
+});
+
+describe("draining and autoscaling follow their add-ons", () => {
+  it("without the handler, a pool's default drain is simply off: no problem", () => {
+    const c = parseConfig({ ...base(), addons: { nodeTerminationHandler: false }, workerPools: [{ name: "a" }, { name: "b", drain: { enabled: false } }] });
+    expect(c.workerPools.map((p) => p.drain.enabled)).toEqual([true, false]);
+  });
+
+  it("the autoscaling tags serve an autoscaler of your own: asking for them without the add-on is no problem", () => {
+    expect(problemsOf({ ...base(), addons: { clusterAutoscaler: false }, workerPools: [{ name: "a", autoscaling: { enabled: true } }] })).toEqual([]);
+  });
+
+  it("every pool that asks for a drain the cluster cannot do is named", () => {
+    expect(problemsOf({ ...base(), addons: { nodeTerminationHandler: false }, workerPools: [{ name: "a" }, { name: "b", drain: { enabled: true } }, { name: "c", drain: { enabled: true } }] })).toEqual([
+      "workerPools[1].drain.enabled: true — needs addons.nodeTerminationHandler, which does the draining; turn it on or remove this setting",
+      "workerPools[2].drain.enabled: true — needs addons.nodeTerminationHandler, which does the draining; turn it on or remove this setting",
+    ]);
+  });
+
+  it("accepts every drain and ready timeout AWS's hooks accept within the bounds", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 8000 }), fc.integer({ min: 0, max: 8000 }), (drain, ready) => {
+        const raw = { ...base(), workerPools: [{ name: "a", drain: { timeoutSeconds: drain }, readyTimeoutSeconds: ready }] };
+        expect(problemsOf(raw).length === 0).toBe(drain >= 60 && drain <= 7200 && ready >= 300 && ready <= 7200);
+      }),
     );
   });
 });
@@ -363,6 +407,12 @@ describe("config reference", () => {
       ["`kubeadm-ha:workerPools[].taints[].effect`", "`NoSchedule` \\| `PreferNoSchedule` \\| `NoExecute`", "required"],
       ["`kubeadm-ha:workerPools[].rootVolumeGiB`", "integer", "`50`"],
       ["`kubeadm-ha:workerPools[].extraSecurityGroupIds`", "list of string", "`[]`"],
+      ["`kubeadm-ha:workerPools[].drain`", "object", ""],
+      ["`kubeadm-ha:workerPools[].drain.enabled`", "boolean", "`true`"],
+      ["`kubeadm-ha:workerPools[].drain.timeoutSeconds`", "integer", "`300`"],
+      ["`kubeadm-ha:workerPools[].autoscaling`", "object", ""],
+      ["`kubeadm-ha:workerPools[].autoscaling.enabled`", "boolean", "`true`"],
+      ["`kubeadm-ha:workerPools[].readyTimeoutSeconds`", "integer", "`900`"],
     ]);
   });
 });

@@ -166,7 +166,7 @@ class Machine {
       tool("etcdctl"),
       [`--endpoints=https://${this.ip}:2379`, `--cacert=${path.join(this.pki, "ca.crt")}`, `--cert=${path.join(this.pki, "server.crt")}`,
         `--key=${path.join(this.pki, "server.key")}`, "--dial-timeout=2s", "--command-timeout=10s", ...args],
-      { env: { PATH: process.env.PATH, ETCDCTL_API: "3" }, encoding: "utf8", timeout: 30000 },
+      { env: { PATH: process.env.PATH }, encoding: "utf8", timeout: 30000 },
     );
     return { ok: r.status === 0, out: (r.stdout ?? "") + (r.stderr ?? "") };
   }
@@ -185,7 +185,7 @@ class Machine {
     const r = spawnSync(
       tool("etcdctl"),
       [`--endpoints=https://${this.ip}:2379`, `--cacert=${path.join(this.pki, "ca.crt")}`, `--cert=${path.join(this.pki, "server.crt")}`, `--key=${path.join(this.pki, "server.key")}`, "txn"],
-      { env: { PATH: process.env.PATH, ETCDCTL_API: "3" }, input: `\n${ops}\n\n\n`, encoding: "utf8", timeout: 30000 },
+      { env: { PATH: process.env.PATH }, input: `\n${ops}\n\n\n`, encoding: "utf8", timeout: 30000 },
     );
     if (r.status !== 0 || !r.stdout.startsWith("SUCCESS")) throw new Error(`txn failed: ${r.stdout}${r.stderr}`);
     return kv;

@@ -125,6 +125,34 @@ export function withFlag(flags: string[], name: string, value: string): string[]
   return flags.some((f) => f.startsWith(prefix)) ? flags.map((f) => (f.startsWith(prefix) ? prefix + value : f)) : [...flags, prefix + value];
 }
 
+/** One member's `endpoint status`. */
+export interface EndpointStatus {
+  endpoint: string;
+  /** Member IDs as decimal strings: they exceed 2^53. */
+  id: string;
+  leader: string;
+  isLeader: boolean;
+  raftTerm: number;
+}
+
+/**
+ * `etcdctl endpoint status -w json` of `endpoints`, of those that answer (an unreachable one goes to
+ * stderr). JSON, not `-w simple`, whose columns etcd 3.6 changed.
+ */
+export function endpointStatuses(etcdctl: (args: string[], endpoints: string[]) => { stdout: string }, endpoints: string[]): EndpointStatus[] {
+  if (endpoints.length === 0) return [];
+  const out = etcdctl(["endpoint", "status", "-w", "json"], endpoints).stdout.trim();
+  if (!out.startsWith("[")) return [];
+  const raw = JSON.parse(out.replace(/:\s*(\d{10,})/g, ':"$1"')) as Array<{ Endpoint: string; Status: { header: { member_id: string; raft_term: string | number }; leader: string } }>;
+  return raw.map((r) => ({
+    endpoint: r.Endpoint,
+    id: String(r.Status.header.member_id),
+    leader: String(r.Status.leader),
+    isLeader: String(r.Status.header.member_id) === String(r.Status.leader),
+    raftTerm: Number(r.Status.header.raft_term),
+  }));
+}
+
 /** The value of `--name=` in `flags`, or undefined. */
 export function flagValue(flags: string[], name: string): string | undefined {
   return flags.find((f) => f.startsWith(`--${name}=`))?.slice(name.length + 3);
@@ -405,7 +433,7 @@ export async function startRenderedEtcdCluster(opts: EtcdHarnessOptions = {}): P
     const r = spawnSync(
       tool("etcdctl"),
       [`--endpoints=${eps.join(",")}`, `--cacert=${client.ca}`, `--cert=${client.cert}`, `--key=${client.key}`, "--dial-timeout=2s", "--command-timeout=4s", ...args],
-      { env: { PATH: process.env.PATH, ETCDCTL_API: "3" }, encoding: "utf8", timeout: 15000 },
+      { env: { PATH: process.env.PATH }, encoding: "utf8", timeout: 15000 },
     );
     const stdout = r.stdout ?? "";
     const stderr = r.stderr ?? "";
@@ -443,21 +471,12 @@ export async function startRenderedEtcdCluster(opts: EtcdHarnessOptions = {}): P
         return { value: r.ok && (r.out.match(/is healthy/g) ?? []).length === eps.length ? r.out : undefined, last: r.out };
       }, logTail),
     leader: () => {
-      const up = members.filter((m) => isRunning(m.index)).map((m) => m.endpoint);
-      if (up.length === 0) return undefined;
-      // `-w simple`: endpoint, ID, version, DB size, is leader, is learner, raft term, ... per line;
-      // an unreachable endpoint goes to stderr and leaves the others' lines intact.
-      const r = etcdctl(["endpoint", "status", "-w", "simple"], up);
-      const line = r.stdout.trim().split("\n").find((l) => l.split(", ")[4] === "true");
-      if (!line) return undefined;
-      const i = endpoints.indexOf(line.split(", ")[0]);
+      const leader = endpointStatuses(etcdctl, members.filter((m) => isRunning(m.index)).map((m) => m.endpoint)).find((s) => s.isLeader);
+      const i = leader ? endpoints.indexOf(leader.endpoint) : -1;
       return i < 0 ? undefined : i;
     },
     raftTerm: () => {
-      const up = members.filter((m) => isRunning(m.index)).map((m) => m.endpoint);
-      if (up.length === 0) return undefined;
-      const r = etcdctl(["endpoint", "status", "-w", "simple"], up);
-      const terms = r.stdout.trim().split("\n").map((l) => Number(l.split(", ")[6])).filter((t) => Number.isInteger(t));
+      const terms = endpointStatuses(etcdctl, members.filter((m) => isRunning(m.index)).map((m) => m.endpoint)).map((s) => s.raftTerm);
       return terms.length ? Math.max(...terms) : undefined;
     },
     logTail,

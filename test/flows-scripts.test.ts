@@ -20,7 +20,8 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
   "addons.sh": [
     [/snap install helm/, [["internet", 443]]],
     // The chart from its repository, the release through admin.conf's controlPlaneEndpoint.
-    [/helm upgrade --install .* --repo/, [["internet", 443], ["apiLoadBalancer", 6443]]],
+    // (A repository URL with --repo, or an OCI reference.)
+    [/helm upgrade --install/, [["internet", 443], ["apiLoadBalancer", 6443]]],
     [/kubectl apply -f "\$storage_class"/, [["apiLoadBalancer", 6443]]],
   ],
   "boot.sh": [[/aws s3api get-object/, [["s3", 443]]]],
@@ -70,6 +71,11 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
     // The joiner kubeconfig's server is controlPlaneEndpoint.
     [/lock_kubectl\(\) \{ kubectl --kubeconfig "\$JOINER_KUBECONFIG"/, [["apiLoadBalancer", 6443]]],
     [/lock_kubectl (create|get|replace|delete)/, [["apiLoadBalancer", 6443]]],
+  ],
+  "node-ready.sh": [
+    // kubelet.conf's server is controlPlaneEndpoint.
+    [/kubectl --kubeconfig "\$KUBERNETES_DIR\/kubelet.conf"/, [["apiLoadBalancer", 6443]]],
+    [/aws autoscaling (describe-auto-scaling-instances|complete-lifecycle-action|set-instance-health)/, [["awsApis", 443]]],
   ],
   "lib.sh": [
     [/curl .*"\$base\/latest\//, [["instanceMetadata", 80]]],
@@ -149,7 +155,7 @@ describe("the scripts' network calls and the flow matrix", () => {
         const topologies = f.when?.topology ? [f.when.topology] : (["stacked", "external"] as const);
         return sources
           .filter((p) => p !== "etcd" || topologies.includes("external"))
-          .filter((p) => !topologies.some((t) => scriptsFor({ role: roleOf[p], etcdTopology: t, backup: true, addons: true } as ScriptNeeds).includes(script)))
+          .filter((p) => !topologies.some((t) => scriptsFor({ role: roleOf[p], etcdTopology: t, backup: true, addons: true, launchHook: true } as ScriptNeeds).includes(script)))
           .map((p) => `${p} does not ship ${script}`);
       }),
     );

@@ -190,7 +190,8 @@ describe("the security groups follow the table", () => {
 
 describe("the table", () => {
   const ctx = (over: Partial<FlowContext> = {}): FlowContext => ({
-    topology: "stacked", cni: "cilium", scheme: "internet-facing", installer: "pulumi", awsCloudControllerManager: true, ebsCsiDriver: true, backup: true, ...over,
+    topology: "stacked", cni: "cilium", scheme: "internet-facing", installer: "pulumi", awsCloudControllerManager: true, ebsCsiDriver: true, backup: true,
+    clusterAutoscaler: true, nodeTerminationHandler: true, ...over,
   });
 
   it("every cause names a file of this repository or an upstream https URL", () => {
@@ -237,7 +238,10 @@ describe("the table", () => {
       "controlPlane->apiLoadBalancer",
       "controlPlane->internet",
     ]);
-    expect(has(ctx({ awsCloudControllerManager: false, ebsCsiDriver: false }), "controlPlane", "awsApis")).toBe(false);
+    expect(has(ctx({ awsCloudControllerManager: false, ebsCsiDriver: false, clusterAutoscaler: false, nodeTerminationHandler: false }), "controlPlane", "awsApis")).toBe(false);
+    // Each worker lifecycle add-on alone still reaches the AWS APIs from the masters.
+    expect(has(ctx({ awsCloudControllerManager: false, ebsCsiDriver: false, nodeTerminationHandler: false }), "controlPlane", "awsApis")).toBe(true);
+    expect(has(ctx({ awsCloudControllerManager: false, ebsCsiDriver: false, clusterAutoscaler: false }), "controlPlane", "awsApis")).toBe(true);
   });
 
   it("groupFlows refuses a flow into a group that depends on more than the topology and the CNI", () => {

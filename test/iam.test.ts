@@ -387,3 +387,120 @@ describe("NodeRoles add-on permissions", () => {
     expect(JSON.stringify(mine.filter((r) => !r.name.startsWith(`${name}-control-plane`)).map((r) => r.inputs))).not.toContain("AmazonEBSCSIDriverPolicy");
   });
 });
+
+describe("worker lifecycle policies", () => {
+  const QUEUE = "arn:aws:sqs:eu-west-1:123456789012:kh-node-termination";
+
+  test("termination handler: its queue only, instance lookups, and lifecycle actions of the cluster's groups only", () => {
+    expect(iam.nodeTerminationHandlerPolicy("kh", QUEUE)).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        { Sid: "ReadTerminationQueue", Effect: "Allow", Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage"], Resource: QUEUE },
+        { Sid: "DescribeInstances", Effect: "Allow", Action: "ec2:DescribeInstances", Resource: "*" },
+        {
+          Sid: "CompleteDrainedTermination",
+          Effect: "Allow",
+          Action: "autoscaling:CompleteLifecycleAction",
+          Resource: "*",
+          Condition: { StringEquals: { "autoscaling:ResourceTag/kubeadm-ha/cluster": "kh" } },
+        },
+      ],
+    });
+  });
+
+  test.each(["*", "arn:aws:sqs:eu-west-1:123456789012:*", "arn:aws:sns:eu-west-1:123456789012:kh", "kh-node-termination"])("termination handler refuses queue ARN %j", (arn) => {
+    expect(() => iam.nodeTerminationHandlerPolicy("kh", arn)).toThrow(`nodeTerminationHandlerPolicy: queueArn must be an SQS queue ARN (got ${JSON.stringify(arn)})`);
+  });
+
+  test("cluster-autoscaler: discovery reads everywhere, resizing only groups tagged for this cluster's autoscaler", () => {
+    expect(iam.clusterAutoscalerPolicy("kh")).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Sid: "DiscoverGroups",
+          Effect: "Allow",
+          Action: [
+            "autoscaling:DescribeAutoScalingGroups",
+            "autoscaling:DescribeAutoScalingInstances",
+            "autoscaling:DescribeLaunchConfigurations",
+            "autoscaling:DescribeScalingActivities",
+            "ec2:DescribeInstanceTypes",
+            "ec2:DescribeLaunchTemplateVersions",
+          ],
+          Resource: "*",
+        },
+        {
+          Sid: "ScaleOwnGroups",
+          Effect: "Allow",
+          Action: ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+          Resource: "*",
+          Condition: { StringEquals: { "autoscaling:ResourceTag/k8s.io/cluster-autoscaler/kh": "owned" } },
+        },
+      ],
+    });
+  });
+
+  test("every write these policies allow is confined to the cluster's own queue or groups", () => {
+    const unconditionedWrites = [iam.clusterAutoscalerPolicy("kh"), iam.nodeTerminationHandlerPolicy("kh", QUEUE), iam.workerLaunchHookPolicy("kh")]
+      .flatMap((d) => d.Statement)
+      .filter((st) => st.Resource === "*" && !st.Condition)
+      .flatMap((st) => (Array.isArray(st.Action) ? st.Action : [st.Action]))
+      .filter((a) => !/:(Describe|Get|List)/.test(a));
+    expect(unconditionedWrites).toEqual([]);
+  });
+
+  test("worker: finds its own group, then completes its launch action or marks itself unhealthy, in the cluster's groups only", () => {
+    expect(iam.workerLaunchHookPolicy("kh")).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        { Sid: "FindOwnGroup", Effect: "Allow", Action: "autoscaling:DescribeAutoScalingInstances", Resource: "*" },
+        {
+          Sid: "ReportReadiness",
+          Effect: "Allow",
+          Action: ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"],
+          Resource: "*",
+          Condition: { StringEquals: { "autoscaling:ResourceTag/kubeadm-ha/cluster": "kh" } },
+        },
+      ],
+    });
+  });
+
+  test("NodeRoles: the autoscaler's and the handler's policies on the control plane, the launch hook's on workers, none on etcd", async () => {
+    const before = regs.length;
+    new iam.NodeRoles("lc", {
+      clusterName: "kh",
+      secretArns: { controlPlane: ARN.cp, worker: ARN.worker, etcd: ARN.etcd },
+      kmsKeyArn: ARN.key,
+      tags: {},
+      clusterAutoscaler: true,
+      terminationQueueArn: pulumi.output(QUEUE),
+      workerLaunchHook: true,
+    });
+    await settle();
+    const mine = regs.slice(before).filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy");
+    const inputs = (n: string) => mine.find((r) => r.name === n)!.inputs;
+    expect(mine.map((r) => r.name).sort()).toEqual(
+      [
+        "lc-control-plane-bootstrap-secret",
+        "lc-control-plane-cloud-controller-manager",
+        "lc-control-plane-cluster-autoscaler",
+        "lc-control-plane-node-termination-handler",
+        "lc-worker-bootstrap-secret",
+        "lc-worker-kubelet",
+        "lc-worker-launch-hook",
+        "lc-etcd-bootstrap-secret",
+      ].sort(),
+    );
+    expect(inputs("lc-control-plane-cluster-autoscaler")).toEqual({ name: "cluster-autoscaler", role: "lc-control-plane-id", policy: JSON.stringify(iam.clusterAutoscalerPolicy("kh")) });
+    expect(inputs("lc-control-plane-node-termination-handler")).toEqual({ name: "node-termination-handler", role: "lc-control-plane-id", policy: JSON.stringify(iam.nodeTerminationHandlerPolicy("kh", QUEUE)) });
+    expect(inputs("lc-worker-launch-hook")).toEqual({ name: "launch-hook", role: "lc-worker-id", policy: JSON.stringify(iam.workerLaunchHookPolicy("kh")) });
+  });
+
+  test("NodeRoles without them by default: nothing new on any role", async () => {
+    const before = regs.length;
+    new iam.NodeRoles("plain", { clusterName: "kh", secretArns: { controlPlane: ARN.cp, worker: ARN.worker }, kmsKeyArn: ARN.key, tags: {} });
+    await settle();
+    const names = regs.slice(before).map((r) => r.name);
+    for (const n of ["plain-control-plane-cluster-autoscaler", "plain-control-plane-node-termination-handler", "plain-worker-launch-hook"]) expect(names).not.toContain(n);
+  });
+});

@@ -82,6 +82,10 @@ function computedState(type: string, name: string, inputs: Record<string, any>, 
       };
     case "aws:ec2/launchTemplate:LaunchTemplate":
       return { arn: arnOf("ec2", `launch-template/${name}-id`), name: `${inputs.namePrefix ?? ""}0001`, latestVersion: 1, defaultVersion: 1 };
+    case "aws:sqs/queue:Queue":
+      return { arn: arnOf("sqs", inputs.name ?? name), url: `https://sqs.${region}.amazonaws.com/123456789012/${inputs.name ?? name}` };
+    case "aws:cloudwatch/eventRule:EventRule":
+      return { arn: arnOf("events", `rule/${inputs.name ?? name}`), name: inputs.name ?? name };
     case "aws:autoscaling/group:Group":
       return { arn: arnOf("autoscaling", `autoScalingGroup:0123:autoScalingGroupName/${inputs.namePrefix ?? ""}0001`), name: `${inputs.namePrefix ?? ""}0001` };
     case "tls:index/privateKey:PrivateKey":

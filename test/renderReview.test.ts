@@ -72,8 +72,9 @@ describe("resources.md", () => {
       "| S3 buckets | `dev-bootstrap-*`, `dev-etcd-backup-*` |",
       "| secrets | 2 in Secrets Manager under 1 KMS key(s) |",
       "| CloudWatch alarms | 6 |",
-      "| add-ons | cilium (pulumi), aws-cloud-controller-manager (pulumi), aws-ebs-csi-driver (pulumi) |",
-      "| bootstrap scripts | 7 in the bootstrap bucket, written to bootstrap/ with SHA256SUMS |",
+      expect.stringMatching(/^\| SQS queues \| `dev-node-termination`, fed by \d+ EventBridge rule\(s\) \|$/),
+      "| add-ons | cilium (pulumi), aws-cloud-controller-manager (pulumi), aws-ebs-csi-driver (pulumi), cluster-autoscaler (pulumi), aws-node-termination-handler (pulumi) |",
+      "| bootstrap scripts | 8 in the bootstrap bucket, written to bootstrap/ with SHA256SUMS |",
       expect.stringMatching(/^\| resources \| \d+: \d+ aws, \d+ kubernetes, 1 pulumi-nodejs, \d+ random, \d+ tls \|$/),
     ]);
     // The summary's count is the table's.
@@ -259,7 +260,7 @@ describe("docs/deployer-iam-policy.json", () => {
   it("is well formed and fits IAM's 6,144-character limit for a managed policy", () => {
     const policy = JSON.parse(fs.readFileSync(POLICY_FILE, "utf8"));
     const actions: string[] = policy.Statement.flatMap((s: { Action: string[] }) => s.Action);
-    for (const a of actions) expect(a).toMatch(/^(autoscaling|cloudwatch|ec2|elasticloadbalancing|iam|kms|s3|secretsmanager):[A-Z][A-Za-z]*\*?$/);
+    for (const a of actions) expect(a).toMatch(/^(autoscaling|cloudwatch|ec2|elasticloadbalancing|events|iam|kms|s3|secretsmanager|sqs):[A-Z][A-Za-z]*\*?$/);
     expect(new Set(actions).size).toBe(actions.length);
     expect(JSON.stringify(policy).length).toBeLessThanOrEqual(6144);
     // iam:PassRole only towards EC2.

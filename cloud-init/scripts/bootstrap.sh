@@ -27,6 +27,12 @@ SYSTEMD_DIR=${SYSTEMD_DIR:-/etc/systemd/system}
 ETCD_HEALTH_URL=${ETCD_HEALTH_URL:-http://127.0.0.1:2381/health}
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# A worker held by its group's launch hook reports a failed bootstrap at once, so the group
+# replaces the machine now rather than at the hook's timeout (which remains the backstop for a
+# failure this cannot report, such as a missing AWS CLI).
+if [[ $NODE_ROLE == worker && -n ${LAUNCH_HOOK:-} ]]; then
+  trap 'rc=$?; if ((rc != 0)); then "$BASH" "$KUBEADM_HA_LIB/node-ready.sh" failed || true; fi; exit "$rc"' EXIT
+fi
 
 if [[ $NODE_ROLE == control-plane ]]; then
   # shellcheck source-path=SCRIPTDIR source=join-lock.sh
@@ -156,6 +162,11 @@ elif [[ $NODE_ROLE == control-plane ]]; then
 else
   mode=worker-join
   run_kubeadm join
+  if [[ -n ${LAUNCH_HOOK:-} ]]; then
+    # node-ready.sh reports either outcome itself.
+    trap - EXIT
+    "$BASH" "$KUBEADM_HA_LIB/node-ready.sh" ready
+  fi
 fi
 # Snapshots start once the member runs: before, every run would fail.
 if [[ -n ${BACKUP_BUCKET:-} ]]; then systemctl enable --now kubeadm-ha-etcd-backup.timer; fi

@@ -3,7 +3,7 @@
 # leaving the leftovers of a half-done run. Each init/join appends to $STUB_STATE/kubeadm-state.log
 # what it saw: the join lock's holder, whether the CA key is on disk, whether its config holds the
 # bootstrap token. reset empties the certificates directory, as the real one does. A successful
-# init writes admin.conf, as the real one does.
+# init or join writes kubelet.conf, and init admin.conf, as the real one does.
 # shellcheck source=stub-lib.sh
 source "${BASH_SOURCE[0]%/*}/stub-lib.sh"
 stub_record "$@"
@@ -49,7 +49,7 @@ case "$1 ${2:-}" in
       exit 1
     fi
     mkdir -p "$kube"
-    touch "$kube/kubelet.conf"
+    printf 'apiVersion: v1\nkind: Config\n# fake kubelet credentials\n' >"$kube/kubelet.conf"
     if [[ $1 == init ]]; then printf 'apiVersion: v1\nkind: Config\n# fake cluster-admin\n' >"$kube/admin.conf"; fi
     ;;
   "reset -f")
