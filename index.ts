@@ -11,6 +11,9 @@ export const kubeconfig = cluster.kubeconfig;
 export const masterIps = cluster.masterIps;
 export const etcdEndpoints = cluster.etcdEndpoints;
 export const etcdIps = cluster.etcdIps;
+/** Instance IDs for the runbooks' `aws ssm start-session --target`, in index order. */
+export const masterInstanceIds = cluster.masterInstanceIds;
+export const etcdInstanceIds = cluster.etcdInstanceIds;
 export const etcdTopology = cluster.etcdTopology;
 /** The S3 bucket of the etcd snapshots; undefined when etcd.backup.enabled is false. */
 export const etcdBackupBucket = cluster.etcdBackupBucket;

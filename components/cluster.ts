@@ -50,6 +50,10 @@ export class Cluster extends pulumi.ComponentResource {
   public readonly etcdEndpoints: string[];
   /** Private IPs of the external etcd members, in index order; empty when stacked. */
   public readonly etcdIps: string[];
+  /** EC2 instance IDs of the masters, in index order: the `--target` of `aws ssm start-session`. */
+  public readonly masterInstanceIds: pulumi.Output<string>[];
+  /** EC2 instance IDs of the external etcd members, in index order; empty when stacked. */
+  public readonly etcdInstanceIds: pulumi.Output<string>[];
   /** `stacked` or `external`. */
   public readonly etcdTopology: string;
   /** The S3 bucket of the etcd snapshots (`etcd-snapshots/<member>/<UTC timestamp>.db`); undefined with `etcd.backup.enabled` false. */
@@ -330,6 +334,8 @@ export class Cluster extends pulumi.ComponentResource {
     this.etcdTopology = c.etcd.topology;
     this.etcdEndpoints = etcd ? etcd.endpoints : controlPlane.masterIps.map((ip) => `https://${ip}:2379`);
     this.etcdIps = etcd ? etcd.memberIps : [];
+    this.masterInstanceIds = controlPlane.instanceIds;
+    this.etcdInstanceIds = etcd ? etcd.instanceIds : [];
     this.etcdBackupBucket = backups?.bucketName;
     this.kubeconfig = pulumi.secret(
       pulumi
@@ -354,6 +360,8 @@ export class Cluster extends pulumi.ComponentResource {
       masterIps: this.masterIps,
       etcdEndpoints: this.etcdEndpoints,
       etcdIps: this.etcdIps,
+      masterInstanceIds: this.masterInstanceIds,
+      etcdInstanceIds: this.etcdInstanceIds,
       etcdTopology: this.etcdTopology,
       etcdBackupBucket: this.etcdBackupBucket,
       workerJoin: this.workerJoin,

@@ -96,6 +96,21 @@ describe.each(["dev", "prod"])("the %s stack's control plane on the real binarie
     }
   });
 
+  it("passes the README's first checks after pulumi up: nodes, /readyz?verbose, both Leases held, /readyz/etcd", () => {
+    const checks: Array<{ command: string; status: number; out: string }> = f.readmeFirstChecks;
+    expect(checks.map((c) => c.command.split(" ").slice(0, 3).join(" "))).toEqual(["kubectl get nodes", "kubectl get --raw='/readyz?verbose'", "kubectl -n kube-system", "kubectl get --raw='/readyz/etcd'"]);
+    for (const c of checks) expect({ command: c.command, status: c.status }).toEqual({ command: c.command, status: 0 });
+    const [nodes, readyz, leases, etcd] = checks.map((c) => c.out);
+    for (const m of f.masters) expect(nodes).toMatch(new RegExp(`^${m.name.replace(/\./g, "\\.")}\\s`, "m"));
+    expect(readyz).toContain("[+]etcd ok");
+    expect(readyz.trim().split("\n").pop()).toBe("readyz check passed");
+    const holders = leases.trim().split("\n").slice(1).map((l) => l.split(/\s+/));
+    expect(holders.map((h) => h[0])).toEqual(["kube-controller-manager", "kube-scheduler"]);
+    // <hostname>_<uuid>: on EC2 the hostname is the node name; here every runner shares this machine's.
+    for (const h of holders) expect(h[1]).toBe(f.leases[h[0]]);
+    expect(etcd.trim()).toBe("ok");
+  });
+
   it("stores the ClusterConfiguration joining masters read, with the topology's etcd section", () => {
     const cc = f.clusterConfiguration;
     expect(cc.controlPlaneEndpoint).toBe(f.apiUrl.replace("https://", ""));

@@ -38,7 +38,7 @@ export function requireTool(cmd: string, args: string[]): string {
   if (r.error || r.status !== 0)
     throw new Error(
       `${cmd} is required by the real-etcd harness but ${r.error ? "is not installed" : `failed (${r.stderr.trim()})`}: ` +
-        "bash test/k8s/build.sh builds etcd and etcdctl; apt-get install openssl (.ci/run does both)",
+        "bash test/k8s/build.sh builds etcd and etcdctl; apt-get install openssl (npm run setup does both)",
     );
   return r.stdout + r.stderr;
 }
@@ -55,7 +55,9 @@ export function resourceRows(md: string): ResourceRow[] {
   for (const m of md.matchAll(/^\| `([^`]+)` \| (\S+) \| (.*) \|$/gm)) {
     const settings: Record<string, unknown> = {};
     // keySettings writes `key=<scalar or compact JSON>` joined by ", "; compact JSON has no ", ".
-    for (const part of m[3] === "" ? [] : m[3].split(", ")) {
+    for (const marked of m[3] === "" ? [] : m[3].split(", ")) {
+      // The render marks a setting holding a value the mocks invented.
+      const part = marked.replace(/ \(mock\)$/, "");
       const i = part.indexOf("=");
       const raw = part.slice(i + 1);
       try {

@@ -112,6 +112,44 @@ function computedState(type: string, name: string, inputs: Record<string, any>, 
   }
 }
 
+/** What the mocks answer for the AMI lookup and the caller's account. */
+export const MOCK_AMI = { id: "ami-0123456789abcdef0", name: "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261101" };
+export const MOCK_ACCOUNT = "123456789012";
+
+/** A value the mocks made up where AWS would answer with its own. */
+export interface InventedValue {
+  value: string;
+  /** Where it came from: `<resource name>.<attribute>`, or the data source. */
+  source: string;
+}
+
+/**
+ * Every value the mocks invented for these registrations: each resource's ID, each output the
+ * mocks computed rather than echoed (ARNs, DNS names, generated names, addresses), the AMI and the
+ * account. Not `privateDns`: AWS derives it from the private IP the program itself sets, so the
+ * mock's value is the real one.
+ */
+export function inventedValues(regs: Registration[]): InventedValue[] {
+  const out: InventedValue[] = [
+    { value: MOCK_AMI.id, source: "aws.ec2.getAmi id" },
+    { value: MOCK_AMI.name, source: "aws.ec2.getAmi name" },
+    { value: MOCK_ACCOUNT, source: "aws.getCallerIdentity accountId (and every ARN's account)" },
+  ];
+  for (const r of regs) {
+    // Components and the stack have no cloud ID.
+    if (r.type.startsWith("pulumi:") || r.type.startsWith("kubeadm-ha:")) continue;
+    out.push({ value: r.id, source: `${r.name} id` });
+    // Random bytes, tokens and keys are secrets, not identifiers: never listed.
+    if (r.type.startsWith("random:") || r.type.startsWith("tls:")) continue;
+    for (const [k, v] of Object.entries(r.state)) {
+      if (k === "privateDns" || typeof v !== "string" || v === r.inputs[k] || v.length < 8) continue;
+      out.push({ value: v, source: `${r.name}.${k}` });
+    }
+  }
+  const seen = new Set<string>();
+  return out.filter((x) => !seen.has(x.value) && seen.add(x.value));
+}
+
 /** Installs the mocks and returns the list every registration is appended to. */
 export async function setupMocks(opts: { project?: string; stack?: string; region?: string; config?: Record<string, string> } = {}): Promise<Registration[]> {
   const region = opts.region ?? "eu-west-1";
@@ -130,9 +168,9 @@ export async function setupMocks(opts: { project?: string; stack?: string; regio
       call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
         switch (args.token) {
           case "aws:ec2/getAmi:getAmi":
-            return { id: "ami-0123456789abcdef0", name: "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261101" };
+            return { id: MOCK_AMI.id, name: MOCK_AMI.name };
           case "aws:index/getCallerIdentity:getCallerIdentity":
-            return { accountId: "123456789012", arn: "arn:aws:iam::123456789012:user/test", userId: "test" };
+            return { accountId: MOCK_ACCOUNT, arn: `arn:aws:iam::${MOCK_ACCOUNT}:user/test`, userId: "test" };
           case "aws:index/getPartition:getPartition":
             return { partition: "aws", dnsSuffix: "amazonaws.com" };
           case "aws:index/getRegion:getRegion":

@@ -1,6 +1,6 @@
 /**
  * moto in server mode on loopback, as the AWS endpoint the shipped scripts call with the real AWS
- * CLI. Both come pinned from PyPI into a virtual environment (.ci/run installs it into
+ * CLI. Both come pinned from PyPI into a virtual environment (npm run setup installs it into
  * .cache/aws; KUBEADM_HA_AWS_VENV names another). Each test file starts its own server on a free
  * port and stops it; a missing environment fails, never skips.
  */
@@ -19,7 +19,7 @@ export const ACCOUNT = "123456789012";
 export function requireAwsVenv(): void {
   for (const tool of ["moto_server", "aws", "python"])
     if (!fs.existsSync(path.join(AWS_BIN, tool)))
-      throw new Error(`${path.join(AWS_BIN, tool)} is missing: the moto tests need the pinned moto[server] and awscli in ${AWS_VENV} (.ci/run installs them; see README, Tests)`);
+      throw new Error(`${path.join(AWS_BIN, tool)} is missing: the moto tests need the pinned moto[server] and awscli in ${AWS_VENV} (npm run setup installs them: npm run setup -- aws)`);
 }
 
 const freePort = () =>

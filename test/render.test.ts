@@ -24,7 +24,8 @@ function render(stack: string, extra: string[] = []): { status: number | null; s
   });
   const walk = (dir: string): string[] =>
     fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
-  const files = Object.fromEntries(walk(out).map((f) => [path.relative(out, f), fs.readFileSync(f, "utf8")]));
+  // A failed render removes the output directory: nothing stale stays behind.
+  const files = Object.fromEntries((fs.existsSync(out) ? walk(out) : []).map((f) => [path.relative(out, f), fs.readFileSync(f, "utf8")]));
   return { status: r.status, stderr: r.stderr, files };
 }
 
@@ -61,7 +62,7 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
       const file = path.join(dir, path.basename(name));
       fs.writeFileSync(file, text);
       const r = spawnSync("cloud-init", ["schema", "--config-file", file], { encoding: "utf8" });
-      if (r.error) throw new Error(`cloud-init is not installed (apt-get install cloud-init; .ci/run does): ${r.error.message}`);
+      if (r.error) throw new Error(`cloud-init is not installed (apt-get install cloud-init; npm run setup does): ${r.error.message}`);
       expect({ name, status: r.status, out: r.stdout + r.stderr }).toEqual({ name, status: 0, out: expect.stringContaining("Valid cloud-config") });
     }
   });
@@ -139,8 +140,8 @@ describe("topology", () => {
       value: "kubeadm-ha/capacity-type=spot,kubeadm-ha/pool=spot,node.kubernetes.io/lifecycle=spot,workload=batch",
     });
     const mmd = rendered.dev["topology.mmd"];
-    expect(mmd).toContain("worker pool dev-pool-general-group<br/>min 1 / max 3, all zones");
-    expect(mmd).toContain("worker pool dev-pool-spot-group<br/>min 0 / max 4, all zones");
+    expect(mmd).toContain("worker pool dev-pool-general-group<br/>t3.large, on-demand<br/>min 1 / max 3, all zones");
+    expect(mmd).toContain("worker pool dev-pool-spot-group<br/>m7i.large, m6i.large, m5.large, spot<br/>min 0 / max 4, all zones");
   });
 
   it("prod: internal NLB", () => {

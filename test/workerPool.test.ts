@@ -365,7 +365,7 @@ describe("WorkerPool component", () => {
       const file = path.join(dir, `${pool}.yaml`);
       fs.writeFileSync(file, decodeUserData(template(pool).inputs.userData, true));
       const r = spawnSync("cloud-init", ["schema", "--config-file", file], { encoding: "utf8" });
-      if (r.error) throw new Error(`cloud-init is not installed (apt-get install cloud-init; .ci/run does): ${r.error.message}`);
+      if (r.error) throw new Error(`cloud-init is not installed (apt-get install cloud-init; npm run setup does): ${r.error.message}`);
       expect({ pool, status: r.status, out: r.stdout + r.stderr }).toEqual({ pool, status: 0, out: expect.stringContaining("Valid cloud-config") });
     }
   });

@@ -35,7 +35,7 @@ export function k8sBinDir(): string {
   if (fromEnv && fs.existsSync(path.join(fromEnv, "kubeadm"))) return (cached = fromEnv);
   const r = spawnSync("bash", [BUILD_SCRIPT, "--check"], { encoding: "utf8" });
   if (r.status !== 0 || !r.stdout.trim())
-    throw new Error(`the real Kubernetes binaries are not built: run \`bash test/k8s/build.sh\` (.ci/run does); ${r.stderr.trim()}`);
+    throw new Error(`the real Kubernetes binaries are not built: run \`npm run setup\` (or \`bash test/k8s/build.sh\`); ${r.stderr.trim()}`);
   return (cached = r.stdout.trim().split("\n").pop()!);
 }
 

@@ -206,7 +206,7 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
   const log = opts.log ?? (() => undefined);
   const config = localStackConfig(repo, stack, opts.configFile, opts.configure);
   const binDir = k8sBinDir();
-  if (spawnSync("haproxy", ["-v"]).status !== 0) throw new Error("haproxy is required by the loopback control plane: apt-get install haproxy (.ci/run installs it)");
+  if (spawnSync("haproxy", ["-v"]).status !== 0) throw new Error("haproxy is required by the loopback control plane: apt-get install haproxy (npm run setup installs it)");
   const work = fs.mkdtempSync(path.join(os.tmpdir(), opts.workPrefix ?? "kubeadm-ha-local-"));
   const logDir = path.join(work, "logs");
   log(`work dir ${work}`);

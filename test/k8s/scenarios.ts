@@ -10,6 +10,7 @@
  *   scenarios.ts renew <stack>                kubeadm certificates of 30 days; the shipped cert-renew.sh on every
  *                                             machine at once, again, and while a member is down
  */
+import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
@@ -20,6 +21,25 @@ import { ScriptRun, certInfo, restartWindow, runScript, servedFingerprint, setNo
 import { durationMs } from "../../config";
 import { API_HEALTH_CHECK } from "../../components/apiLoadBalancer";
 import { apiServerLoss, etcdWriteInFlightLoss, leaderLeaseLoss } from "../../scripts/failoverBudget";
+
+/**
+ * The README's first checks after `pulumi up` (its kubectl lines), run as an operator would: the
+ * built kubectl, the admin kubeconfig (server: the load balancer).
+ */
+function readmeFirstChecks(c: LocalCluster): Array<{ command: string; status: number | null; out: string }> {
+  const readme = fs.readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
+  const at = readme.indexOf("\n### First checks after `pulumi up`\n");
+  const block = at < 0 ? undefined : readme.slice(at).match(/```sh\n([\s\S]*?)```/);
+  const commands = (block?.[1] ?? "").split("\n").filter((l) => l.startsWith("kubectl "));
+  return commands.map((command) => {
+    const r = spawnSync("bash", ["--norc", "--noprofile", "-c", command], {
+      env: { PATH: `${c.binDir}:/usr/bin:/bin`, KUBECONFIG: c.adminKubeconfig, HOME: c.work },
+      encoding: "utf8",
+      timeout: 30000,
+    });
+    return { command, status: r.status, out: r.stdout + r.stderr };
+  });
+}
 
 const t0 = Date.now();
 const log = (line: string) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1)}s] ${line}\n`);
@@ -74,6 +94,7 @@ async function main(): Promise<void> {
         leaders: { "kube-controller-manager": (await c.leaderOf("kube-controller-manager"))?.name, "kube-scheduler": (await c.leaderOf("kube-scheduler"))?.name },
         clusterConfiguration: parse(kubeadmConfig.data.ClusterConfiguration),
         etcdPods,
+        readmeFirstChecks: readmeFirstChecks(c),
       };
       process.stdout.write(JSON.stringify(out) + "\n");
       break;
