@@ -58,6 +58,8 @@ process.on("SIGTERM", () => void shutdown(143));
 
 async function main(): Promise<void> {
   const [scenario, stack = "dev"] = process.argv.slice(2);
+  // /proc is the host's mount, so /proc/self names this process as the host sees it: npm run local signals it there.
+  log(`host pid ${fs.readlinkSync("/proc/self")}`);
   // Certificates 30 days from expiry, within the default 60-day threshold: what a year-old cluster has.
   cluster = await startLocalCluster({ stack, log, ...(scenario === "renew" ? { certificateValidityPeriod: "720h" } : {}) });
   const c = cluster;
@@ -201,7 +203,6 @@ async function main(): Promise<void> {
       break;
     }
     case "local": {
-      // /proc is the host's mount, so /proc/self names this process as the host sees it.
       const hostPid = fs.readlinkSync("/proc/self");
       process.stderr.write(
         [
