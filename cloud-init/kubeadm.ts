@@ -12,7 +12,12 @@ export const KUBEADM_API = "kubeadm.k8s.io/v1beta4";
 export const KUBELET_API = "kubelet.config.k8s.io/v1beta1";
 /** Stands in the YAML where the bootstrap token goes; the node swaps in the token it fetched from the secret store. */
 export const TOKEN_PLACEHOLDER = "__BOOTSTRAP_TOKEN__";
-export const CRI_SOCKET = "unix:///var/run/containerd/containerd.sock";
+/**
+ * containerd's socket, where containerd's own configuration puts it. `/var/run` survives only as a
+ * compatibility symlink to `/run` (systemd's file-hierarchy(7) calls it legacy), so the `/var/run`
+ * spelling kubeadm still defaults to depends on the symlink.
+ */
+export const CRI_SOCKET = "unix:///run/containerd/containerd.sock";
 /** Where cloud-init writes kubeadm patches; kubeadm applies them to the static pod manifests it generates. */
 export const PATCHES_DIR = "/etc/kubeadm-ha/patches";
 
@@ -53,7 +58,10 @@ export interface ClusterValues {
   externalEtcd?: ExternalEtcd;
   /** Stacked etcd's raft timing, rendered as `etcd.local.extraArgs`. Default: none, etcd's own defaults. */
   etcdTimings?: EtcdTimings;
-  /** Extra API server certificate SANs besides the endpoint host. */
+  /**
+   * Extra API server certificate SANs besides the endpoint host: the internet-facing load balancer
+   * people use when nodes use an internal one. Default none.
+   */
   extraCertSans?: string[];
   /** kube-apiserver flags, such as encryption at rest's (cloud-init/encryption.ts). Default: none. */
   apiServerExtraArgs?: Arg[];

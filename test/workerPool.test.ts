@@ -305,7 +305,7 @@ describe("WorkerPool component", () => {
       discovery: { bootstrapToken: { apiServerEndpoint: ENDPOINT, token: TOKEN_PLACEHOLDER, caCertHashes: [HASH] } },
       nodeRegistration: {
         name: "__NODE_NAME__",
-        criSocket: "unix:///var/run/containerd/containerd.sock",
+        criSocket: "unix:///run/containerd/containerd.sock",
         kubeletExtraArgs: [
           { name: "cloud-provider", value: "external" },
           { name: "node-ip", value: "__NODE_IP__" },
