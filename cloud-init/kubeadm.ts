@@ -18,6 +18,15 @@ export const TOKEN_PLACEHOLDER = "__BOOTSTRAP_TOKEN__";
  * spelling kubeadm still defaults to depends on the symlink.
  */
 export const CRI_SOCKET = "unix:///run/containerd/containerd.sock";
+/**
+ * kubeadm's budget for its API calls (v1beta4 `timeouts.kubernetesAPICall`, default 1m). kubeadm
+ * 1.34.2 to the 1.35 patches before kubernetes/kubernetes#138683 makes `kubeadm init`'s
+ * upload-config phase call the API through controlPlaneEndpoint, which the NLB routes only once its
+ * health checks (2 x 5 s) pass and its targets register (often a minute or more): the default budget
+ * loses that race (https://github.com/kubernetes/kubeadm/issues/3294). Joins go through the same
+ * endpoint.
+ */
+export const KUBERNETES_API_CALL_TIMEOUT = "5m0s";
 /** Where cloud-init writes kubeadm patches; kubeadm applies them to the static pod manifests it generates. */
 export const PATCHES_DIR = "/etc/kubeadm-ha/patches";
 
@@ -183,6 +192,7 @@ export function initConfiguration(node: NodeValues, patchesDirectory?: string) {
     localAPIEndpoint: { advertiseAddress: node.ip, bindPort: 6443 },
     nodeRegistration: nodeRegistration(node, true),
     ...patchesOf(patchesDirectory),
+    timeouts: { kubernetesAPICall: KUBERNETES_API_CALL_TIMEOUT },
   };
 }
 
@@ -198,6 +208,7 @@ export function joinConfiguration(node: NodeValues, join: { apiServerEndpoint: s
     ...(join.controlPlane
       ? { controlPlane: { localAPIEndpoint: { advertiseAddress: node.ip, bindPort: 6443 } }, ...patchesOf(join.patchesDirectory) }
       : {}),
+    timeouts: { kubernetesAPICall: KUBERNETES_API_CALL_TIMEOUT },
   };
 }
 

@@ -316,6 +316,7 @@ describe("WorkerPool component", () => {
           { key: "example.com/preemptible", effect: "PreferNoSchedule" },
         ],
       },
+      timeouts: { kubernetesAPICall: "5m0s" },
     });
     const general = parse(written("general", "/etc/kubeadm-ha/join.yaml"), { version: "1.1" });
     expect(general.nodeRegistration.taints).toEqual([]);
