@@ -216,8 +216,8 @@ const ApiLoadBalancer = z.strictObject({
   allowedCidrs: z
     .array(cidr("an allowed client range"), { error: "must be a list of CIDRs" })
     .min(1, { error: "must list at least one CIDR, or nobody can reach the API" })
-    .default(["0.0.0.0/0"])
-    .describe("Client CIDRs allowed to reach TCP 6443 on the NLB; the default is open to all, as kOps and CAPA."),
+    .optional()
+    .describe("Client CIDRs allowed to reach TCP 6443 on the load balancer people use. Required with an internet-facing load balancer, where nothing defaults to the whole internet: write `[0.0.0.0/0]` to open it on purpose. Default with an internal one: the VPC's range (network.vpcCidr). Nodes never need a range here: they reach the API through the internal load balancer, admitted by security group."),
 });
 
 const LeaderElection = z.strictObject({
@@ -333,7 +333,9 @@ const Schema = z.strictObject({
     .describe("Extra tags on every AWS resource."),
 });
 
-export type ClusterConfig = z.output<typeof Schema>;
+type ParsedConfig = z.output<typeof Schema>;
+/** The validated config with every default filled, `apiLoadBalancer.allowedCidrs` included (`parseConfig`). */
+export type ClusterConfig = Omit<ParsedConfig, "apiLoadBalancer"> & { apiLoadBalancer: Required<ParsedConfig["apiLoadBalancer"]> };
 export type WorkerPoolConfig = z.output<typeof WorkerPool>;
 export type EtcdTopology = ClusterConfig["etcd"]["topology"];
 export type AddonsConfig = ClusterConfig["addons"];
@@ -373,7 +375,7 @@ const problem = (key: string, value: unknown, rule: string) => `${key}: ${show(v
  * Rules across fields. Each runs only when the fields it reads are individually valid, so a
  * single bad value gives one message, not a cascade.
  */
-function crossFieldProblems(raw: Record<string, unknown>, c: Partial<ClusterConfig>): string[] {
+function crossFieldProblems(raw: Record<string, unknown>, c: Partial<ParsedConfig>): string[] {
   const out: string[] = [];
   const net = c.network;
   if (net) {
@@ -420,6 +422,16 @@ function crossFieldProblems(raw: Record<string, unknown>, c: Partial<ClusterConf
     if (!(renew > 1.2 * retry))
       out.push(problem("leaderElection.renewDeadline", le.renewDeadline, `must be longer than 1.2 x retryPeriod (${le.retryPeriod}), as client-go requires`));
   }
+  // An API open to the internet must be asked for: a forgotten allowedCidrs must not mean 0.0.0.0/0.
+  const lb = c.apiLoadBalancer;
+  if (lb && lb.scheme === "internet-facing" && lb.allowedCidrs === undefined)
+    out.push(
+      problem(
+        "apiLoadBalancer.allowedCidrs",
+        undefined,
+        "must be set for an internet-facing load balancer: list the client ranges that may reach the API, or [0.0.0.0/0] to open it to the internet on purpose",
+      ),
+    );
   const etcdRaw = raw.etcd as Record<string, unknown> | undefined;
   if (c.etcd && c.etcd.topology === "stacked")
     for (const k of ["nodeCount", "instanceType", "rootVolumeGiB"])
@@ -464,13 +476,13 @@ function poolProblems(p: WorkerPoolConfig, key: string): string[] {
 }
 
 /** Parses each top-level section on its own so one bad section does not hide another's rules. */
-function parsedSections(raw: Record<string, unknown>): Partial<ClusterConfig> {
+function parsedSections(raw: Record<string, unknown>): Partial<ParsedConfig> {
   const out: Record<string, unknown> = {};
   for (const [key, schema] of Object.entries(Schema.shape)) {
     const r = (schema as z.ZodType).safeParse(raw[key]);
     if (r.success) out[key] = r.data;
   }
-  return out as Partial<ClusterConfig>;
+  return out as Partial<ParsedConfig>;
 }
 
 /**
@@ -482,7 +494,9 @@ export function parseConfig(raw: Record<string, unknown>): ClusterConfig {
   const problems = result.success ? [] : schemaProblems(result.error.issues, raw);
   problems.push(...crossFieldProblems(raw, result.success ? result.data : parsedSections(raw)));
   if (problems.length > 0) throw new ConfigError(problems);
-  return result.data!;
+  const c = result.data!;
+  // People inside the VPC (a bastion, Session Manager port forwarding) reach an internal load balancer.
+  return { ...c, apiLoadBalancer: { ...c.apiLoadBalancer, allowedCidrs: c.apiLoadBalancer.allowedCidrs ?? [c.network.vpcCidr] } };
 }
 
 /** Settings that were renamed: the rule tells the user the new spelling instead of "not a known setting". */

@@ -303,7 +303,7 @@ describe("Cluster picks the installer", () => {
       network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
       // External etcd, as the prod stack: master user data without the stacked etcd tooling.
       etcd: { topology: "external" },
-      apiLoadBalancer: { scheme },
+      apiLoadBalancer: { scheme, allowedCidrs: ["203.0.113.0/24"] },
       addons,
       workerPools: [{ name: "general", instanceTypes: ["m7i.large"] }],
     });

@@ -197,6 +197,7 @@ describe("SecretsEncryption component and Cluster wiring", () => {
       region: "eu-west-1",
       clusterName,
       network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
+      apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] },
       workerPools: [],
       encryptionAtRest,
     });

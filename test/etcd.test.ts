@@ -116,6 +116,7 @@ beforeAll(async () => {
       clusterName: t.name,
       network: { vpcCidr: "10.0.0.0/16", availabilityZones: ZONES },
       etcd: t.etcd,
+      apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] },
       workerPools: [],
     });
     clusters[t.name] = new Cluster(t.name, { config }, {

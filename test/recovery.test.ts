@@ -205,6 +205,7 @@ describe("RecoveryAlarms component and Cluster wiring", () => {
       clusterName,
       network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
       etcd: { topology },
+      apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] },
       workerPools: [{ name: "general", instanceTypes: ["m7i.large"], minSize: 1, maxSize: 2 }],
       autoRecovery,
     });

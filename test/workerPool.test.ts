@@ -401,6 +401,7 @@ describe("Cluster builds the configured pools", () => {
       region: "eu-west-1",
       clusterName: "wired",
       network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
+      apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] },
       workerPools: [GENERAL, SPOT],
     });
     cluster = new Cluster("wired", { config }, {
@@ -455,6 +456,7 @@ describe("Cluster checks every pool's tag count first", () => {
       region: "eu-west-1",
       clusterName: "tagged",
       network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
+      apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] },
       workerPools: [SPOT],
       tags: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`t${i}`, "x"])),
     });
