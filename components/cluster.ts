@@ -37,11 +37,13 @@ export interface ClusterArgs {
 }
 
 export class Cluster extends pulumi.ComponentResource {
-  /** `https://<nlb-dns>:6443`. */
+  /** `https://<nlb-dns>:6443` of the load balancer people use: the public one, or the internal one with scheme internal. */
   public readonly apiServerUrl: pulumi.Output<string>;
-  /** NLB DNS name. */
+  /** DNS name of the load balancer people use. */
   public readonly apiLoadBalancerDnsName: pulumi.Output<string>;
-  /** Admin kubeconfig (secret): cluster CA, NLB endpoint, admin client certificate. */
+  /** `https://<internal nlb-dns>:6443`: kubeadm's controlPlaneEndpoint, what every node dials. */
+  public readonly internalApiServerUrl: pulumi.Output<string>;
+  /** Admin kubeconfig (secret): cluster CA, the people's endpoint, admin client certificate. */
   public readonly kubeconfig: pulumi.Output<string>;
   /** Private IPs of the masters, in index order. */
   public readonly masterIps: string[];
@@ -82,22 +84,25 @@ export class Cluster extends pulumi.ComponentResource {
       tags,
     }, child);
 
-    const internal = c.apiLoadBalancer.scheme === "internal";
+    // Nodes reach the API through the internal load balancer whatever the scheme; people through the public one, if any.
     const lb = new ApiLoadBalancer(`${name}-api`, {
       clusterName: c.clusterName,
       vpcId: network.vpcId,
       vpcCidr: c.network.vpcCidr,
-      subnetIds: internal ? network.privateSubnetIds : network.publicSubnetIds,
+      privateSubnetIds: network.privateSubnetIds,
+      publicSubnetIds: network.publicSubnetIds,
       scheme: c.apiLoadBalancer.scheme,
       allowedCidrs: c.apiLoadBalancer.allowedCidrs,
-      natPublicIps: network.natPublicIps,
       tags,
     }, child);
 
     const sgs = new NodeSecurityGroups(`${name}-sg`, {
       clusterName: c.clusterName,
       vpcId: network.vpcId,
+      vpcCidr: c.network.vpcCidr,
       apiLbSecurityGroupId: lb.securityGroupId,
+      scheme: c.apiLoadBalancer.scheme,
+      publicApiLbSecurityGroupId: lb.publicSecurityGroupId,
       etcdTopology: c.etcd.topology,
       cni: c.addons.cni,
       tags,
@@ -201,7 +206,9 @@ export class Cluster extends pulumi.ComponentResource {
       securityGroupIds: [sgs.controlPlaneSecurityGroupId],
       instanceProfileName: roles.instanceProfileNames.controlPlane,
       targetGroupArn: lb.targetGroupArn,
+      publicTargetGroupArn: lb.publicTargetGroupArn,
       apiEndpoint: endpoint,
+      publicApiHost: lb.publicDnsName,
       secretArn: secrets.secretArns.controlPlane,
       bootstrapBucket: assets.bucketName,
       caCertHash: pki.caCertHash,
@@ -287,8 +294,9 @@ export class Cluster extends pulumi.ComponentResource {
     this.workerAutoScalingGroups = Object.fromEntries(this.workerPools.map((p) => [p.settings.name, p.autoScalingGroupName]));
 
     this.vpcId = network.vpcId;
-    this.apiLoadBalancerDnsName = lb.dnsName;
-    this.apiServerUrl = pulumi.interpolate`https://${endpoint}`;
+    this.apiLoadBalancerDnsName = lb.clientDnsName;
+    this.apiServerUrl = pulumi.interpolate`https://${lb.clientEndpoint}`;
+    this.internalApiServerUrl = pulumi.interpolate`https://${endpoint}`;
     this.caCertHash = pki.caCertHash;
     this.masterIps = controlPlane.masterIps;
     this.etcdTopology = c.etcd.topology;
@@ -305,7 +313,7 @@ export class Cluster extends pulumi.ComponentResource {
     if (installer === "pulumi" && (releases.length > 0 || storageClass))
       new Addons(`${name}-addons`, {
         kubeconfig: this.kubeconfig,
-        apiEndpoint: endpoint,
+        apiEndpoint: lb.clientEndpoint,
         caCertPem: pki.caCertPem,
         releases,
         storageClass,
@@ -314,6 +322,7 @@ export class Cluster extends pulumi.ComponentResource {
     this.addons = addonSummaries(releases, installer);
     this.registerOutputs({
       apiServerUrl: this.apiServerUrl,
+      internalApiServerUrl: this.internalApiServerUrl,
       kubeconfig: this.kubeconfig,
       masterIps: this.masterIps,
       etcdEndpoints: this.etcdEndpoints,

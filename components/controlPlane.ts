@@ -63,7 +63,10 @@ export interface MasterDocumentValues {
   clusterName: string;
   kubernetesVersion: string;
   region: string;
+  /** `host:6443` of the internal load balancer: kubeadm's controlPlaneEndpoint, what every node dials. */
   apiEndpoint: string;
+  /** The people's internet-facing load balancer's DNS name, added to the API server's certificate. Default none (scheme internal). */
+  publicApiHost?: string;
   caCertHash: string;
   secretArn: string;
   podCidr: string;
@@ -90,6 +93,7 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
     clusterName: v.clusterName,
     kubernetesVersion: v.kubernetesVersion,
     controlPlaneEndpoint: v.apiEndpoint,
+    extraCertSans: v.publicApiHost ? [v.publicApiHost] : undefined,
     podCidr: v.podCidr,
     serviceCidr: v.serviceCidr,
     leaderElection: v.leaderElection,
@@ -150,9 +154,14 @@ export interface ControlPlaneArgs {
   privateSubnetCidrs: string[];
   securityGroupIds: pulumi.Input<string>[];
   instanceProfileName: pulumi.Input<string>;
+  /** The internal load balancer's target group, which every master registers with. Required. */
   targetGroupArn: pulumi.Input<string>;
-  /** `<nlb-dns>:6443`. */
+  /** The public load balancer's target group (scheme internet-facing). Default none. */
+  publicTargetGroupArn?: pulumi.Input<string>;
+  /** `<internal nlb-dns>:6443`, the nodes' endpoint. Required. */
   apiEndpoint: pulumi.Input<string>;
+  /** The public load balancer's DNS name, for the API server's certificate (scheme internet-facing). Default none. */
+  publicApiHost?: pulumi.Input<string>;
   secretArn: pulumi.Input<string>;
   /** The bootstrap bucket (`BootstrapAssets.bucketName`) the masters fetch their scripts from. Required. */
   bootstrapBucket: pulumi.Input<string>;
@@ -200,8 +209,8 @@ export class ControlPlane extends pulumi.ComponentResource {
 
     const instances = this.placements.map((p) => {
       const userData = pulumi
-        .all([args.apiEndpoint, args.caCertHash, args.secretArn, args.externalEtcd, args.etcdBackup, args.bootstrapBucket])
-        .apply(([apiEndpoint, caCertHash, secretArn, externalEtcd, etcdBackup, bootstrapBucket]) => {
+        .all([args.apiEndpoint, args.publicApiHost, args.caCertHash, args.secretArn, args.externalEtcd, args.etcdBackup, args.bootstrapBucket])
+        .apply(([apiEndpoint, publicApiHost, caCertHash, secretArn, externalEtcd, etcdBackup, bootstrapBucket]) => {
           const text = renderCloudConfig(
             masterDocuments(
               {
@@ -209,6 +218,7 @@ export class ControlPlane extends pulumi.ComponentResource {
                 kubernetesVersion: args.kubernetesVersion,
                 region: args.region,
                 apiEndpoint,
+                publicApiHost,
                 caCertHash,
                 secretArn,
                 podCidr: args.podCidr,
@@ -253,6 +263,12 @@ export class ControlPlane extends pulumi.ComponentResource {
         { targetGroupArn: args.targetGroupArn, targetId: instance.id, port: 6443 },
         { parent: this },
       );
+      if (args.publicTargetGroupArn !== undefined)
+        new aws.lb.TargetGroupAttachment(
+          `${name}-master-${p.index}-api-public`,
+          { targetGroupArn: args.publicTargetGroupArn, targetId: instance.id, port: 6443 },
+          { parent: this },
+        );
       return { instance, userData };
     });
     this.instanceIds = instances.map((i) => i.instance.id);

@@ -20,9 +20,14 @@ export type NodeRole = "controlPlane" | "worker" | "etcd";
  *   (the VXLAN flows below); a pod reaching a node address leaves the overlay with its node's
  *   address (host-network pods, Cilium's masquerading, Calico's natOutgoing), so its node's
  *   security group sees it.
- * - `apiLoadBalancer`: the NLB, which has a security group of its own.
+ * - `apiLoadBalancer`: the internal NLB every node reaches the API through (kubeadm's
+ *   controlPlaneEndpoint), in the private subnets; people use it too when the scheme is internal.
+ * - `publicApiLoadBalancer`: the internet-facing NLB for people only, with scheme internet-facing.
+ *   Each NLB has a security group of its own.
  * - `operator`: people with kubectl and the machine running `pulumi up`, from
  *   `apiLoadBalancer.allowedCidrs`.
+ * - `vpc`: anything with an address in the VPC that is no machine of ours: the NLBs' and NAT
+ *   gateways' interfaces. A rule from it admits the VPC's range.
  * - The rest are outside every security group of the cluster: AWS endpoints, the instance metadata
  *   service, the VPC's DNS resolver and time service, and the internet (package mirrors, container
  *   registries, Helm chart repositories), reached through NAT or the S3 gateway endpoint.
@@ -31,7 +36,9 @@ export type Party =
   | NodeRole
   | "pods"
   | "apiLoadBalancer"
+  | "publicApiLoadBalancer"
   | "operator"
+  | "vpc"
   | "s3"
   | "secretsManager"
   | "awsApis"
@@ -62,6 +69,14 @@ export const PORTS = {
 
 /** ICMP echo request (type 8, code 0): what Cilium's node health checks send. */
 export const ICMP_ECHO = { type: 8, code: 0 } as const;
+/**
+ * ICMP destination unreachable, fragmentation needed (type 3, code 4): path MTU discovery. Instances
+ * send 9001-byte frames inside the VPC, and a hop with a smaller MTU on the way (an NLB, a NAT
+ * gateway, a peering or VPN link) answers a too-large packet with this; security groups drop it
+ * unless a rule admits it, and the connection then hangs on its first large packet
+ * (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/network_mtu.html#path_mtu_discovery).
+ */
+export const ICMP_FRAGMENTATION_NEEDED = { type: 3, code: 4 } as const;
 
 /** What a connection carries: a TCP or UDP destination port, or an ICMP type and code. */
 export type Traffic = { protocol: "tcp" | "udp"; port: number } | { protocol: "icmp"; type: number; code: number };
@@ -136,11 +151,19 @@ const CALICO_REQUIREMENTS = "https://docs.tigera.io/calico/latest/getting-starte
  * NodePorts are not opened.
  */
 export const FLOWS: readonly Flow[] = [
-  // The Kubernetes API.
+  // The Kubernetes API. People reach it through the load balancer of the scheme; nodes always
+  // through the internal one, so no node depends on NAT or the internet to reach the API.
   {
-    from: "operator", to: "apiLoadBalancer", protocol: "tcp", port: apiServer,
+    from: "operator", to: "publicApiLoadBalancer", protocol: "tcp", port: apiServer, when: { scheme: "internet-facing" },
     by: [
-      { what: "kubectl with the stack's kubeconfig output, which points at the NLB", where: "components/pki.ts" },
+      { what: "kubectl with the stack's kubeconfig output, which points at the people's load balancer", where: "components/pki.ts" },
+      { what: "pulumi up: the readiness step polls /readyz, then the Helm releases (installer pulumi)", where: "components/readiness.ts" },
+    ],
+  },
+  {
+    from: "operator", to: "apiLoadBalancer", protocol: "tcp", port: apiServer, when: { scheme: "internal" },
+    by: [
+      { what: "kubectl with the stack's kubeconfig output, which points at the internal load balancer with scheme internal", where: "components/pki.ts" },
       { what: "pulumi up: the readiness step polls /readyz, then the Helm releases (installer pulumi)", where: "components/readiness.ts" },
     ],
   },
@@ -153,7 +176,16 @@ export const FLOWS: readonly Flow[] = [
     ],
   },
   {
+    from: "publicApiLoadBalancer", to: "controlPlane", protocol: "tcp", port: apiServer, when: { scheme: "internet-facing" },
+    rule: "kube-apiserver from the public API load balancer: people and health checks",
+    by: [
+      { what: "the people's NLB forwards TCP 6443 with client IP preservation off, so connections come from its own addresses", where: "components/apiLoadBalancer.ts" },
+      { what: "its target group's HTTPS /readyz health checks", where: "components/apiLoadBalancer.ts" },
+    ],
+  },
+  {
     from: ["controlPlane", "worker"], to: "apiLoadBalancer", protocol: "tcp", port: apiServer,
+    rule: "Kubernetes API from the nodes",
     by: [
       { what: "api_ready: the init-or-join probe and wait_for_api poll https://$API_ENDPOINT/readyz", where: S("lib.sh") },
       { what: "kubeadm init and join: the API through controlPlaneEndpoint, join's discovery through discovery.bootstrapToken.apiServerEndpoint", where: S("bootstrap.sh") },
@@ -162,8 +194,10 @@ export const FLOWS: readonly Flow[] = [
   },
   {
     from: "controlPlane", to: "apiLoadBalancer", protocol: "tcp", port: apiServer,
+    rule: "Kubernetes API from the nodes",
     by: [{ what: "the join lock: kubectl with a joiner kubeconfig minted for controlPlaneEndpoint", where: S("join-lock.sh") }],
   },
+  // No rule of its own: the nodes' rule above admits it (test/flows.test.ts checks).
   {
     from: "controlPlane", to: "apiLoadBalancer", protocol: "tcp", port: apiServer, when: { installer: "nodes" },
     by: [{ what: "master 0 installs the add-ons with helm and kubectl through admin.conf", where: S("addons.sh") }],
@@ -268,6 +302,13 @@ export const FLOWS: readonly Flow[] = [
     from: KUBERNETES_NODES, to: KUBERNETES_NODES, protocol: "tcp", port: PORTS.calicoTypha, when: { cni: ["calico"] },
     rule: "Calico Typha: Felix on every node connects to Typha",
     by: [{ what: "the tigera-operator runs Typha on host network; Felix on every node connects to it", where: CALICO_REQUIREMENTS }],
+  },
+
+  // Path MTU discovery inside the VPC.
+  {
+    from: "vpc", to: ALL_MACHINES, protocol: "icmp", ...ICMP_FRAGMENTATION_NEEDED,
+    rule: "Path MTU discovery: ICMP fragmentation needed from the VPC",
+    by: [{ what: "a hop with a smaller MTU than the instances' 9001 bytes (the NLBs, NAT gateways) tells the sender to shrink its packets", where: "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/network_mtu.html" }],
   },
 
   // AWS, outside the cluster's security groups.
@@ -405,36 +446,60 @@ export function sourceRoles(p: Party): NodeRole[] {
 
 export const isNodeRole = (p: Party): p is NodeRole => p === "controlPlane" || p === "worker" || p === "etcd";
 
-/** A flow into a node security group, resolved to the groups at both ends. */
+/** A security group whose ingress rules the table decides: a node role's, or the internal API load balancer's (from the nodes). */
+export type GroupTarget = NodeRole | "apiLoadBalancer";
+/** What a group rule admits: another group, or the VPC's range. */
+export type GroupSource = NodeRole | "apiLoadBalancer" | "publicApiLoadBalancer" | "vpc";
+
+/** A flow into a security group the table decides, resolved to the groups at both ends. */
 export interface GroupFlow {
-  to: NodeRole;
-  from: NodeRole | "apiLoadBalancer";
+  to: GroupTarget;
+  from: GroupSource;
   traffic: Traffic;
   /** The rule description this flow contributes. */
   rule: string;
 }
 
-const GROUP_KEYS: ReadonlyArray<keyof FlowWhen> = ["topology", "cni"];
+const GROUP_KEYS: ReadonlyArray<keyof FlowWhen> = ["topology", "cni", "scheme"];
+const GROUP_SOURCES: ReadonlySet<Party> = new Set(["apiLoadBalancer", "publicApiLoadBalancer", "vpc"]);
 
 /**
- * The flows into the node security groups of a cluster with this topology and CNI. Those can only
- * depend on the topology and the CNI, which decide the groups: a flow between groups that depends
- * on anything else is an error in the table.
+ * Whether a flow decides a security group rule: one into a node role, or one from nodes (or pods)
+ * into the internal API load balancer. Flows into the load balancers from outside (the operator)
+ * are the load balancers' CIDR rules, from `apiLoadBalancer.allowedCidrs`.
  */
-export function groupFlows(topology: EtcdTopology, cni: Cni, flows: readonly Flow[] = FLOWS): GroupFlow[] {
+export function isGroupFlow(f: Flow): boolean {
+  return asList(f.to).some(isNodeRole) || (asList(f.to).includes("apiLoadBalancer") && asList(f.from).some((p) => sourceRoles(p).length > 0));
+}
+
+/**
+ * The flows into the security groups of a cluster with this topology, CNI and load balancer
+ * scheme, which decide the groups. A flow between groups that depends on anything else is an error
+ * in the table, unless it has no rule of its own and another flow's rule admits it (the flow test
+ * checks that every connection is admitted).
+ */
+export function groupFlows(ctx: Pick<FlowContext, "topology" | "cni" | "scheme">, flows: readonly Flow[] = FLOWS): GroupFlow[] {
   const out: GroupFlow[] = [];
   for (const f of flows) {
-    const targets = asList(f.to).filter(isNodeRole);
-    if (targets.length === 0) continue;
+    if (!isGroupFlow(f)) continue;
+    // Machines of the etcd role exist only with external etcd.
+    const exists = (p: Party) => p !== "etcd" || ctx.topology === "external";
+    const targets = asList(f.to).filter((p): p is GroupTarget => isNodeRole(p) || p === "apiLoadBalancer");
+    const intoNodes = targets.some(isNodeRole);
+    if (f.rule === undefined) {
+      if (intoNodes) throw new Error(`groupFlows: the flow into ${targets.join(", ")} on ${describeTraffic(f)} has no rule description`);
+      continue;
+    }
     const other = Object.keys(f.when ?? {}).filter((k) => !GROUP_KEYS.includes(k as keyof FlowWhen));
-    if (other.length > 0) throw new Error(`groupFlows: a flow into ${targets.join(", ")} depends on ${other.join(", ")}; security group rules follow only the topology and the CNI`);
-    if (f.rule === undefined) throw new Error(`groupFlows: the flow into ${targets.join(", ")} on ${describeTraffic(f)} has no rule description`);
+    if (other.length > 0)
+      throw new Error(`groupFlows: a flow into ${targets.join(", ")} depends on ${other.join(", ")}; security group rules follow only the topology, the CNI and the scheme`);
     const w = f.when ?? {};
-    if ((w.topology !== undefined && w.topology !== topology) || (w.cni !== undefined && !w.cni.includes(cni))) continue;
+    if ((w.topology !== undefined && w.topology !== ctx.topology) || (w.cni !== undefined && !w.cni.includes(ctx.cni)) || (w.scheme !== undefined && w.scheme !== ctx.scheme)) continue;
     for (const party of asList(f.from)) {
-      const sources: Array<NodeRole | "apiLoadBalancer"> = party === "apiLoadBalancer" ? ["apiLoadBalancer"] : sourceRoles(party);
-      if (sources.length === 0) throw new Error(`groupFlows: ${party} -> ${targets.join(", ")}: a security group rule can only admit a node role, pods or the API load balancer`);
-      for (const from of sources) for (const to of targets) out.push({ to, from, traffic: traffic(f), rule: f.rule });
+      const sources: GroupSource[] = GROUP_SOURCES.has(party) ? [party as GroupSource] : sourceRoles(party);
+      if (sources.length === 0)
+        throw new Error(`groupFlows: ${party} -> ${targets.join(", ")}: a security group rule can only admit a node role, pods, an API load balancer or the VPC`);
+      for (const from of sources.filter(exists)) for (const to of targets.filter(exists)) out.push({ to, from, traffic: traffic(f), rule: f.rule });
     }
   }
   return out;

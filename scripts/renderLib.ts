@@ -63,14 +63,18 @@ export function addonTable(addons: AddonSummary[]): string {
 
 const tagOf = (r: Registration, key: string): string | undefined => (r.inputs.tags ?? {})[key];
 
-/** Mermaid flowchart: NLB on top, one box a zone with its NAT and machines, worker pools across zones. */
+/** Mermaid flowchart: the NLBs on top, one box a zone with its NAT and machines, worker pools across zones. */
 export function topologyDiagram(regs: Registration[]): string {
   const zones = [...new Set(regs.filter((r) => r.type === "aws:ec2/subnet:Subnet").map((r) => String(r.inputs.availabilityZone)))].sort();
   const subnetZone = new Map(regs.filter((r) => r.type === "aws:ec2/subnet:Subnet").map((r) => [r.id, String(r.inputs.availabilityZone)]));
   const id = (s: string) => s.replace(/[^A-Za-z0-9_]/g, "_");
   const lines = ["flowchart TB"];
-  const nlb = regs.find((r) => r.type === "aws:lb/loadBalancer:LoadBalancer");
-  if (nlb) lines.push(`  nlb(["NLB ${nlb.inputs.name} (${nlb.inputs.internal ? "internal" : "internet-facing"}) TCP 6443"])`);
+  // The internal NLB is every node's endpoint; an internet-facing one, when there is one, is for people.
+  const nlbs = regs.filter((r) => r.type === "aws:lb/loadBalancer:LoadBalancer");
+  const nlb = nlbs.find((r) => r.inputs.internal);
+  const publicNlb = nlbs.find((r) => !r.inputs.internal);
+  if (nlb) lines.push(`  nlb(["NLB ${nlb.inputs.name} (internal${publicNlb ? ", nodes" : ""}) TCP 6443"])`);
+  if (publicNlb) lines.push(`  publicNlb(["NLB ${publicNlb.inputs.name} (internet-facing, people) TCP 6443"])`);
   const instances = regs.filter((r) => r.type === "aws:ec2/instance:Instance");
   for (const zone of zones) {
     lines.push(`  subgraph ${id(zone)}["${zone}"]`);
@@ -82,7 +86,10 @@ export function topologyDiagram(regs: Registration[]): string {
     }
     lines.push("  end");
   }
-  for (const i of instances.filter((r) => tagOf(r, "kubeadm-ha/role") === "control-plane")) lines.push(`  nlb --> ${id(i.name)}`);
+  for (const i of instances.filter((r) => tagOf(r, "kubeadm-ha/role") === "control-plane")) {
+    lines.push(`  nlb --> ${id(i.name)}`);
+    if (publicNlb) lines.push(`  publicNlb --> ${id(i.name)}`);
+  }
   const etcd = instances.filter((r) => tagOf(r, "kubeadm-ha/role") === "etcd");
   for (const m of instances.filter((r) => tagOf(r, "kubeadm-ha/role") === "control-plane"))
     for (const e of etcd) lines.push(`  ${id(m.name)} -. etcd 2379 .-> ${id(e.name)}`);

@@ -254,6 +254,6 @@ describe("SecretsEncryption component and Cluster wiring", () => {
     expect(ofType(mine, "random:index/randomBytes:RandomBytes")).toEqual([]);
     expect(ofType(mine, "kubeadm-ha:index:SecretsEncryption")).toEqual([]);
     expect(Object.keys(controlPlaneFiles(mine, "encoff"))).not.toContain(ENCRYPTION_CONFIG_FILE);
-    expect(masterApiServer(mine, "encoff")).toEqual({ certSANs: [expect.stringContaining(".elb.eu-west-1.amazonaws.com")] });
+    expect(masterApiServer(mine, "encoff")).toEqual({ certSANs: ["encoff-api-0123456789abcdef.elb.eu-west-1.amazonaws.com", "encoff-api-pub-0123456789abcdef.elb.eu-west-1.amazonaws.com"] });
   });
 });
