@@ -142,6 +142,7 @@ export class Cluster extends pulumi.ComponentResource {
 
     const roles = new NodeRoles(`${name}-iam`, {
       clusterName: c.clusterName,
+      region: c.region,
       secretArns: secrets.secretArns,
       kmsKeyArn: secrets.kmsKeyArn,
       awsCloudControllerManager: c.addons.awsCloudControllerManager,

@@ -173,17 +173,25 @@ export const SSM_MANAGED_POLICY = "AmazonSSMManagedInstanceCore";
  */
 export const EBS_CSI_MANAGED_POLICY = "service-role/AmazonEBSCSIDriverPolicy";
 
+/**
+ * A node role's IAM role and instance profile name, `<cluster>-<region>-<role>`. IAM names are
+ * global to the account, so the region keeps one cluster name in two regions apart.
+ */
+export function nodeRoleName(clusterName: string, region: string, slug: string): string {
+  return `${clusterName}-${region}-${slug}`;
+}
+
 export interface NodeRolesArgs {
-  /** Cluster name: role and instance profile names `<clusterName>-<role>`. Required. */
+  /** Cluster name: role and instance profile names `<clusterName>-<region>-<role>` (`nodeRoleName`). Required. */
   clusterName: string;
+  /** Region of the cluster and its secrets: in the role names, and for `kms:ViaService`. Required. */
+  region: string;
   /** Each role's bootstrap secret ARN; the etcd role exists only when `etcd` is given. Required. */
   secretArns: { controlPlane: pulumi.Input<string>; worker: pulumi.Input<string>; etcd?: pulumi.Input<string> };
   /** The KMS key encrypting the bootstrap secrets. Required. */
   kmsKeyArn: pulumi.Input<string>;
   /** Extra tags on every AWS resource. Required (may be empty). */
   tags: Record<string, string>;
-  /** Region of the secrets, for `kms:ViaService`. Default: the provider's region. */
-  region?: pulumi.Input<string>;
   /** The cloud-controller-manager policy on the control plane role (config addons.awsCloudControllerManager). Default true. */
   awsCloudControllerManager?: boolean;
   /** AmazonEBSCSIDriverPolicy on the control plane role, where the EBS CSI controller runs (config addons.ebsCsiDriver). Default true. */
@@ -194,14 +202,15 @@ type PerRole<T> = { controlPlane: T; worker: T; etcd?: T };
 
 function validate(args: NodeRolesArgs): void {
   if (!args.clusterName) throw new Error("NodeRoles: clusterName must not be empty");
+  if (!REGION.test(args.region)) throw new Error(`NodeRoles: region must be an AWS region name such as eu-west-1 (got ${JSON.stringify(args.region)})`);
   // IAM role and instance profile names are at most 64 characters.
-  const longest = `${args.clusterName}-${ROLE_SLUGS.controlPlane}`;
+  const longest = nodeRoleName(args.clusterName, args.region, ROLE_SLUGS.controlPlane);
   if (longest.length > 64) throw new Error(`NodeRoles: clusterName ${JSON.stringify(args.clusterName)} makes the role name ${longest} longer than IAM's 64 characters`);
 }
 
 /** IAM roles and instance profiles for control plane, worker and (external) etcd machines. */
 export class NodeRoles extends pulumi.ComponentResource {
-  /** Instance profile name per role, `<clusterName>-<role>`; `etcd` only with an etcd secret. */
+  /** Instance profile name per role, `<clusterName>-<region>-<role>`; `etcd` only with an etcd secret. */
   public readonly instanceProfileNames: PerRole<pulumi.Output<string>>;
   /** Instance profile ARN per role; `etcd` only with an etcd secret. */
   public readonly instanceProfileArns: PerRole<pulumi.Output<string>>;
@@ -212,7 +221,7 @@ export class NodeRoles extends pulumi.ComponentResource {
     validate(args);
     super("kubeadm-ha:index:NodeRoles", name, {}, opts);
     const child = { parent: this };
-    const region = args.region ?? aws.getRegionOutput({}, child).region;
+    const region = args.region;
     const partition = aws.getPartitionOutput({}, child).partition;
     const ssmPolicyArn = partition.apply((p) => awsManagedPolicyArn(p, SSM_MANAGED_POLICY));
     const ccm = args.awsCloudControllerManager ?? true;
@@ -230,7 +239,7 @@ export class NodeRoles extends pulumi.ComponentResource {
     const roleArns: Partial<Record<NodeRole, pulumi.Output<string>>> = {};
     for (const nodeRole of roles) {
       const slug = ROLE_SLUGS[nodeRole];
-      const awsName = `${args.clusterName}-${slug}`;
+      const awsName = nodeRoleName(args.clusterName, region, slug);
       const tags = clusterTags(args.clusterName, args.tags, awsName);
       const role = new aws.iam.Role(
         `${name}-${slug}`,
@@ -246,8 +255,8 @@ export class NodeRoles extends pulumi.ComponentResource {
           name: "bootstrap-secret-read",
           role: role.id,
           policy: pulumi
-            .all([args.secretArns[nodeRole]!, args.kmsKeyArn, region])
-            .apply(([secretArn, keyArn, r]) => JSON.stringify(secretReadPolicy(secretArn, keyArn, r))),
+            .all([args.secretArns[nodeRole]!, args.kmsKeyArn])
+            .apply(([secretArn, keyArn]) => JSON.stringify(secretReadPolicy(secretArn, keyArn, region))),
         },
         child,
       );

@@ -58,7 +58,7 @@ const TOPOLOGIES = [
     clusterEtcd: { local: { dataDir: "/var/lib/etcd", extraArgs: TIMINGS } } as object,
     etcdRules: ["control-plane-from-control-plane-tcp-2379-2380"],
     securityGroups: ["control-plane", "worker"],
-    iamRoles: ["st-control-plane", "st-worker"],
+    iamRoles: ["st-eu-west-1-control-plane", "st-eu-west-1-worker"],
     controlPlaneSecret: ["bootstrap-token", "ca.crt", "ca.key", "encryption-config.yaml", "etcd/ca.crt", "etcd/ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"],
     etcdSecret: undefined as string[] | undefined,
     masterEnv: { ETCD_TOPOLOGY: "stacked" } as Record<string, string>,
@@ -83,7 +83,7 @@ const TOPOLOGIES = [
     // The members reach each other's client port too: a replacement's etcd-rejoin.sh asks them.
     etcdRules: ["etcd-from-control-plane-tcp-2379", "etcd-from-etcd-tcp-2379-2380"],
     securityGroups: ["control-plane", "etcd", "worker"],
-    iamRoles: ["ex-control-plane", "ex-etcd", "ex-worker"],
+    iamRoles: ["ex-eu-west-1-control-plane", "ex-eu-west-1-etcd", "ex-eu-west-1-worker"],
     controlPlaneSecret: [
       "apiserver-etcd-client.crt",
       "apiserver-etcd-client.key",
@@ -233,7 +233,7 @@ describe("external etcd members", () => {
         subnetId: `ex-network-private-${i}-id`,
         privateIp: MEMBER_IPS[i],
         vpcSecurityGroupIds: ["ex-sg-etcd-id"],
-        iamInstanceProfile: "ex-etcd",
+        iamInstanceProfile: "ex-eu-west-1-etcd",
         ...HARDENING,
         userDataBase64: expect.any(String),
         tags: { "kubernetes.io/cluster/ex": "owned", "kubeadm-ha/cluster": "ex", "kubeadm-ha/role": "etcd", "kubeadm-ha/index": String(i), Name: `ex-etcd-${i}` },

@@ -176,7 +176,7 @@ describe("NodeRoles component", () => {
 
   async function build(name: string, secretArns: IamModule.NodeRolesArgs["secretArns"]) {
     const before = regs.length;
-    const c = new iam.NodeRoles(name, { clusterName: "kh", secretArns, kmsKeyArn: pulumi.output(ARN.key), tags: { env: "test" } });
+    const c = new iam.NodeRoles(name, { clusterName: "kh", region: "eu-west-1", secretArns, kmsKeyArn: pulumi.output(ARN.key), tags: { env: "test" } });
     await settle();
     return { c, mine: regs.slice(before) };
   }
@@ -207,8 +207,8 @@ describe("NodeRoles component", () => {
     });
 
     test.each([
-      ["st-control-plane", "kh-control-plane", "kh: control-plane nodes"],
-      ["st-worker", "kh-worker", "kh: worker nodes"],
+      ["st-control-plane", "kh-eu-west-1-control-plane", "kh: control-plane nodes"],
+      ["st-worker", "kh-eu-west-1-worker", "kh: worker nodes"],
     ])("role %s is named %s and trusts EC2", (resName, roleName, description) => {
       const r = mine.find((x) => x.name === resName)!;
       expect(r.inputs).toEqual({
@@ -224,7 +224,7 @@ describe("NodeRoles component", () => {
       });
     });
 
-    test("each role reads only its own secret, through the provider's region", () => {
+    test("each role reads only its own secret, in the cluster's region", () => {
       expect(policyOf(mine, "st-control-plane-bootstrap-secret")).toEqual(iam.secretReadPolicy(ARN.cp, ARN.key, "eu-west-1"));
       expect(policyOf(mine, "st-worker-bootstrap-secret")).toEqual(iam.secretReadPolicy(ARN.worker, ARN.key, "eu-west-1"));
       const cpText = JSON.stringify(mine.filter((r) => r.name.startsWith("st-control-plane")).map((r) => r.inputs));
@@ -250,10 +250,10 @@ describe("NodeRoles component", () => {
     test("outputs: profiles and roles per role, no etcd", async () => {
       expect(Object.keys(c.instanceProfileNames).sort()).toEqual(["controlPlane", "worker"]);
       expect(Object.keys(c.roleArns).sort()).toEqual(["controlPlane", "worker"]);
-      expect(await valueOf(c.instanceProfileNames.controlPlane)).toBe("kh-control-plane");
-      expect(await valueOf(c.instanceProfileNames.worker)).toBe("kh-worker");
-      expect(await valueOf(c.instanceProfileArns.worker)).toBe("arn:aws:iam::123456789012:instance-profile/kh-worker");
-      expect(await valueOf(c.roleArns.controlPlane)).toBe("arn:aws:iam::123456789012:role/kh-control-plane");
+      expect(await valueOf(c.instanceProfileNames.controlPlane)).toBe("kh-eu-west-1-control-plane");
+      expect(await valueOf(c.instanceProfileNames.worker)).toBe("kh-eu-west-1-worker");
+      expect(await valueOf(c.instanceProfileArns.worker)).toBe("arn:aws:iam::123456789012:instance-profile/kh-eu-west-1-worker");
+      expect(await valueOf(c.roleArns.controlPlane)).toBe("arn:aws:iam::123456789012:role/kh-eu-west-1-control-plane");
     });
   });
 
@@ -263,7 +263,7 @@ describe("NodeRoles component", () => {
     beforeAll(async () => ({ c, mine } = await build("ex", { controlPlane: ARN.cp, worker: ARN.worker, etcd: ARN.etcd })));
 
     test("adds an etcd role with only the secret read and SSM", () => {
-      expect(ofType(mine, "aws:iam/role:Role").map((r) => r.inputs.name).sort()).toEqual(["kh-control-plane", "kh-etcd", "kh-worker"]);
+      expect(ofType(mine, "aws:iam/role:Role").map((r) => r.inputs.name).sort()).toEqual(["kh-eu-west-1-control-plane", "kh-eu-west-1-etcd", "kh-eu-west-1-worker"]);
       expect(ofType(mine, "aws:iam/instanceProfile:InstanceProfile")).toHaveLength(3);
       expect(ofType(mine, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")).toHaveLength(4);
       expect(ofType(mine, "aws:iam/rolePolicy:RolePolicy")).toHaveLength(5);
@@ -292,8 +292,8 @@ describe("NodeRoles component", () => {
     });
 
     test("outputs include etcd", async () => {
-      expect(await valueOf(c.instanceProfileNames.etcd!)).toBe("kh-etcd");
-      expect(await valueOf(c.roleArns.etcd!)).toBe("arn:aws:iam::123456789012:role/kh-etcd");
+      expect(await valueOf(c.instanceProfileNames.etcd!)).toBe("kh-eu-west-1-etcd");
+      expect(await valueOf(c.roleArns.etcd!)).toBe("arn:aws:iam::123456789012:role/kh-eu-west-1-etcd");
     });
   });
 
@@ -305,7 +305,7 @@ describe("NodeRoles component", () => {
       material: { controlPlane: { "ca.key": "K" }, worker: { "bootstrap-token": "T" }, etcd: { "etcd/ca.key": "E" } },
       tags: {},
     });
-    new iam.NodeRoles("wired", { clusterName: "kh", secretArns: secrets.secretArns, kmsKeyArn: secrets.kmsKeyArn, tags: {} });
+    new iam.NodeRoles("wired", { clusterName: "kh", region: "eu-west-1", secretArns: secrets.secretArns, kmsKeyArn: secrets.kmsKeyArn, tags: {} });
     await settle();
     const mine = regs.slice(before);
     const key = "arn:aws:kms:eu-west-1:123456789012:key/wired-secrets-kms-key-id";
@@ -315,7 +315,7 @@ describe("NodeRoles component", () => {
       );
   });
 
-  test("an explicit region overrides the provider's", async () => {
+  test("the region names the roles, so one cluster name in two regions never collides on IAM's account-wide names (issue 15)", async () => {
     const before = regs.length;
     new iam.NodeRoles("us", {
       clusterName: "kh",
@@ -325,15 +325,26 @@ describe("NodeRoles component", () => {
       tags: {},
     });
     await settle();
-    const doc = policyOf(regs.slice(before), "us-worker-bootstrap-secret");
+    const mine = regs.slice(before);
+    expect(ofType(mine, "aws:iam/role:Role").map((r) => r.inputs.name).sort()).toEqual(["kh-us-east-1-control-plane", "kh-us-east-1-worker"]);
+    expect(ofType(mine, "aws:iam/instanceProfile:InstanceProfile").map((r) => r.inputs.name).sort()).toEqual(["kh-us-east-1-control-plane", "kh-us-east-1-worker"]);
+    const doc = policyOf(mine, "us-worker-bootstrap-secret");
     expect(doc.Statement[1].Condition.StringEquals["kms:ViaService"]).toBe("secretsmanager.us-east-1.amazonaws.com");
+    expect(iam.nodeRoleName("kh", "eu-west-1", "worker")).not.toBe(iam.nodeRoleName("kh", "us-east-1", "worker"));
+  });
+
+  test("the longest cluster name (24) and region (14) still fit IAM's 64 characters; a bad region is refused", () => {
+    expect(iam.nodeRoleName("a".repeat(24), "ap-southeast-4", "control-plane")).toHaveLength(53);
+    expect(() => new iam.NodeRoles("bad", { clusterName: "kh", region: "Ireland", secretArns: { controlPlane: ARN.cp, worker: ARN.worker }, kmsKeyArn: ARN.key, tags: {} })).toThrow(
+      'NodeRoles: region must be an AWS region name such as eu-west-1 (got "Ireland")',
+    );
   });
 
   test.each([
     ["", "NodeRoles: clusterName must not be empty"],
-    ["a".repeat(51), `NodeRoles: clusterName "${"a".repeat(51)}" makes the role name ${"a".repeat(51)}-control-plane longer than IAM's 64 characters`],
+    ["a".repeat(41), `NodeRoles: clusterName "${"a".repeat(41)}" makes the role name ${"a".repeat(41)}-eu-west-1-control-plane longer than IAM's 64 characters`],
   ])("rejects cluster name %j", (clusterName, message) => {
-    expect(() => new iam.NodeRoles("bad", { clusterName, secretArns: { controlPlane: ARN.cp, worker: ARN.worker }, kmsKeyArn: ARN.key, tags: {} })).toThrow(
+    expect(() => new iam.NodeRoles("bad", { clusterName, region: "eu-west-1", secretArns: { controlPlane: ARN.cp, worker: ARN.worker }, kmsKeyArn: ARN.key, tags: {} })).toThrow(
       new Error(message),
     );
   });
@@ -354,6 +365,7 @@ describe("NodeRoles add-on permissions", () => {
     const name = `addon-${awsCloudControllerManager}-${ebsCsiDriver}`;
     new iam.NodeRoles(name, {
       clusterName: "kh",
+      region: "eu-west-1",
       secretArns: { controlPlane: ARN.cp, worker: ARN.worker, etcd: ARN.etcd },
       kmsKeyArn: ARN.key,
       tags: {},
@@ -374,7 +386,7 @@ describe("NodeRoles add-on permissions", () => {
     const ebs = mine.filter((r) => r.name === `${name}-control-plane-ebs-csi`);
     expect(ebs.map((r) => [r.type, r.inputs])).toEqual(
       extras.includes("ebs-csi")
-        ? [["aws:iam/rolePolicyAttachment:RolePolicyAttachment", { role: "kh-control-plane", policyArn: "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy" }]]
+        ? [["aws:iam/rolePolicyAttachment:RolePolicyAttachment", { role: "kh-eu-west-1-control-plane", policyArn: "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy" }]]
         : [],
     );
     const ccm = mine.filter((r) => r.name === `${name}-control-plane-cloud-controller-manager`);

@@ -437,14 +437,14 @@ describe("Cluster builds the configured pools", () => {
       caCertHash: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
       secretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:wired/bootstrap/worker-AbCdEf",
       bootstrapBucket: "wired-bootstrap-bucket",
-      instanceProfileName: "wired-worker",
+      instanceProfileName: "wired-eu-west-1-worker",
       securityGroupId: "wired-sg-worker-id",
       privateSubnetIds: ["wired-network-private-0-id", "wired-network-private-1-id", "wired-network-private-2-id"],
       amiIds: { amd64: "ami-0123456789abcdef0", arm64: "ami-0123456789abcdef0" },
       externalCloudProvider: true,
     });
     const lt = ofType(regs, "aws:ec2/launchTemplate:LaunchTemplate").find((r) => r.name === "wired-pool-spot-launch-template")!;
-    expect(lt.inputs.iamInstanceProfile).toEqual({ name: "wired-worker" });
+    expect(lt.inputs.iamInstanceProfile).toEqual({ name: "wired-eu-west-1-worker" });
     expect(await valueOf(pulumi.output(cluster.workerAutoScalingGroups))).toEqual({ general: "wired-general-0001", spot: "wired-spot-0001" });
   });
 });
