@@ -10,7 +10,7 @@ import { AddonSummary, Addons, addonNodeFiles, addonReleases, addonSummaries, de
 import { bundledScriptContents } from "../cloud-init/render";
 import { ApiLoadBalancer } from "./apiLoadBalancer";
 import { BootstrapAssets } from "./bootstrapAssets";
-import { ControlPlane } from "./controlPlane";
+import { ControlPlane, placeNodes } from "./controlPlane";
 import { SecretsEncryption } from "./encryption";
 import { EtcdCertificates, EtcdCluster, etcdMembers, externalEtcdConfig } from "./etcd";
 import { EtcdBackups } from "./etcdBackup";
@@ -140,9 +140,20 @@ export class Cluster extends pulumi.ComponentResource {
       tags,
     }, child);
 
+    // Each role's secret may be read only by its own machines, calling through the cluster's NAT.
+    const masterPlacements = placeNodes(c.controlPlane.count, network.zones, network.plan.map((s) => s.privateCidr), c.region);
     const roles = new NodeRoles(`${name}-iam`, {
       clusterName: c.clusterName,
       region: c.region,
+      secretSource: {
+        vpcId: network.vpcId,
+        natPublicIps: network.natPublicIps,
+        privateCidrs: {
+          controlPlane: masterPlacements.map((p) => `${p.ip}/32`),
+          worker: network.plan.map((s) => s.privateCidr),
+          ...(external ? { etcd: members.map((m) => `${m.ip}/32`) } : {}),
+        },
+      },
       secretArns: secrets.secretArns,
       kmsKeyArn: secrets.kmsKeyArn,
       awsCloudControllerManager: c.addons.awsCloudControllerManager,

@@ -16,6 +16,7 @@ import { Cluster } from "../components/cluster";
 import {
   Cni,
   Connection,
+  NodeRole,
   FLOWS,
   Flow,
   FlowContext,
@@ -33,7 +34,7 @@ import {
 import { ClusterConfig, parseConfig } from "../config";
 import { rawStackConfig } from "../scripts/failoverBudget";
 import { decodeUserData, stackConfig } from "../scripts/renderLib";
-import { settle, setupMocks } from "./mocks";
+import { Registration, ofType, settle, setupMocks } from "./mocks";
 import { GroupRole, RenderedNetwork, RenderedRule, cidrContains, renderedNetwork, ruleAdmits } from "./renderedNetwork";
 import { shipScripts } from "./shipped";
 
@@ -63,8 +64,9 @@ const CASES: Case[] = STACKS.flatMap((stack) =>
   }),
 );
 
+let regs: Registration[] = [];
 beforeAll(async () => {
-  const regs = await setupMocks();
+  regs = await setupMocks();
   // One Cluster a case, named apart; each is what index.ts builds from that stack's config.
   for (const c of CASES) new Cluster(c.name, { config: c.config });
   await settle();
@@ -155,6 +157,23 @@ describe.each(CASES.map((c) => [c.name, c] as const))("stack %s", (_, k) => {
         .map((t) => `${direction} ${r.name}: nothing needs ${describeTraffic(t)}`);
     });
     expect(unjustified).toEqual([]);
+  });
+
+  it("each role reads its bootstrap secret only from its own machines' addresses, through the cluster's NAT, in its VPC (issue 15)", () => {
+    const vpcId = ofType(regs, "aws:ec2/vpc:Vpc").find((v) => v.name === `${k.name}-network-vpc`)!.id;
+    const allNat = [...new Set(Object.values(k.net.natAddresses).flat())].sort();
+    const slugs: Array<[NodeRole, string]> = [["controlPlane", "control-plane"], ["worker", "worker"], ...(k.ctx.topology === "external" ? [["etcd", "etcd"] as [NodeRole, string]] : [])];
+    for (const [role, slug] of slugs) {
+      const policy = JSON.parse(regs.find((r) => r.name === `${k.name}-iam-${slug}-bootstrap-secret`)!.inputs.policy);
+      const read = policy.Statement.find((x: { Sid: string }) => x.Sid === "ReadOwnBootstrapSecret");
+      expect({ role, condition: read.Condition }).toEqual({
+        role,
+        condition: {
+          StringEquals: { "aws:Ec2InstanceSourceVpc": vpcId },
+          IpAddress: { "aws:Ec2InstanceSourcePrivateIPv4": k.net.privateAddresses[role], "aws:SourceIp": allNat.map((ip) => `${ip}/32`) },
+        },
+      });
+    }
   });
 
   it("the groups are exactly one a role of the topology, and each NLB's: the internal one always, the public one only internet-facing", () => {

@@ -46,6 +46,15 @@ describe("secretReadPolicy", () => {
     });
   });
 
+  test.each([
+    [{ vpcId: "", privateCidrs: ["10.0.0.10/32"], natPublicIps: ["203.0.113.7"] }, "secretReadPolicy: source.vpcId must not be empty"],
+    [{ vpcId: "vpc-1", privateCidrs: ["10.0.0.10"], natPublicIps: ["203.0.113.7"] }, 'secretReadPolicy: source.privateCidrs must list IPv4 CIDRs with no host bits set (got ["10.0.0.10"])'],
+    [{ vpcId: "vpc-1", privateCidrs: [], natPublicIps: ["203.0.113.7"] }, "secretReadPolicy: source.privateCidrs must list IPv4 CIDRs with no host bits set (got [])"],
+    [{ vpcId: "vpc-1", privateCidrs: ["10.0.0.10/32"], natPublicIps: [] }, "secretReadPolicy: source.natPublicIps must list IPv4 addresses (got [])"],
+  ])("refuses a source that would grant nothing or everything: %j", (source, message) => {
+    expect(() => iam.secretReadPolicy(ARN.worker, ARN.key, "eu-west-1", source)).toThrow(new Error(message));
+  });
+
   test("serializes with no wildcard anywhere", () => {
     expect(JSON.stringify(iam.secretReadPolicy(ARN.cp, ARN.key, "eu-west-1"))).not.toContain("*");
   });
@@ -338,6 +347,39 @@ describe("NodeRoles component", () => {
     expect(() => new iam.NodeRoles("bad", { clusterName: "kh", region: "Ireland", secretArns: { controlPlane: ARN.cp, worker: ARN.worker }, kmsKeyArn: ARN.key, tags: {} })).toThrow(
       'NodeRoles: region must be an AWS region name such as eu-west-1 (got "Ireland")',
     );
+  });
+
+  test("with a secret source, each role reads its secret only from its own machines' addresses, the VPC and the NAT addresses (issue 15)", async () => {
+    const before = regs.length;
+    new iam.NodeRoles("src", {
+      clusterName: "kh",
+      region: "eu-west-1",
+      secretSource: {
+        vpcId: pulumi.output("vpc-0123"),
+        natPublicIps: [pulumi.output("203.0.113.7")],
+        privateCidrs: { controlPlane: ["10.0.0.10/32", "10.0.32.10/32", "10.0.64.10/32"], worker: ["10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19"] },
+      },
+      secretArns: { controlPlane: ARN.cp, worker: ARN.worker },
+      kmsKeyArn: ARN.key,
+      tags: {},
+    });
+    await settle();
+    const mine = regs.slice(before);
+    expect(policyOf(mine, "src-control-plane-bootstrap-secret").Statement[0]).toEqual({
+      Sid: "ReadOwnBootstrapSecret",
+      Effect: "Allow",
+      Action: "secretsmanager:GetSecretValue",
+      Resource: ARN.cp,
+      Condition: {
+        StringEquals: { "aws:Ec2InstanceSourceVpc": "vpc-0123" },
+        IpAddress: { "aws:Ec2InstanceSourcePrivateIPv4": ["10.0.0.10/32", "10.0.32.10/32", "10.0.64.10/32"], "aws:SourceIp": ["203.0.113.7/32"] },
+      },
+    });
+    expect(policyOf(mine, "src-worker-bootstrap-secret").Statement[0].Condition.IpAddress["aws:Ec2InstanceSourcePrivateIPv4"]).toEqual(["10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19"]);
+    // KMS sees Secrets Manager's call, not the machine's: no address condition there.
+    expect(policyOf(mine, "src-worker-bootstrap-secret").Statement[1].Condition).toEqual({
+      StringEquals: { "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com", "kms:EncryptionContext:SecretARN": ARN.worker },
+    });
   });
 
   test.each([
