@@ -432,6 +432,15 @@ function crossFieldProblems(raw: Record<string, unknown>, c: Partial<ParsedConfi
         "must be set for an internet-facing load balancer: list the client ranges that may reach the API, or [0.0.0.0/0] to open it to the internet on purpose",
       ),
     );
+  // No pod reaches IMDS (hop limit 1): the EBS CSI node plugin learns its instance from the provider ID the cloud controller sets.
+  if (c.addons && c.addons.ebsCsiDriver && !c.addons.awsCloudControllerManager)
+    out.push(
+      problem(
+        "addons.ebsCsiDriver",
+        true,
+        "needs addons.awsCloudControllerManager: pods cannot reach the instance metadata service, so the EBS CSI node plugin reads its instance ID and zone from the Node's provider ID, which only the cloud controller sets; turn the cloud controller on or the driver off",
+      ),
+    );
   const etcdRaw = raw.etcd as Record<string, unknown> | undefined;
   if (c.etcd && c.etcd.topology === "stacked")
     for (const k of ["nodeCount", "instanceType", "rootVolumeGiB"])

@@ -202,6 +202,14 @@ export function backupUnitFiles(intervalMinutes: number, dir: string = SYSTEMD_U
   });
 }
 
+/** Keeps pods off the instance metadata service on the Kubernetes nodes (masters and workers). */
+export const IMDS_GUARD_UNIT = "kubeadm-ha-imds-guard.service";
+
+/** The IMDS guard unit for /etc/systemd/system, comment lines dropped; install.sh enables it. */
+export function imdsGuardUnitFile(dir: string = SYSTEMD_UNITS_DIR): WriteFile {
+  return { path: `/etc/systemd/system/${IMDS_GUARD_UNIT}`, content: shippedScript(fs.readFileSync(path.join(dir, IMDS_GUARD_UNIT), "utf8")), permissions: "0644" };
+}
+
 /** Whether `node` takes etcd backups; throws when the env and the interval disagree or the machine holds no member. */
 function backupNeeded(node: NodeDocuments): boolean {
   const on = node.backupIntervalMinutes !== undefined;
@@ -231,6 +239,8 @@ export function cloudConfig(node: NodeDocuments, bootstrapBucket: string) {
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([name, content]) => ({ path: `${ETC_DIR}/${name}`, content, permissions: "0600" })),
     ...(node.backupIntervalMinutes === undefined ? [] : backupUnitFiles(node.backupIntervalMinutes)),
+    // External etcd members run no pods.
+    ...(node.env.NODE_ROLE === "etcd" ? [] : [imdsGuardUnitFile()]),
   ];
   return {
     write_files: files.map((f) => ({ path: f.path, permissions: f.permissions, owner: f.owner ?? "root:root", content: f.content })),

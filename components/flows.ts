@@ -341,13 +341,16 @@ export const FLOWS: readonly Flow[] = [
       { what: "a worker of an auto scaling group learns its name and address (imds)", where: S("lib.sh") },
     ],
   },
+  // No pod reaches IMDS: the hop limit is 1 (components/nodeInstance.ts) and the Kubernetes nodes
+  // drop pod traffic to it (cloud-init/systemd/kubeadm-ha-imds-guard.service). What needs the
+  // role's credentials runs on the masters' host network.
   {
-    from: "pods", to: "instanceMetadata", protocol: "tcp", port: http, when: { awsCloudControllerManager: true },
-    by: [{ what: "the cloud controller's credentials and region; the hop limit of 2 lets containers reach IMDSv2", where: "components/nodeInstance.ts" }],
+    from: "controlPlane", to: "instanceMetadata", protocol: "tcp", port: http, when: { awsCloudControllerManager: true },
+    by: [{ what: "the cloud controller, on the host network: the control plane role's credentials and the region", where: "components/addons.ts" }],
   },
   {
-    from: "pods", to: "instanceMetadata", protocol: "tcp", port: http, when: { ebsCsiDriver: true },
-    by: [{ what: "the EBS CSI controller's credentials and the node plugin's instance ID and zone", where: "components/addons.ts" }],
+    from: "controlPlane", to: "instanceMetadata", protocol: "tcp", port: http, when: { ebsCsiDriver: true },
+    by: [{ what: "the EBS CSI controller, put on the host network by a patch: the control plane role's credentials (the node plugin reads its Node object instead)", where: "components/addons.ts" }],
   },
   {
     from: "controlPlane", to: "awsApis", protocol: "tcp", port: https, when: { awsCloudControllerManager: true },

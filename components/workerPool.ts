@@ -17,9 +17,10 @@
  * carries a placeholder, and the token lives on a machine only in memory and under /run during
  * the join. The trade-off: a token that leaks stays valid until someone deletes it
  * (`kubeadm token delete <id>`, then store a new one in the secret), and it lets its holder
- * register a node under any name. Whoever runs code under the worker role can read it: any
- * worker machine, and any pod on one unless the pod network blocks 169.254.169.254 (hop limit 2
- * lets pods reach IMDS). The alternatives close that window at the cost of moving parts: a
+ * register a node under any name. Whoever runs code under the worker role can read it: root on
+ * a worker machine, but no pod (IMDSv2's hop limit is 1, and the node drops pod traffic to
+ * 169.254.169.254, cloud-init/systemd/kubeadm-ha-imds-guard.service). The alternatives close
+ * that window at the cost of moving parts: a
  * rotated token (a job mints a short-lived token every few hours and rewrites the secret; if the
  * job stops, scale-out stops), or identity-based bootstrap as kOps does (a controller on the
  * masters checks the machine's signed AWS identity and issues a kubelet certificate for exactly
@@ -30,6 +31,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { NodeValues, joinConfiguration, toYaml } from "../cloud-init/kubeadm";
 import { NodeDocuments, assertUserDataSize, encodeUserData, renderCloudConfig } from "../cloud-init/render";
 import { ConfigError, NODE_TEMPLATE_TAG_PREFIX, RESERVED_LABEL_PREFIX, WorkerPoolConfig, WorkerPoolInput, architectureOf, parseWorkerPool } from "../config";
+import { IMDS_HOP_LIMIT } from "./nodeInstance";
 import { clusterTags } from "./tags";
 
 /** Stand in the kubeadm documents for the node name and address; fetch-secrets.sh substitutes them at boot. */
@@ -252,9 +254,9 @@ export class WorkerPool extends pulumi.ComponentResource {
         instanceType: isMixed(pool) ? undefined : pool.instanceTypes[0],
         iamInstanceProfile: { name: join.instanceProfileName },
         vpcSecurityGroupIds: [join.securityGroupId, ...pool.extraSecurityGroupIds],
-        // Required tokens stop SSRF-style credential theft; hop limit 2 lets pods behind the
-        // node's network namespace (the cloud controller, CSI) still reach IMDS.
-        metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 },
+        // Required tokens stop SSRF-style credential theft; hop limit 1 keeps pods from the
+        // worker role and its join token (components/nodeInstance.ts IMDS_HOP_LIMIT).
+        metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: IMDS_HOP_LIMIT },
         blockDeviceMappings: [
           { deviceName: UBUNTU_ROOT_DEVICE, ebs: { volumeType: "gp3", volumeSize: pool.rootVolumeGiB, encrypted: "true", deleteOnTermination: "true" } },
         ],

@@ -105,6 +105,7 @@ const ccmCall = (m: Machine) =>
   helmCall(m, "aws-cloud-controller-manager", "aws-cloud-controller-manager", "https://kubernetes.github.io/cloud-provider-aws", "0.0.10", "kube-system");
 const ebsCall = (m: Machine) => helmCall(m, "aws-ebs-csi-driver", "aws-ebs-csi-driver", "https://kubernetes-sigs.github.io/aws-ebs-csi-driver", "2.56.1", "kube-system");
 const applyCall = (m: Machine) => `kubectl apply -f ${m.etc}/addons/storageclass.yaml`;
+const patchCall = (m: Machine) => `kubectl -n kube-system patch deployment ebs-csi-controller --type merge --patch-file ${m.etc}/addons/aws-ebs-csi-driver-ebs-csi-controller.patch.json`;
 
 describe("addons.sh", () => {
   test("installs helm from the pinned snap channel, then every release in order, then the StorageClass", () => {
@@ -118,7 +119,12 @@ describe("addons.sh", () => {
       ciliumCall(m),
       ccmCall(m),
       ebsCall(m),
+      patchCall(m),
       applyCall(m),
+    ]);
+    // The EBS CSI controller goes onto the host network, where IMDS answers it (issue 15).
+    expect(m.lines("kubectl-patch.log")).toEqual([
+      `deployment/ebs-csi-controller {"spec":{"template":{"spec":{"hostNetwork":true,"dnsPolicy":"ClusterFirstWithHostNet"}}}} kubeconfig=${m.adminConf}`,
     ]);
     // Each helm call used the cluster-admin kubeconfig kubeadm init wrote, and its own values file.
     expect(m.lines("helm-state.log")).toEqual([
@@ -133,14 +139,14 @@ describe("addons.sh", () => {
     const m = machine();
     expect(m.exec().status).toBe(0);
     expect(m.calls().filter((c) => c.startsWith("snap "))).toEqual([]);
-    expect(m.calls()).toEqual([ciliumCall(m), ccmCall(m), ebsCall(m), applyCall(m)]);
+    expect(m.calls()).toEqual([ciliumCall(m), ccmCall(m), ebsCall(m), patchCall(m), applyCall(m)]);
   });
 
   test("a release that fails twice is retried and the rest follow", () => {
     const m = machine({ env: { STUB_HELM_FAILS: "2" } });
     const r = m.exec();
     expect(r.status).toBe(0);
-    expect(m.calls()).toEqual([ciliumCall(m), ciliumCall(m), ciliumCall(m), ccmCall(m), ebsCall(m), applyCall(m)]);
+    expect(m.calls()).toEqual([ciliumCall(m), ciliumCall(m), ciliumCall(m), ccmCall(m), ebsCall(m), patchCall(m), applyCall(m)]);
     expect(r.stderr).toContain("helm: attempt 2/3 failed, retrying in 0s");
   });
 
@@ -159,7 +165,15 @@ describe("addons.sh", () => {
     const r = m.exec();
     expect(r.status).toBe(8);
     expect(r.stderr).toContain(`ERROR: could not apply ${m.etc}/addons/storageclass.yaml after 3 attempts`);
-    expect(m.calls().filter((c) => c.startsWith("kubectl "))).toEqual(Array(3).fill(applyCall(m)));
+    expect(m.calls().filter((c) => c.startsWith("kubectl "))).toEqual([patchCall(m), ...Array(3).fill(applyCall(m))]);
+  });
+
+  test("a patch the API never takes: exit 8 after the retries, the StorageClass not applied", () => {
+    const m = machine({ env: { STUB_KUBECTL_PATCH_FAILS: "always" } });
+    const r = m.exec();
+    expect(r.status).toBe(8);
+    expect(r.stderr).toContain("ERROR: could not patch deployment kube-system/ebs-csi-controller after 3 attempts");
+    expect(m.calls().filter((c) => c.startsWith("kubectl "))).toEqual(Array(3).fill(patchCall(m)));
   });
 
   test("without the EBS CSI driver: its release and the StorageClass are not there, and nothing is applied", () => {
@@ -257,7 +271,7 @@ describe("bootstrap.sh runs addons.sh", () => {
     expect(r.stderr).toContain("bootstrap complete: init");
     expect(r.status).toBe(0);
     const flow = m.calls().filter((c) => /^(kubeadm|helm|kubectl) /.test(c));
-    expect(flow).toEqual([`kubeadm init --config ${m.env.KUBEADM_HA_RUN}/init.yaml --skip-token-print`, ciliumCall(m), ccmCall(m), ebsCall(m), applyCall(m)]);
+    expect(flow).toEqual([`kubeadm init --config ${m.env.KUBEADM_HA_RUN}/init.yaml --skip-token-print`, ciliumCall(m), ccmCall(m), ebsCall(m), patchCall(m), applyCall(m)]);
   });
 
   test("a replacement first master joins the existing cluster and installs nothing", () => {

@@ -766,6 +766,20 @@ describe("install.sh", () => {
     expect(calls.filter((c) => c.startsWith("snap "))).toEqual([]);
   });
 
+  test.each([
+    ["a master", "control-plane" as const, true],
+    ["a worker", "worker" as const, true],
+    ["an external etcd member (no pods)", "etcd" as const, false],
+  ])("(l) %s: pod traffic to IMDS is dropped before the kubelet can start a pod (issue 15)", (_, role, guarded) => {
+    const m = machine({ role });
+    expect(m.exec("install.sh").status).toBe(0);
+    const calls = m.calls();
+    const guard = "systemctl enable --now kubeadm-ha-imds-guard.service";
+    expect(calls.filter((c) => c === guard)).toHaveLength(guarded ? 1 : 0);
+    if (guarded) expect(calls.indexOf(guard)).toBeGreaterThan(calls.indexOf("systemctl enable kubelet"));
+    expect(calls.find((c) => c.includes(" install -y containerd"))).toContain(" iptables");
+  });
+
   test("(l) is idempotent: a second run leaves the same files", () => {
     const m = machine();
     expect(m.exec("install.sh").status).toBe(0);

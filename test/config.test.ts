@@ -61,6 +61,13 @@ describe("parseConfig defaults", () => {
     expect(parseConfig({ ...base(), apiLoadBalancer: { scheme: "internal", allowedCidrs: ["10.0.0.0/8"] } }).apiLoadBalancer.allowedCidrs).toEqual(["10.0.0.0/8"]);
   });
 
+  it("the EBS CSI driver needs the cloud controller: its node plugin reads the Node's provider ID, not IMDS (issue 15)", () => {
+    expect(problemsOf({ ...base(), addons: { awsCloudControllerManager: false } })).toEqual([
+      "addons.ebsCsiDriver: true — needs addons.awsCloudControllerManager: pods cannot reach the instance metadata service, so the EBS CSI node plugin reads its instance ID and zone from the Node's provider ID, which only the cloud controller sets; turn the cloud controller on or the driver off",
+    ]);
+    expect(problemsOf({ ...base(), addons: { awsCloudControllerManager: false, ebsCsiDriver: false } })).toEqual([]);
+  });
+
   it("keeps valid non-default values", () => {
     const c = parseConfig({
       ...base(),

@@ -151,9 +151,9 @@ describe("ControlPlane component", () => {
     ]);
   });
 
-  it("requires IMDSv2 with hop limit 2 and encrypts the gp3 root volume", () => {
+  it("requires IMDSv2 with hop limit 1 (no pod reaches IMDS, issue 15) and encrypts the gp3 root volume", () => {
     for (const r of instances()) {
-      expect(r.inputs.metadataOptions).toEqual({ httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 });
+      expect(r.inputs.metadataOptions).toEqual({ httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 });
       expect(r.inputs.rootBlockDevice).toEqual({ volumeType: "gp3", volumeSize: 60, encrypted: true, deleteOnTermination: true });
       expect(r.inputs.iamInstanceProfile).toBe("dev-control-plane");
       expect(r.inputs.vpcSecurityGroupIds).toEqual(["sg-cp"]);

@@ -31,7 +31,7 @@ const host = (ip: string) => `ip-${ip.replace(/\./g, "-")}.eu-west-1.compute.int
 const MEMBER_IPS = ["10.0.0.20", "10.0.32.20", "10.0.64.20"];
 const MASTER_IPS = ["10.0.0.10", "10.0.32.10", "10.0.64.10"];
 const HARDENING = {
-  metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 },
+  metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
   rootBlockDevice: { volumeType: "gp3", volumeSize: 40, encrypted: true, deleteOnTermination: true },
   userDataReplaceOnChange: false,
 };

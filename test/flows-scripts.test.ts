@@ -22,6 +22,7 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
     // The chart from its repository, the release through admin.conf's controlPlaneEndpoint.
     [/helm upgrade --install .* --repo/, [["internet", 443], ["apiLoadBalancer", 6443]]],
     [/kubectl apply -f "\$storage_class"/, [["apiLoadBalancer", 6443]]],
+    [/kubectl -n "\$namespace" patch/, [["apiLoadBalancer", 6443]]],
   ],
   "boot.sh": [[/aws s3api get-object/, [["s3", 443]]]],
   "bootstrap.sh": [

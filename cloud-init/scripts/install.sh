@@ -44,7 +44,7 @@ sysctl --system >/dev/null
 
 log "installing containerd from the Ubuntu archive"
 retry 5 "$KUBEADM_HA_POLL_SECONDS" apt_get update
-retry 5 "$KUBEADM_HA_POLL_SECONDS" apt_get install -y containerd ca-certificates curl gpg
+retry 5 "$KUBEADM_HA_POLL_SECONDS" apt_get install -y containerd ca-certificates curl gpg iptables
 mkdir -p "${CONTAINERD_CONFIG%/*}"
 # kubeadm configures the kubelet with the systemd cgroup driver; containerd must use the same one
 # or pods are killed and restarted under two cgroup managers. containerd 2.0/2.1 leave the key out
@@ -74,6 +74,12 @@ retry 5 "$KUBEADM_HA_POLL_SECONDS" apt_get install -y --allow-change-held-packag
   "kubelet=$KUBERNETES_VERSION-*" "kubeadm=$KUBERNETES_VERSION-*" "kubectl=$KUBERNETES_VERSION-*"
 apt-mark hold kubelet kubeadm kubectl
 systemctl enable kubelet
+# Before the kubelet ever runs a pod: pods never reach the instance metadata service, where the
+# node role's credentials are (cloud-init/systemd/kubeadm-ha-imds-guard.service). etcd members run none.
+if [[ $NODE_ROLE != etcd ]]; then
+  log "dropping pod traffic to the instance metadata service"
+  systemctl enable --now kubeadm-ha-imds-guard.service
+fi
 
 if ! command -v aws >/dev/null; then
   log "installing the AWS CLI snap"
