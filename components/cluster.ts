@@ -235,7 +235,9 @@ export class Cluster extends pulumi.ComponentResource {
       addonFiles: installer === "nodes" ? addonNodeFiles(releases, storageClass) : undefined,
       tags,
       // A master boots and fetches its material at once; the secret must hold a version by then.
-      dependsOn: [secrets.secretVersions.controlPlane, assets],
+      // Its first boot needs the way out (packages, images, Secrets Manager) and the nodes' API
+      // endpoint (master 0's kubeadm init, the others' joins).
+      dependsOn: [secrets.secretVersions.controlPlane, assets, ...network.egress, ...lb.listeners],
     }, child);
 
     const etcd = external
@@ -255,8 +257,9 @@ export class Cluster extends pulumi.ComponentResource {
         timings: etcdTimings,
         backup: etcdBackup,
         tags,
-        // A member fetches its certificates at boot; the secret must hold a version by then.
-        dependsOn: [secrets.secretVersions.etcd!, assets],
+        // A member fetches its certificates at boot; the secret must hold a version by then, and
+        // the way out must exist. Members never call the Kubernetes API.
+        dependsOn: [secrets.secretVersions.etcd!, assets, ...network.egress],
       }, child)
       : undefined;
 
@@ -299,8 +302,9 @@ export class Cluster extends pulumi.ComponentResource {
           join: this.workerJoin,
           pool,
           tags,
-          // A worker fetches its join token at boot; the secret must hold a version by then.
-          dependsOn: [secrets.secretVersions.worker, assets],
+          // A worker fetches its join token at boot; the secret must hold a version by then, and
+          // it joins through the internal endpoint over routes that must exist.
+          dependsOn: [secrets.secretVersions.worker, assets, ...network.egress, ...lb.listeners],
         }, child),
     );
     this.workerAutoScalingGroups = Object.fromEntries(this.workerPools.map((p) => [p.settings.name, p.autoScalingGroupName]));

@@ -196,8 +196,8 @@ describe("ControlPlane component", () => {
 
   it("replaces a master by deleting it first: its successor takes the same fixed address and name", () => {
     // What the engine receives, caller options merged; the attachments keep Pulumi's default.
-    expect(instances().map((r) => [r.name, r.options])).toEqual(
-      [0, 1, 2].map((i) => [`cp-master-${i}`, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"], retainOnDelete: false }]),
+    expect(instances().map((r) => [r.name, { ...r.options, dependencies: undefined }])).toEqual(
+      [0, 1, 2].map((i) => [`cp-master-${i}`, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"], retainOnDelete: false, dependencies: undefined }]),
     );
     expect(attachments().map((r) => r.options.deleteBeforeReplace)).toEqual(Array(6).fill(false));
   });

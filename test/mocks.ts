@@ -23,6 +23,8 @@ export interface RegistrationOptions {
   deleteBeforeReplace: boolean;
   ignoreChanges: string[];
   retainOnDelete: boolean;
+  /** URNs of what the resource depends on, `dependsOn` included: the engine creates them first. */
+  dependencies: string[];
 }
 
 const fixture = (f: string) => fs.readFileSync(path.join(__dirname, "fixtures", f), "utf8");
@@ -109,7 +111,7 @@ export async function setupMocks(opts: { project?: string; stack?: string; regio
   const registrations: Registration[] = [];
   const project = opts.project ?? "kubeadm-ha";
   if (opts.config) pulumi.runtime.setAllConfig(opts.config);
-  let options: RegistrationOptions = { deleteBeforeReplace: false, ignoreChanges: [], retainOnDelete: false };
+  let options: RegistrationOptions = { deleteBeforeReplace: false, ignoreChanges: [], retainOnDelete: false, dependencies: [] };
   await pulumi.runtime.setMocks(
     {
       newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, any> } {
@@ -142,7 +144,12 @@ export async function setupMocks(opts: { project?: string; stack?: string; regio
   const monitor = pulumi.runtime.getMonitor() as any;
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: any, callback: unknown) => {
-    options = { deleteBeforeReplace: req.getDeletebeforereplace(), ignoreChanges: req.getIgnorechangesList(), retainOnDelete: req.getRetainondelete() ?? false };
+    options = {
+      deleteBeforeReplace: req.getDeletebeforereplace(),
+      ignoreChanges: req.getIgnorechangesList(),
+      retainOnDelete: req.getRetainondelete() ?? false,
+      dependencies: req.getDependenciesList(),
+    };
     return register(req, callback);
   };
   return registrations;
