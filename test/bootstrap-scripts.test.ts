@@ -780,6 +780,35 @@ describe("install.sh", () => {
     expect(calls.find((c) => c.includes(" install -y containerd"))).toContain(" iptables");
   });
 
+  const aptCalls = (m: Machine) => m.calls().filter((c) => c.startsWith("apt-get ")).map((c) => (c.includes(" update") ? "update" : c.includes(" install ") ? "install" : c));
+
+  test("(l) an apt-get update that cannot reach the mirror is an error, retried until the lists are fresh (issue 15)", () => {
+    // Without Error-Mode=any, apt-get update exits 0 here, the retry never retries, and every install fails on stale lists.
+    const m = machine({ env: { STUB_APT_UPDATE_FAILS: "2" } });
+    const r = m.exec("install.sh");
+    expect(r.stderr).toContain("host prepared");
+    expect(r.status).toBe(0);
+    for (const c of m.calls().filter((x) => x.startsWith("apt-get ") && x.includes(" update"))) expect(c).toContain("-o APT::Update::Error-Mode=any update");
+    expect(aptCalls(m)).toEqual(["update", "update", "update", "install", "update", "install"]);
+    expect(r.stderr).toContain("apt_install: attempt 2/5 failed");
+  });
+
+  test("(l) every install retry refreshes the lists first (issue 15)", () => {
+    const m = machine({ env: { STUB_APT_INSTALL_FAILS: "1" } });
+    expect(m.exec("install.sh").status).toBe(0);
+    expect(aptCalls(m)).toEqual(["update", "install", "update", "install", "update", "install"]);
+  });
+
+  test("(l) a mirror that stays unreachable stops the host preparation after the retries, with apt's error", () => {
+    const m = machine({ env: { STUB_APT_UPDATE_FAILS: "always" } });
+    const r = m.exec("install.sh");
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("E: Some index files failed to download");
+    expect(r.stderr).toContain("apt_install: failed 5 times, giving up");
+    expect(aptCalls(m)).toEqual(Array(5).fill("update"));
+    expect(r.stderr).not.toContain("host prepared");
+  });
+
   test("(l) is idempotent: a second run leaves the same files", () => {
     const m = machine();
     expect(m.exec("install.sh").status).toBe(0);

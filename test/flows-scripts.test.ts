@@ -12,7 +12,7 @@ import { FLOWS, Party } from "../components/flows";
 import { SCRIPTS_DIR, ScriptNeeds, scriptsFor, shippedScript } from "../cloud-init/render";
 
 /** Commands that open connections, at a command position once quoted strings are gone. */
-const NETWORKED = /(^|[\s;|&(!{])(curl|aws|kubectl|lock_kubectl|helm|etcdctl_run|ctl|ctr|snap install|apt_get|apt-get|kubeadm (?:init|join|reset))\b/;
+const NETWORKED = /(^|[\s;|&(!{])(curl|aws|kubectl|lock_kubectl|helm|etcdctl_run|ctl|ctr|snap install|apt_get|apt_install|apt_update|apt-get|kubeadm (?:init|join|reset))\b/;
 
 type Dial = [Party, number];
 /** Per script: a pattern of the (continuation-joined) line, and what it dials; [] for this machine only. */
@@ -62,6 +62,10 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
     // The Ubuntu archive (http) and, once added, pkgs.k8s.io (https).
     [/apt_get\(\) \{ apt-get/, [["internet", 80], ["internet", 443]]],
     [/apt_get (update|install)/, [["internet", 80], ["internet", 443]]],
+    [/apt_get -o APT::Update::Error-Mode=any update/, [["internet", 80], ["internet", 443]]],
+    // The two helpers above: every install refreshes the lists first.
+    [/apt_update\(\) \{|apt_install\(\) \{/, [["internet", 80], ["internet", 443]]],
+    [/apt_install -y/, [["internet", 80], ["internet", 443]]],
     [/curl -fsSL .*"\$KUBE_REPO\/Release.key"/, [["internet", 443]]],
     [/snap install aws-cli/, [["internet", 443]]],
     // Package names, not commands.
