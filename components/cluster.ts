@@ -10,6 +10,7 @@ import { AddonSummary, Addons, addonNodeFiles, addonReleases, addonSummaries, de
 import { bundledScriptContents } from "../cloud-init/render";
 import { ApiLoadBalancer } from "./apiLoadBalancer";
 import { BootstrapAssets } from "./bootstrapAssets";
+import { BootstrapHealth } from "./bootstrapHealth";
 import { ControlPlane, placeNodes } from "./controlPlane";
 import { SecretsEncryption } from "./encryption";
 import { EtcdCertificates, EtcdCluster, etcdMembers, externalEtcdConfig } from "./etcd";
@@ -264,22 +265,26 @@ export class Cluster extends pulumi.ComponentResource {
       : undefined;
 
     // Masters and etcd members are single fixed-address machines that no auto scaling group replaces.
+    const fixedMachines = [
+      ...controlPlane.placements.map((p, i) => ({
+        name: `${name}-control-plane-master-${p.index}`,
+        displayName: `${c.clusterName}-master-${p.index}`,
+        instanceId: controlPlane.instanceIds[i],
+      })),
+      ...(etcd
+        ? etcd.members.map((m, i) => ({ name: `${name}-etcd-member-${m.index}`, displayName: `${c.clusterName}-etcd-${m.index}`, instanceId: etcd.instanceIds[i] }))
+        : []),
+    ];
     if (c.autoRecovery)
-      new RecoveryAlarms(`${name}-recovery`, {
-        clusterName: c.clusterName,
-        region: c.region,
-        instances: [
-          ...controlPlane.placements.map((p, i) => ({
-            name: `${name}-control-plane-master-${p.index}`,
-            displayName: `${c.clusterName}-master-${p.index}`,
-            instanceId: controlPlane.instanceIds[i],
-          })),
-          ...(etcd
-            ? etcd.members.map((m, i) => ({ name: `${name}-etcd-member-${m.index}`, displayName: `${c.clusterName}-etcd-${m.index}`, instanceId: etcd.instanceIds[i] }))
-            : []),
-        ],
-        tags,
-      }, child);
+      new RecoveryAlarms(`${name}-recovery`, { clusterName: c.clusterName, region: c.region, instances: fixedMachines, tags }, child);
+    // A machine whose first boot gives up reports it: workers to their group, the others to an alarm.
+    new BootstrapHealth(`${name}-bootstrap-health`, {
+      clusterName: c.clusterName,
+      instances: fixedMachines,
+      workerRoleArn: roles.roleArns.worker,
+      fixedRoleArns: [roles.roleArns.controlPlane, ...(roles.roleArns.etcd ? [roles.roleArns.etcd] : [])],
+      tags,
+    }, child);
 
     // Worker pools: everything a pool needs is public, so a program can build more pools from it.
     this.workerJoin = {

@@ -338,7 +338,7 @@ export const FLOWS: readonly Flow[] = [
     from: ALL_MACHINES, to: "instanceMetadata", protocol: "tcp", port: http,
     by: [
       { what: "the AWS CLI of every script: instance profile credentials from IMDSv2, which the machines require", where: "components/nodeInstance.ts" },
-      { what: "a worker of an auto scaling group learns its name and address (imds)", where: S("lib.sh") },
+      { what: "a worker of an auto scaling group learns its name and address (imds); every machine its instance ID for the bootstrap's report", where: S("lib.sh") },
     ],
   },
   // No pod reaches IMDS: the hop limit is 1 (components/nodeInstance.ts) and the Kubernetes nodes
@@ -359,6 +359,14 @@ export const FLOWS: readonly Flow[] = [
   {
     from: "controlPlane", to: "awsApis", protocol: "tcp", port: https, when: { ebsCsiDriver: true },
     by: [{ what: "the EBS CSI controller on the masters: the EC2 volume APIs, through NAT", where: "components/iam.ts" }],
+  },
+  {
+    from: "worker", to: "awsApis", protocol: "tcp", port: https,
+    by: [{ what: "a worker whose bootstrap gave up marks itself Unhealthy (aws autoscaling set-instance-health), through NAT", where: S("lib.sh") }],
+  },
+  {
+    from: ["controlPlane", "etcd"], to: "awsApis", protocol: "tcp", port: https,
+    by: [{ what: "a master or etcd member publishes its bootstrap's outcome for its alarm (aws cloudwatch put-metric-data), through NAT", where: S("lib.sh") }],
   },
   {
     from: ALL_MACHINES, to: "ssm", protocol: "tcp", port: https,

@@ -9,7 +9,7 @@
  * drops requests, call orders (test/boot-script.test.ts, test/bootstrap-scripts.test.ts,
  * test/etcd-backup-real.test.ts).
  */
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -148,6 +148,107 @@ for o in args["objects"]:
     expect(r.stderr).toContain("An error occurred (AccessDenied) when calling the GetObject operation");
     expect(r.stderr).toContain("fetch_one: failed 12 times, giving up");
   }, 90000);
+});
+
+/**
+ * A fake instance metadata service on a free loopback port (IMDSv2: a PUT for the token, then the
+ * token on every read), in a process of its own: the scripts run while the test waits on them.
+ */
+async function fakeImds(instanceId: string): Promise<{ endpoint: string; stop: () => void }> {
+  const script = `
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def reply(self, code, body=b""):
+        self.send_response(code); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def do_PUT(self):
+        self.reply(200, b"fake-token") if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds") else self.reply(400)
+    def do_GET(self):
+        if self.headers.get("X-aws-ec2-metadata-token") != "fake-token": return self.reply(401)
+        self.reply(200, sys.argv[1].encode()) if self.path == "/latest/meta-data/instance-id" else self.reply(404)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+`;
+  const proc = spawn(path.join(AWS_BIN, "python"), ["-c", script, instanceId], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<string>((resolve, reject) => {
+    proc.stdout!.once("data", (d) => resolve(String(d).trim()));
+    proc.once("exit", (code) => reject(new Error(`fake IMDS exited with ${code}`)));
+  });
+  return { endpoint: `http://127.0.0.1:${port}`, stop: () => proc.kill("SIGKILL") };
+}
+
+/** Runs a script of `m` without blocking the event loop. */
+function execAsync(m: Machine, script: string, env: Record<string, string>): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn("/bin/bash", [path.join(m.lib, script)], {
+      env: {
+        PATH: `${m.bin}:${AWS_BIN}:/usr/bin:/bin`, HOME: m.root, LANG: "C.UTF-8", KUBEADM_HA_LIB: m.lib, KUBEADM_HA_ETC: m.etc, KUBERNETES_DIR: m.kube,
+        KUBEADM_HA_RUN: m.run, KUBEADM_HA_POLL_SECONDS: "0", ...moto.env(), ...env,
+      },
+    });
+    let stderr = "";
+    p.stderr.on("data", (d) => (stderr += d));
+    p.once("exit", (status) => resolve({ status, stderr }));
+  });
+}
+
+describe("boot.sh reports a bootstrap that gave up (issue 15)", () => {
+  const FAILING_BOOTSTRAP = '#!/usr/bin/env bash\necho "kubeadm join failed 5 times" >&2\nexit 5\n';
+  /** A machine whose bootstrap.sh gives up with exit 5; install.sh does nothing and no script is fetched. */
+  function failingMachine(env: Record<string, string>): Machine {
+    const m = new Machine({ BOOTSTRAP_BUCKET: "unused", BOOTSTRAP_PREFIX: "bootstrap/", ...env }, ["boot.sh", "lib.sh"]);
+    fs.writeFileSync(path.join(m.lib, "install.sh"), "#!/usr/bin/env bash\n", { mode: 0o755 });
+    fs.writeFileSync(path.join(m.lib, "bootstrap.sh"), FAILING_BOOTSTRAP, { mode: 0o755 });
+    fs.writeFileSync(path.join(m.etc, "bundle.list"), "");
+    return m;
+  }
+
+  it("a worker marks itself Unhealthy to its auto scaling group, which will replace it", async () => {
+    const instanceId = moto.python<string>(
+      `ami = client("ec2").describe_images()["Images"][0]["ImageId"]
+asg = client("autoscaling")
+asg.create_launch_configuration(LaunchConfigurationName="dev-general", ImageId=ami, InstanceType="t3.micro")
+asg.create_auto_scaling_group(AutoScalingGroupName="dev-general-0001", LaunchConfigurationName="dev-general", MinSize=1, MaxSize=1, DesiredCapacity=1,
+    AvailabilityZones=["eu-west-1a"], Tags=[{"Key": "kubeadm-ha/cluster", "Value": "dev", "PropagateAtLaunch": False}])
+out = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["dev-general-0001"])["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]`,
+    );
+    const health = () =>
+      moto.python<string>(`out = client("autoscaling").describe_auto_scaling_instances(InstanceIds=[args["id"]])["AutoScalingInstances"][0]["HealthStatus"]`, { id: instanceId });
+    expect(health()).toMatch(/^healthy$/i);
+    const imds = await fakeImds(instanceId);
+    try {
+      const r = await execAsync(failingMachine({}), "boot.sh", { IMDS_ENDPOINT: imds.endpoint });
+      expect(r.stderr).toContain(`bootstrap gave up (exit 5): marking ${instanceId} Unhealthy`);
+      expect(r.status).toBe(5);
+    } finally {
+      imds.stop();
+    }
+    expect(health()).toMatch(/^unhealthy$/i);
+  }, 60000);
+
+  it.each([
+    ["control-plane", { NODE_ROLE: "control-plane", ETCD_TOPOLOGY: "stacked" }],
+    ["etcd", { NODE_ROLE: "etcd", ETCD_MEMBERS: `${NODE}=https://10.0.0.20:2380`, API_ENDPOINT: "" }],
+  ])("a %s machine publishes kubeadm-ha/BootstrapFailed 1 for its instance, which its alarm watches", async (role, env) => {
+    const instanceId = `i-0${role === "etcd" ? "e" : "c"}0000000000000${role.length}`;
+    const imds = await fakeImds(instanceId);
+    try {
+      const r = await execAsync(failingMachine(env), "boot.sh", { IMDS_ENDPOINT: imds.endpoint });
+      expect(r.status).toBe(5);
+    } finally {
+      imds.stop();
+    }
+    const points = moto.python<number[]>(
+      `import datetime
+now = datetime.datetime.now(datetime.timezone.utc)
+s = client("cloudwatch").get_metric_statistics(Namespace="kubeadm-ha", MetricName="BootstrapFailed", Dimensions=[{"Name": "InstanceId", "Value": args["id"]}],
+    StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=1), Period=60, Statistics=["Maximum"])
+out = [p["Maximum"] for p in s["Datapoints"]]`,
+      { id: instanceId },
+    );
+    expect(points).toEqual([1]);
+  }, 60000);
 });
 
 describe("fetch-secrets.sh reads the role's secret from Secrets Manager", () => {

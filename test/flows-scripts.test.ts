@@ -78,6 +78,8 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
   ],
   "lib.sh": [
     [/curl .*"\$base\/latest\//, [["instanceMetadata", 80]]],
+    [/aws autoscaling set-instance-health/, [["awsApis", 443]]],
+    [/aws cloudwatch put-metric-data/, [["awsApis", 443]]],
     [/curl .*"https:\/\/\$API_ENDPOINT\/readyz"/, [["apiLoadBalancer", 6443]]],
   ],
 };
