@@ -47,6 +47,10 @@ export interface NodeEnv {
   BACKUP_PREFIX?: string;
   /** With BACKUP_BUCKET: ARN of the KMS key each snapshot is encrypted with. */
   BACKUP_KMS_KEY?: string;
+  /** Master 0 only: every master's fixed address, comma-separated; it asks the others directly before it would initialise. */
+  MASTER_IPS?: string;
+  /** Master 0 only: the SSM parameter that records the cluster's first successful init (components/initMarker.ts). */
+  INIT_MARKER?: string;
   /** The bootstrap bucket boot.sh fetches the other scripts from (components/bootstrapAssets.ts). */
   BOOTSTRAP_BUCKET?: string;
   /** With BOOTSTRAP_BUCKET: the objects' key prefix; an object's key is the prefix and its SHA-256. */

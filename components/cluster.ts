@@ -11,6 +11,7 @@ import { bundledScriptContents } from "../cloud-init/render";
 import { ApiLoadBalancer } from "./apiLoadBalancer";
 import { BootstrapAssets } from "./bootstrapAssets";
 import { BootstrapHealth } from "./bootstrapHealth";
+import { InitMarker } from "./initMarker";
 import { ControlPlane, placeNodes } from "./controlPlane";
 import { SecretsEncryption } from "./encryption";
 import { EtcdCertificates, EtcdCluster, etcdMembers, externalEtcdConfig } from "./etcd";
@@ -200,6 +201,9 @@ export class Cluster extends pulumi.ComponentResource {
         .apply((a) => a.id);
     const amiFor = (instanceType: string): pulumi.Input<string> => amiForArch(architectureOf(instanceType));
 
+    // Master 0's proof that the cluster was never initialised, and the record that it now is.
+    const initMarker = new InitMarker(`${name}-init-marker`, { clusterName: c.clusterName, controlPlaneRoleArn: roles.roleArns.controlPlane, tags }, child);
+
     const endpoint = lb.endpoint;
     // The add-ons, decided before any machine: with the `nodes` installer master 0 carries them.
     const installer = addonInstaller(c);
@@ -234,11 +238,12 @@ export class Cluster extends pulumi.ComponentResource {
       encryptionAtRest: c.encryptionAtRest,
       externalCloudProvider: c.addons.awsCloudControllerManager,
       addonFiles: installer === "nodes" ? addonNodeFiles(releases, storageClass) : undefined,
+      initMarker: initMarker.parameterName,
       tags,
       // A master boots and fetches its material at once; the secret must hold a version by then.
       // Its first boot needs the way out (packages, images, Secrets Manager) and the nodes' API
       // endpoint (master 0's kubeadm init, the others' joins).
-      dependsOn: [secrets.secretVersions.controlPlane, assets, ...network.egress, ...lb.listeners],
+      dependsOn: [secrets.secretVersions.controlPlane, assets, initMarker, ...network.egress, ...lb.listeners],
     }, child);
 
     const etcd = external

@@ -83,6 +83,8 @@ export interface MasterDocumentValues {
   externalCloudProvider?: boolean;
   /** Master 0 only: the add-on files it installs after `kubeadm init` (components/addons.ts addonNodeFiles). Default none. */
   addonFiles?: Record<string, string>;
+  /** The SSM parameter recording the cluster's first successful init (components/initMarker.ts), master 0's INIT_MARKER. Required on master 0. */
+  initMarker?: string;
   masters: Placement[];
 }
 
@@ -109,6 +111,7 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
   };
   if (self.index === 0) kubeadm["init.yaml"] = toYaml(initConfiguration(node, patches), cluster, kubeletConfiguration());
   const addons = self.index === 0 && v.addonFiles !== undefined && Object.keys(v.addonFiles).length > 0;
+  if (self.index === 0 && !v.initMarker) throw new Error("masterDocuments: initMarker is required on master 0: without it master 0 cannot prove the cluster does not exist");
   if (addons) Object.assign(kubeadm, v.addonFiles);
   if (!v.externalEtcd)
     kubeadm["patches/kube-apiserver0+json.yaml"] = toYaml(
@@ -132,6 +135,8 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
         : // kubeadm names a stacked member after its node and serves peers on the node's address.
           { ETCD_MEMBERS: v.masters.map((m) => `${m.name}=https://${m.ip}:2380`).join(","), ETCD_IMAGE: etcdImage(v.kubernetesVersion) }),
       ...backupEnv(v.etcdBackup),
+      // What master 0 checks before kubeadm init: the marker, and every other master directly.
+      ...(self.index === 0 ? { MASTER_IPS: v.masters.map((m) => m.ip).join(","), INIT_MARKER: v.initMarker! } : {}),
     },
     kubeadm,
     backupIntervalMinutes: v.etcdBackup?.intervalMinutes,
@@ -185,6 +190,8 @@ export interface ControlPlaneArgs {
   externalCloudProvider?: boolean;
   /** Files master 0 writes under /etc/kubeadm-ha and installs with helm after `kubeadm init` (addons.installer nodes). Default none. */
   addonFiles?: Record<string, string>;
+  /** The init marker's SSM parameter name (components/initMarker.ts). Required. */
+  initMarker: string;
   tags: Record<string, string>;
   /** Resources every master waits for, such as the secret version it fetches at boot. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
@@ -230,6 +237,7 @@ export class ControlPlane extends pulumi.ComponentResource {
                 etcdBackup,
                 externalCloudProvider: args.externalCloudProvider,
                 addonFiles: args.addonFiles,
+                initMarker: args.initMarker,
                 masters: this.placements,
               },
               p,

@@ -213,6 +213,11 @@ export const FLOWS: readonly Flow[] = [
     ],
   },
   {
+    from: "controlPlane", to: "controlPlane", protocol: "tcp", port: apiServer,
+    rule: "kube-apiserver of the other masters, asked directly by master 0 before it would initialise",
+    by: [{ what: "master 0 probes every other master's https://<ip>:6443/readyz: an API there means the cluster exists, whatever the load balancer says", where: S("bootstrap.sh") }],
+  },
+  {
     from: "controlPlane", to: KUBERNETES_NODES, protocol: "tcp", port: kubelet,
     rule: "kubelet API from kube-apiserver: logs, exec, port-forward",
     by: [{ what: "kube-apiserver calls each kubelet's API for kubectl logs, exec, port-forward and attach", where: "https://kubernetes.io/docs/concepts/architecture/control-plane-node-communication/#control-plane-to-node" }],
@@ -367,6 +372,10 @@ export const FLOWS: readonly Flow[] = [
   {
     from: ["controlPlane", "etcd"], to: "awsApis", protocol: "tcp", port: https,
     by: [{ what: "a master or etcd member publishes its bootstrap's outcome for its alarm (aws cloudwatch put-metric-data), through NAT", where: S("lib.sh") }],
+  },
+  {
+    from: "controlPlane", to: "ssm", protocol: "tcp", port: https,
+    by: [{ what: "master 0 reads the init marker (aws ssm get-parameter) before it would initialise and writes it after, through NAT", where: S("bootstrap.sh") }],
   },
   {
     from: ALL_MACHINES, to: "ssm", protocol: "tcp", port: https,

@@ -219,7 +219,7 @@ describe("bootstrap.sh runs addons.sh", () => {
   /** A master 0 with the add-on files, whose install and secret fetch run against stubs. */
   function master0(env: Record<string, string>, topology: "stacked" | "external" = "stacked"): Machine {
     const m = machine({ adminConf: false });
-    for (const [cmd, file] of Object.entries({ "apt-get": "apt-get.sh", aws: "aws.sh", containerd: "containerd.sh", curl: "curl.sh", gpg: "gpg.sh", kubeadm: "kubeadm.sh" }))
+    for (const [cmd, file] of Object.entries({ "apt-get": "apt-get.sh", aws: "aws.sh", containerd: "containerd.sh", curl: "curl.sh", getent: "getent.sh", gpg: "gpg.sh", kubeadm: "kubeadm.sh" }))
       fs.copyFileSync(path.join(STUBS, file), path.join(m.bin, cmd));
     for (const cmd of ["apt-mark", "modprobe", "swapoff", "sysctl", "systemctl"]) fs.copyFileSync(path.join(STUBS, "record.sh"), path.join(m.bin, cmd));
     for (const cmd of fs.readdirSync(m.bin)) fs.chmodSync(path.join(m.bin, cmd), 0o755);
@@ -236,6 +236,8 @@ describe("bootstrap.sh runs addons.sh", () => {
       SECRET_ID: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-control-plane",
       ETCD_TOPOLOGY: topology,
       ...(topology === "external" ? { ETCD_ENDPOINTS: "https://10.0.0.20:2379" } : {}),
+      MASTER_IPS: "10.0.1.10,10.0.2.10,10.0.3.10",
+      INIT_MARKER: "/kubeadm-ha/prod/control-plane-initialised",
       TOKEN_PLACEHOLDER: PLACEHOLDER,
     };
     m.write(path.join(m.etc, "node.env"), Object.entries(nodeEnv).map(([k, v]) => `${k}='${v}'\n`).join(""));
@@ -246,6 +248,7 @@ describe("bootstrap.sh runs addons.sh", () => {
       ...(topology === "external" ? { "apiserver-etcd-client.crt": "C\n", "apiserver-etcd-client.key": "K\n" } : { "etcd/ca.key": "K\n" }),
     };
     m.write(path.join(m.state, "secret.json"), JSON.stringify(secret));
+    m.write(path.join(m.state, "init-marker"), "pending\n");
     m.write(path.join(m.root, "etc/fstab"), "");
     Object.assign(m.env, {
       KUBEADM_HA_RUN: path.join(m.root, "run/kubeadm-ha"),

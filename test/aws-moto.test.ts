@@ -17,6 +17,7 @@ import * as path from "path";
 import { bootstrapReadPolicy, bundleObjects } from "../components/bootstrapAssets";
 import { SNAPSHOT_PREFIX, backupWritePolicy } from "../components/etcdBackup";
 import { controlPlaneMaterial, secretName, secretPayload, workerMaterial } from "../components/secrets";
+import { INIT_MARKER_PENDING, initMarkerName } from "../components/initMarker";
 import { INLINE_SCRIPTS, bundleList, bundledScriptContents, envFile, scriptFiles, scriptsFor } from "../cloud-init/render";
 import { ACCOUNT, AWS_BIN, Credentials, Moto, REGION } from "./moto";
 import { shipScripts } from "./shipped";
@@ -249,6 +250,57 @@ out = [p["Maximum"] for p in s["Datapoints"]]`,
     );
     expect(points).toEqual([1]);
   }, 60000);
+});
+
+describe("bootstrap.sh's init marker in SSM Parameter Store (issue 15)", () => {
+  const NAME = initMarkerName("dev");
+  beforeAll(() => {
+    // As components/initMarker.ts creates it.
+    moto.python(`client("ssm").put_parameter(Name=args["name"], Type="String", Value=args["value"])`, { name: NAME, value: INIT_MARKER_PENDING });
+  });
+
+  /** read_init_marker and write_init_marker as shipped in bootstrap.sh, run on their own with lib.sh. */
+  function markerScript(): Machine {
+    const m = new Machine({ NODE_ROLE: "control-plane", ETCD_TOPOLOGY: "stacked", INIT_MARKER: NAME }, ["lib.sh", "bootstrap.sh"]);
+    const shipped = fs.readFileSync(path.join(m.lib, "bootstrap.sh"), "utf8");
+    const fn = (name: string) => new RegExp(`^${name}\\(\\) \\{\\n[\\s\\S]*?^\\}$`, "m").exec(shipped)![0];
+    fs.writeFileSync(
+      path.join(m.lib, "marker.sh"),
+      ["#!/usr/bin/env bash", "set -euo pipefail", 'source "${BASH_SOURCE[0]%/*}/lib.sh"', "load_env", fn("read_init_marker"), fn("write_init_marker"), '"$1"', ""].join("\n"),
+    );
+    return m;
+  }
+
+  // moto authorizes requests to services other than S3 against the resource "*" only, so a policy
+  // scoped to the parameter's ARN cannot be enforced here: test/initMarker.test.ts checks the policy.
+  it("master 0 reads pending, writes the marker after its init, and any later read sees it (the real AWS CLI's requests)", () => {
+    const m = markerScript();
+    const read = () => m.exec("marker.sh", ["read_init_marker"]);
+    const run = (fn: string) =>
+      spawnSync("/bin/bash", [path.join(m.lib, "marker.sh"), fn], {
+        encoding: "utf8",
+        env: { PATH: `${AWS_BIN}:/usr/bin:/bin`, HOME: m.root, KUBEADM_HA_LIB: m.lib, KUBEADM_HA_ETC: m.etc, ...moto.env() },
+      });
+    expect(read().status).toBe(0);
+    expect(run("read_init_marker").stdout).toBe("pending\n");
+    const w = run("write_init_marker");
+    expect({ status: w.status, stderr: w.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(run("read_init_marker").stdout).toMatch(new RegExp(`^initialised \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ by ${NODE.replace(/\./g, "\\.")}\\n$`));
+    // The parameter stays a String, overwritten in place: a new version, the same name.
+    expect(moto.python<[string, number]>(`p = client("ssm").get_parameter(Name=args["name"])["Parameter"]
+out = [p["Type"], p["Version"]]`, { name: NAME })).toEqual(["String", 2]);
+  }, 60000);
+
+  it("a marker that does not exist is an error, never an empty value that could read as pending", () => {
+    const m = markerScript();
+    fs.writeFileSync(path.join(m.etc, "node.env"), fs.readFileSync(path.join(m.etc, "node.env"), "utf8").replace(NAME, "/kubeadm-ha/nope/control-plane-initialised"));
+    const r = spawnSync("/bin/bash", [path.join(m.lib, "marker.sh"), "read_init_marker"], {
+      encoding: "utf8",
+      env: { PATH: `${AWS_BIN}:/usr/bin:/bin`, HOME: m.root, KUBEADM_HA_LIB: m.lib, KUBEADM_HA_ETC: m.etc, ...moto.env() },
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("ParameterNotFound");
+  }, 30000);
 });
 
 describe("fetch-secrets.sh reads the role's secret from Secrets Manager", () => {

@@ -107,6 +107,7 @@ describe("ControlPlane component", () => {
       podCidr: "10.244.0.0/16",
       serviceCidr: "10.96.0.0/12",
       leaderElection: LE,
+      initMarker: "/kubeadm-ha/dev/control-plane-initialised",
       tags: { team: "platform" },
     }, {
       transformations: [

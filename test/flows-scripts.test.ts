@@ -34,6 +34,9 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
     [/kubeadm join --config/, [["apiLoadBalancer", 6443], ["controlPlane", 2379], ["etcd", 2379]]],
     // http://127.0.0.1:2381, the member's own metrics listener.
     [/curl .*"\$ETCD_HEALTH_URL"/, []],
+    // Master 0 asks the other masters' API servers directly, and reads and writes the init marker.
+    [/curl .*"https:\/\/\$1:6443\/readyz"/, [["controlPlane", 6443]]],
+    [/aws ssm (get|put)-parameter/, [["ssm", 443]]],
   ],
   "etcd-backup.sh": [
     // https://$NODE_IP:2379: the member on this machine.

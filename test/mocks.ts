@@ -68,6 +68,9 @@ function computedState(type: string, name: string, inputs: Record<string, any>, 
       return { arn: arnOf("elasticloadbalancing", `targetgroup/${inputs.name ?? name}/0123456789abcdef`) };
     case "aws:kms/key:Key":
       return { arn: arnOf("kms", `key/${name}-id`), keyId: `${name}-id` };
+    case "aws:ssm/parameter:Parameter":
+      // A name that starts with "/" follows "parameter" directly in the ARN.
+      return { arn: arnOf("ssm", `parameter${String(inputs.name).startsWith("/") ? "" : "/"}${inputs.name}`) };
     case "aws:secretsmanager/secret:Secret":
       return { arn: arnOf("secretsmanager", `secret:${inputs.name ?? name}-AbCdEf`) };
     case "aws:iam/role:Role":

@@ -4,6 +4,8 @@ import { EtcdTopology } from "../config";
 import { Registration, ofType, settle, setupMocks, valueOf } from "./mocks";
 
 const SERVICE = "kube-apiserver via the kubernetes Service: pods and host-network agents";
+// Issue 15: master 0 also asks the other masters' API servers directly before it would initialise.
+const SERVICE_AND_GUARD = `${SERVICE}; kube-apiserver of the other masters, asked directly by master 0 before it would initialise`;
 const NODES_API = "Kubernetes API from the nodes";
 const PMTU = "Path MTU discovery: ICMP fragmentation needed from the VPC";
 
@@ -14,7 +16,7 @@ const TOPOLOGIES: Array<[EtcdTopology, string[], Record<string, [string, number,
     ["controlPlane", "worker"],
     {
       "control-plane-from-api-lb-tcp-6443": ["tcp", 6443, 6443, "kube-apiserver from the API load balancer: clients and health checks"],
-      "control-plane-from-control-plane-tcp-6443": ["tcp", 6443, 6443, SERVICE],
+      "control-plane-from-control-plane-tcp-6443": ["tcp", 6443, 6443, SERVICE_AND_GUARD],
       "control-plane-from-worker-tcp-6443": ["tcp", 6443, 6443, SERVICE],
       "control-plane-from-control-plane-tcp-10250": ["tcp", 10250, 10250, "kubelet API from kube-apiserver: logs, exec, port-forward"],
       "worker-from-control-plane-tcp-10250": ["tcp", 10250, 10250, "kubelet API from kube-apiserver: logs, exec, port-forward"],
@@ -34,7 +36,7 @@ const TOPOLOGIES: Array<[EtcdTopology, string[], Record<string, [string, number,
     ["controlPlane", "worker", "etcd"],
     {
       "control-plane-from-api-lb-tcp-6443": ["tcp", 6443, 6443, "kube-apiserver from the API load balancer: clients and health checks"],
-      "control-plane-from-control-plane-tcp-6443": ["tcp", 6443, 6443, SERVICE],
+      "control-plane-from-control-plane-tcp-6443": ["tcp", 6443, 6443, SERVICE_AND_GUARD],
       "control-plane-from-worker-tcp-6443": ["tcp", 6443, 6443, SERVICE],
       "control-plane-from-control-plane-tcp-10250": ["tcp", 10250, 10250, "kubelet API from kube-apiserver: logs, exec, port-forward"],
       "worker-from-control-plane-tcp-10250": ["tcp", 10250, 10250, "kubelet API from kube-apiserver: logs, exec, port-forward"],

@@ -17,6 +17,9 @@ export EXIT_QUORUM EXIT_ETCD_BUSY
 # boot.sh: a bootstrap object that cannot be fetched, or whose content is not the one user data pins.
 readonly EXIT_BUNDLE=14
 export EXIT_BUNDLE
+# bootstrap.sh on master 0: the cluster's "initialised" marker cannot be read or written.
+readonly EXIT_INIT_MARKER=15
+export EXIT_INIT_MARKER
 
 LOG_TAG=${BASH_SOURCE[-1]##*/}
 LOG_TAG=${LOG_TAG%.sh}

@@ -36,6 +36,7 @@ import {
   peerCertificateArgs,
   serverCertificateArgs,
 } from "../../components/etcd";
+import { initMarkerName } from "../../components/initMarker";
 import { nthHost, planSubnets } from "../../components/network";
 import { LeafCertificateArgs, caCertHash } from "../../components/pki";
 import { encryptionConfigYaml, ENCRYPTION_CONFIG_FILE } from "../../cloud-init/encryption";
@@ -312,6 +313,7 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
         etcdTimings: { heartbeatIntervalMs: config.etcd.heartbeatIntervalMs, electionTimeoutMs: config.etcd.electionTimeoutMs },
         encryptionAtRest: config.encryptionAtRest,
         externalCloudProvider: config.addons.awsCloudControllerManager,
+        initMarker: initMarkerName(config.clusterName),
         masters: masterPlacements,
       };
       for (const m of masters) {

@@ -1,10 +1,40 @@
 #!/usr/bin/env bash
-# Fails $STUB_AWS_FAILS times (no credentials yet), then prints $STUB_STATE/secret.json.
+# `aws secretsmanager get-secret-value` fails $STUB_AWS_FAILS times (no credentials yet), then
+# prints $STUB_STATE/secret.json. `aws ssm get-parameter` fails $STUB_AWS_SSM_FAILS times (or
+# "always"), then prints $STUB_STATE/init-marker (ParameterNotFound without it); `aws ssm
+# put-parameter --value V` fails $STUB_AWS_SSM_PUT_FAILS times, then writes V there.
 # shellcheck source=stub-lib.sh
 source "${BASH_SOURCE[0]%/*}/stub-lib.sh"
 stub_record "$@"
-if stub_fails "${STUB_AWS_FAILS:-}" "$(stub_count aws)"; then
-  echo "Unable to locate credentials. You can configure credentials by running \"aws configure\"." >&2
-  exit 253
-fi
-cat "$STUB_STATE/secret.json"
+marker=$STUB_STATE/init-marker
+case "$1 $2" in
+  "ssm get-parameter")
+    if stub_fails "${STUB_AWS_SSM_FAILS:-}" "$(stub_count aws-ssm-get)"; then
+      echo "Could not connect to the endpoint URL: \"https://ssm.eu-west-1.amazonaws.com/\"" >&2
+      exit 255
+    fi
+    [[ -f $marker ]] || {
+      echo "An error occurred (ParameterNotFound) when calling the GetParameter operation: " >&2
+      exit 254
+    }
+    cat "$marker"
+    ;;
+  "ssm put-parameter")
+    if stub_fails "${STUB_AWS_SSM_PUT_FAILS:-}" "$(stub_count aws-ssm-put)"; then
+      echo "Could not connect to the endpoint URL: \"https://ssm.eu-west-1.amazonaws.com/\"" >&2
+      exit 255
+    fi
+    while (($#)); do
+      [[ $1 == --value ]] && printf '%s\n' "$2" >"$marker"
+      shift
+    done
+    echo '{"Version": 2, "Tier": "Standard"}'
+    ;;
+  *)
+    if stub_fails "${STUB_AWS_FAILS:-}" "$(stub_count aws)"; then
+      echo "Unable to locate credentials. You can configure credentials by running \"aws configure\"." >&2
+      exit 253
+    fi
+    cat "$STUB_STATE/secret.json"
+    ;;
+esac
