@@ -318,6 +318,11 @@ const Schema = z.strictObject({
   addons: Addons.prefault({}).describe("In-cluster add-ons, each pinned to a version matched to the Kubernetes minor."),
   encryptionAtRest: z.boolean({ error: "must be true or false" }).default(true)
     .describe("Encrypt Secrets in etcd with an API server EncryptionConfiguration (secretbox, a 32-byte random key); the key lives only in Pulumi state and the control plane's secret. Takes effect at cluster creation."),
+  restoreEncryptionKey: z
+    .string({ error: "must be a string: the base64 key of the cluster whose snapshots you restore" })
+    .refine((k) => /^[A-Za-z0-9+/]{43}=$/.test(k) && Buffer.from(k, "base64").length === 32, { error: "must be a 32-byte secretbox key in base64 (44 characters ending in =)" })
+    .optional()
+    .describe("Only when creating a stack that restores another cluster's etcd snapshots: that cluster's Secrets key (`secret` of `key1` in `encryption-at-rest/encryption-config.yaml` of its backup bucket), used instead of a new one. Set it with `--secret`. On an existing stack it would replace the key and every Secret in etcd would become unreadable."),
   autoRecovery: z.boolean({ error: "must be true or false" }).default(true)
     .describe("CloudWatch alarms on each master and etcd machine: EC2 auto recovery when the system status check fails, a reboot when the instance status check fails."),
   leaderElection: LeaderElection.prefault({}).describe("Leader election of kube-controller-manager and kube-scheduler; client-go requires leaseDuration > renewDeadline > 1.2 x retryPeriod."),
@@ -441,6 +446,8 @@ function crossFieldProblems(raw: Record<string, unknown>, c: Partial<ParsedConfi
         "needs addons.awsCloudControllerManager: pods cannot reach the instance metadata service, so the EBS CSI node plugin reads its instance ID and zone from the Node's provider ID, which only the cloud controller sets; turn the cloud controller on or the driver off",
       ),
     );
+  if (c.encryptionAtRest === false && raw.restoreEncryptionKey !== undefined)
+    out.push(problem("restoreEncryptionKey", "[secret]", "applies only with encryptionAtRest: true; remove it or turn encryption at rest on"));
   const etcdRaw = raw.etcd as Record<string, unknown> | undefined;
   if (c.etcd && c.etcd.topology === "stacked")
     for (const k of ["nodeCount", "instanceType", "rootVolumeGiB"])
@@ -516,6 +523,9 @@ function renamedRule(path: PropertyKey[], key: string, value: unknown): string |
   return undefined;
 }
 
+/** Stack config keys whose values are secrets. */
+const SECRET_KEYS = new Set(["restoreEncryptionKey"]);
+
 /** zod issues as `<key>: <value> — <rule>` lines; `prefix` is prepended to every key. */
 function schemaProblems(issues: z.core.$ZodIssue[], raw: unknown, prefix: PropertyKey[] = []): string[] {
   const problems: string[] = [];
@@ -528,7 +538,8 @@ function schemaProblems(issues: z.core.$ZodIssue[], raw: unknown, prefix: Proper
         problems.push(problem(keyOf([...path, k]), value, rule));
       }
     } else {
-      problems.push(problem(keyOf(path), valueAt(raw, issue.path), issue.message));
+      // A secret's value never appears in an error message.
+      problems.push(problem(keyOf(path), SECRET_KEYS.has(String(path[0])) ? "[secret]" : valueAt(raw, issue.path), issue.message));
     }
   }
   return problems;
@@ -550,7 +561,7 @@ export function parseWorkerPool(raw: WorkerPoolInput, key = "pool"): WorkerPoolC
 }
 
 /** Stack config keys that are plain strings; every other key holds an object or list, stored by Pulumi as JSON. */
-const STRING_KEYS = new Set(["clusterName", "kubernetesVersion", "amiId"]);
+const STRING_KEYS = new Set(["clusterName", "kubernetesVersion", "amiId", "restoreEncryptionKey"]);
 
 /**
  * Reads the current stack's config (`kubeadm-ha:*` plus `aws:region`) and validates it.

@@ -116,7 +116,10 @@ export class Cluster extends pulumi.ComponentResource {
     // External etcd: members and their certificates first, since the etcd secret holds the certificates.
     const members = external ? etcdMembers(c.etcd.nodeCount, network.zones, network.plan.map((s) => s.privateCidr), c.region) : [];
     const etcdPki = external ? new EtcdCertificates(`${name}-etcd-pki`, { ca: pki.etcdCa, members }, child) : undefined;
-    const encryption = c.encryptionAtRest ? new SecretsEncryption(`${name}-encryption`, {}, child) : undefined;
+    // A cluster rebuilt from another's snapshots adopts that cluster's key (config restoreEncryptionKey).
+    const encryption = c.encryptionAtRest
+      ? new SecretsEncryption(`${name}-encryption`, c.restoreEncryptionKey ? { suppliedKeys: { key1: pulumi.secret(c.restoreEncryptionKey) } } : {}, child)
+      : undefined;
     const secrets = new BootstrapSecrets(`${name}-secrets`, {
       clusterName: c.clusterName,
       etcdTopology: c.etcd.topology,
@@ -176,13 +179,13 @@ export class Cluster extends pulumi.ComponentResource {
       ? new EtcdBackups(`${name}-etcd-backups`, {
         clusterName: c.clusterName,
         retentionDays: c.etcd.backup.retentionDays,
-        kmsKeyArn: secrets.kmsKeyArn,
+        encryptionConfigYaml: encryption?.configYaml,
         roleArn: external ? roles.roleArns.etcd! : roles.roleArns.controlPlane,
         tags,
       }, child)
       : undefined;
     const etcdBackup = backups
-      ? pulumi.all([backups.bucketName, secrets.kmsKeyArn]).apply(([bucket, kmsKeyArn]) => ({
+      ? pulumi.all([backups.bucketName, backups.kmsKeyArn]).apply(([bucket, kmsKeyArn]) => ({
         bucket, prefix: backups.prefix, kmsKeyArn, intervalMinutes: c.etcd.backup.intervalMinutes,
       }))
       : undefined;

@@ -68,6 +68,19 @@ describe("parseConfig defaults", () => {
     expect(problemsOf({ ...base(), addons: { awsCloudControllerManager: false, ebsCsiDriver: false } })).toEqual([]);
   });
 
+  it("restoreEncryptionKey: a 32-byte base64 key, only with encryption at rest, never echoed in an error (issue 15)", () => {
+    const key = Buffer.alloc(32, 3).toString("base64");
+    expect(parseConfig({ ...base(), restoreEncryptionKey: key }).restoreEncryptionKey).toBe(key);
+    expect(parseConfig(base()).restoreEncryptionKey).toBeUndefined();
+    const short = Buffer.alloc(16, 3).toString("base64");
+    expect(problemsOf({ ...base(), restoreEncryptionKey: short })).toEqual([
+      'restoreEncryptionKey: "[secret]" — must be a 32-byte secretbox key in base64 (44 characters ending in =)',
+    ]);
+    expect(problemsOf({ ...base(), restoreEncryptionKey: key, encryptionAtRest: false })).toEqual([
+      'restoreEncryptionKey: "[secret]" — applies only with encryptionAtRest: true; remove it or turn encryption at rest on',
+    ]);
+  });
+
   it("keeps valid non-default values", () => {
     const c = parseConfig({
       ...base(),
