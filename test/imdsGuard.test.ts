@@ -43,6 +43,58 @@ describe("the IMDS guard unit", () => {
   });
 });
 
+/**
+ * The unit's own commands, run for real in private network namespaces shaped like a node: a "pod"
+ * namespace routed through the node, and the metadata service at 169.254.169.254 one hop away, as
+ * on EC2. The host reaches it before and after; the pod only before. Needs root (or unprivileged
+ * user namespaces), iptables, iproute2, util-linux and python3 (.ci/run installs them).
+ */
+describe("the rule, for real", () => {
+  const commands = (prefix: string) =>
+    imdsGuardUnitFile()
+      .content.split("\n")
+      .filter((l) => l.startsWith(prefix))
+      .map((l) => l.slice(prefix.length).replace(/^-/, ""));
+
+  it("drops a pod's connection to the metadata service and leaves the node's own, and starting it twice leaves one rule", () => {
+    for (const tool of ["iptables", "ip", "unshare", "nsenter", "python3", "curl"])
+      if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) throw new Error(`${tool} is required by the IMDS guard's real test (.ci/run installs it)`);
+    const start = [...commands("ExecStartPre="), ...commands("ExecStart=")];
+    expect(start).toHaveLength(2);
+    const script = `set -euo pipefail
+ip link set lo up
+unshare --net sleep 60 & pod=$!
+unshare --net sleep 60 & imds=$!
+trap 'kill $pod $imds 2>/dev/null || true' EXIT
+sleep 0.3
+ip link add node0 type veth peer name pod0
+ip link set pod0 netns $pod
+ip addr add 10.99.0.1/24 dev node0; ip link set node0 up
+nsenter -t $pod -n sh -c "ip link set lo up; ip addr add 10.99.0.2/24 dev pod0; ip link set pod0 up; ip route add default via 10.99.0.1"
+ip link add node1 type veth peer name imds0
+ip link set imds0 netns $imds
+ip addr add 10.98.0.1/24 dev node1; ip link set node1 up
+ip route add 169.254.169.254/32 via 10.98.0.2
+nsenter -t $imds -n sh -c "ip link set lo up; ip addr add 10.98.0.2/24 dev imds0; ip addr add 169.254.169.254/32 dev lo; ip link set imds0 up; ip route add 10.99.0.0/24 via 10.98.0.1"
+echo 1 >/proc/sys/net/ipv4/ip_forward
+nsenter -t $imds -n python3 -m http.server --bind 169.254.169.254 80 >/dev/null 2>&1 &
+for i in $(seq 50); do curl -s -o /dev/null --max-time 1 http://169.254.169.254/ && break; sleep 0.1; done
+probe() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://169.254.169.254/latest/api/token || true; }
+echo "before node=$(probe) pod=$(nsenter -t $pod -n bash -c "$(declare -f probe); probe")"
+for n in 1 2; do
+${start.map((c) => `  ${c.replace("/usr/sbin/iptables", "iptables")} ${c.includes(" -D ") ? "2>/dev/null || true" : ""}`).join("\n")}
+done
+echo "after node=$(probe) pod=$(nsenter -t $pod -n bash -c "$(declare -f probe); probe")"
+echo "rules=$(iptables -w -t raw -S PREROUTING | grep -c kubeadm-ha-imds-guard)"
+`;
+    const unshare = process.getuid?.() === 0 ? ["--net"] : ["--user", "--map-root-user", "--net"];
+    const r = spawnSync("unshare", [...unshare, "bash", "-c", script], { encoding: "utf8", timeout: 60000 });
+    expect({ status: r.status, stderr: r.status === 0 ? "" : r.stderr }).toEqual({ status: 0, stderr: "" });
+    // http.server answers 404 to the path: what matters is that it answers, or not.
+    expect(r.stdout.trim().split("\n")).toEqual(["before node=404 pod=404", "after node=404 pod=000", "rules=1"]);
+  }, 90000);
+});
+
 describe("which machines carry it", () => {
   let regs: Registration[];
   beforeAll(async () => {
