@@ -152,8 +152,10 @@ export class ApiLoadBalancer extends pulumi.ComponentResource {
   public readonly clientDnsName: pulumi.Output<string>;
   /** `<clientDnsName>:6443`: the kubeconfig output's server and what `pulumi up` polls. */
   public readonly clientEndpoint: pulumi.Output<string>;
-  /** The listeners: a node's first boot calls the API through them, so machines depend on them. */
+  /** Every listener, the internal one first. */
   public readonly listeners: aws.lb.Listener[];
+  /** The internal NLB's listener: a node's first boot calls the API through it, so masters and workers depend on it. */
+  public readonly nodeListener: aws.lb.Listener;
 
   constructor(name: string, args: ApiLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
     validate(args);
@@ -192,6 +194,7 @@ export class ApiLoadBalancer extends pulumi.ComponentResource {
     this.clientDnsName = (pub ?? internal).dnsName;
     this.clientEndpoint = pulumi.interpolate`${this.clientDnsName}:${API_SERVER_PORT}`;
     this.listeners = [internal.listener, ...(pub ? [pub.listener] : [])];
+    this.nodeListener = internal.listener;
     this.registerOutputs({
       dnsName: this.dnsName,
       endpoint: this.endpoint,

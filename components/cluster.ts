@@ -246,7 +246,7 @@ export class Cluster extends pulumi.ComponentResource {
       // A master boots and fetches its material at once; the secret must hold a version by then.
       // Its first boot needs the way out (packages, images, Secrets Manager) and the nodes' API
       // endpoint (master 0's kubeadm init, the others' joins).
-      dependsOn: [secrets.secretVersions.controlPlane, assets, initMarker, ...network.egress, ...lb.listeners],
+      dependsOn: [secrets.secretVersions.controlPlane, assets, initMarker, ...network.egress, lb.nodeListener],
     }, child);
 
     const etcd = external
@@ -317,7 +317,7 @@ export class Cluster extends pulumi.ComponentResource {
           tags,
           // A worker fetches its join token at boot; the secret must hold a version by then, and
           // it joins through the internal endpoint over routes that must exist.
-          dependsOn: [secrets.secretVersions.worker, assets, ...network.egress, ...lb.listeners],
+          dependsOn: [secrets.secretVersions.worker, assets, ...network.egress, lb.nodeListener],
         }, child),
     );
     this.workerAutoScalingGroups = Object.fromEntries(this.workerPools.map((p) => [p.settings.name, p.autoScalingGroupName]));

@@ -420,10 +420,13 @@ describe("Cluster builds the configured pools", () => {
     expect(ofType(regs, "kubeadm-ha:index:WorkerPool").filter((r) => r.name.startsWith("wired-")).map((r) => r.name)).toEqual(["wired-pool-general", "wired-pool-spot"]);
     for (const pool of ["general", "spot"]) {
       const deps = (opts.get(`wired-pool-${pool}-launch-template`)?.dependsOn ?? []) as pulumi.Resource[];
-      expect(await Promise.all(deps.map((d) => valueOf(d.urn)))).toEqual([
+      const urns = await Promise.all(deps.map((d) => valueOf(d.urn)));
+      expect(urns.slice(0, 2)).toEqual([
         expect.stringMatching(/aws:secretsmanager\/secretVersion:SecretVersion::wired-secrets-worker-version$/),
         expect.stringMatching(/kubeadm-ha:index:BootstrapAssets::wired-bootstrap$/),
       ]);
+      // Then the way out and the internal API listener the first boot uses (test/firstBoot.test.ts).
+      expect(urns.slice(2).every((u) => /::wired-(network-(nat-\d|private-default-route-\d|private-rta-\d|s3-endpoint)|api-listener)$/.test(u))).toBe(true);
     }
   });
 
