@@ -216,8 +216,8 @@ const ApiLoadBalancer = z.strictObject({
   allowedCidrs: z
     .array(cidr("an allowed client range"), { error: "must be a list of CIDRs" })
     .min(1, { error: "must list at least one CIDR, or nobody can reach the API" })
-    .default(["0.0.0.0/0"])
-    .describe("Client CIDRs allowed to reach TCP 6443 on the NLB; the default is open to all, as kOps and CAPA."),
+    .optional()
+    .describe("Client CIDRs allowed to reach TCP 6443 on the load balancer people use. Required with an internet-facing load balancer, where nothing defaults to the whole internet: write `[0.0.0.0/0]` to open it on purpose. Default with an internal one: the VPC's range (network.vpcCidr). Nodes never need a range here: they reach the API through the internal load balancer, admitted by security group."),
 });
 
 const Certificates = z.strictObject({
@@ -365,6 +365,11 @@ const Schema = z.strictObject({
   encryptionAtRest: z.boolean({ error: "must be true or false" }).default(true)
     .describe("Encrypt Secrets in etcd with an API server EncryptionConfiguration (secretbox, a 32-byte random key); the key lives only in Pulumi state and the control plane's secret. Takes effect at cluster creation."),
   certificates: Certificates.prefault({}).describe("Renewal of the machines' certificates and rotation of the worker join token."),
+  restoreEncryptionKey: z
+    .string({ error: "must be a string: the base64 key of the cluster whose snapshots you restore" })
+    .refine((k) => /^[A-Za-z0-9+/]{43}=$/.test(k) && Buffer.from(k, "base64").length === 32, { error: "must be a 32-byte secretbox key in base64 (44 characters ending in =)" })
+    .optional()
+    .describe("Only when creating a stack that restores another cluster's etcd snapshots: that cluster's Secrets key (`secret` of `key1` in `encryption-at-rest/encryption-config.yaml` of its backup bucket), used instead of a new one. Set it with `--secret`. On an existing stack it would replace the key and every Secret in etcd would become unreadable."),
   autoRecovery: z.boolean({ error: "must be true or false" }).default(true)
     .describe("CloudWatch alarms on each master and etcd machine: EC2 auto recovery when the system status check fails, a reboot when the instance status check fails."),
   leaderElection: LeaderElection.prefault({}).describe("Leader election of kube-controller-manager and kube-scheduler; client-go requires leaseDuration > renewDeadline > 1.2 x retryPeriod."),
@@ -380,7 +385,9 @@ const Schema = z.strictObject({
     .describe("Extra tags on every AWS resource."),
 });
 
-export type ClusterConfig = z.output<typeof Schema>;
+type ParsedConfig = z.output<typeof Schema>;
+/** The validated config with every default filled, `apiLoadBalancer.allowedCidrs` included (`parseConfig`). */
+export type ClusterConfig = Omit<ParsedConfig, "apiLoadBalancer"> & { apiLoadBalancer: Required<ParsedConfig["apiLoadBalancer"]> };
 export type WorkerPoolConfig = z.output<typeof WorkerPool>;
 export type EtcdTopology = ClusterConfig["etcd"]["topology"];
 export type AddonsConfig = ClusterConfig["addons"];
@@ -420,7 +427,7 @@ const problem = (key: string, value: unknown, rule: string) => `${key}: ${show(v
  * Rules across fields. Each runs only when the fields it reads are individually valid, so a
  * single bad value gives one message, not a cascade.
  */
-function crossFieldProblems(raw: Record<string, unknown>, c: Partial<ClusterConfig>): string[] {
+function crossFieldProblems(raw: Record<string, unknown>, c: Partial<ParsedConfig>): string[] {
   const out: string[] = [];
   const net = c.network;
   if (net) {
@@ -467,6 +474,27 @@ function crossFieldProblems(raw: Record<string, unknown>, c: Partial<ClusterConf
     if (!(renew > 1.2 * retry))
       out.push(problem("leaderElection.renewDeadline", le.renewDeadline, `must be longer than 1.2 x retryPeriod (${le.retryPeriod}), as client-go requires`));
   }
+  // An API open to the internet must be asked for: a forgotten allowedCidrs must not mean 0.0.0.0/0.
+  const lb = c.apiLoadBalancer;
+  if (lb && lb.scheme === "internet-facing" && lb.allowedCidrs === undefined)
+    out.push(
+      problem(
+        "apiLoadBalancer.allowedCidrs",
+        undefined,
+        "must be set for an internet-facing load balancer: list the client ranges that may reach the API, or [0.0.0.0/0] to open it to the internet on purpose",
+      ),
+    );
+  // No pod reaches IMDS (hop limit 1): the EBS CSI node plugin learns its instance from the provider ID the cloud controller sets.
+  if (c.addons && c.addons.ebsCsiDriver && !c.addons.awsCloudControllerManager)
+    out.push(
+      problem(
+        "addons.ebsCsiDriver",
+        true,
+        "needs addons.awsCloudControllerManager: pods cannot reach the instance metadata service, so the EBS CSI node plugin reads its instance ID and zone from the Node's provider ID, which only the cloud controller sets; turn the cloud controller on or the driver off",
+      ),
+    );
+  if (c.encryptionAtRest === false && raw.restoreEncryptionKey !== undefined)
+    out.push(problem("restoreEncryptionKey", "[secret]", "applies only with encryptionAtRest: true; remove it or turn encryption at rest on"));
   const etcdRaw = raw.etcd as Record<string, unknown> | undefined;
   if (c.etcd && c.etcd.topology === "stacked")
     for (const k of ["nodeCount", "instanceType", "rootVolumeGiB"])
@@ -528,13 +556,13 @@ function poolProblems(p: WorkerPoolConfig, key: string): string[] {
 }
 
 /** Parses each top-level section on its own so one bad section does not hide another's rules. */
-function parsedSections(raw: Record<string, unknown>): Partial<ClusterConfig> {
+function parsedSections(raw: Record<string, unknown>): Partial<ParsedConfig> {
   const out: Record<string, unknown> = {};
   for (const [key, schema] of Object.entries(Schema.shape)) {
     const r = (schema as z.ZodType).safeParse(raw[key]);
     if (r.success) out[key] = r.data;
   }
-  return out as Partial<ClusterConfig>;
+  return out as Partial<ParsedConfig>;
 }
 
 /**
@@ -546,7 +574,9 @@ export function parseConfig(raw: Record<string, unknown>): ClusterConfig {
   const problems = result.success ? [] : schemaProblems(result.error.issues, raw);
   problems.push(...crossFieldProblems(raw, result.success ? result.data : parsedSections(raw)));
   if (problems.length > 0) throw new ConfigError(problems);
-  return result.data!;
+  const c = result.data!;
+  // People inside the VPC (a bastion, Session Manager port forwarding) reach an internal load balancer.
+  return { ...c, apiLoadBalancer: { ...c.apiLoadBalancer, allowedCidrs: c.apiLoadBalancer.allowedCidrs ?? [c.network.vpcCidr] } };
 }
 
 /** Settings that were renamed: the rule tells the user the new spelling instead of "not a known setting". */
@@ -556,6 +586,9 @@ function renamedRule(path: PropertyKey[], key: string, value: unknown): string |
     return `was replaced by instanceTypes, a list: instanceTypes: [${typeof value === "string" ? value : "..."}]`;
   return undefined;
 }
+
+/** Stack config keys whose values are secrets. */
+const SECRET_KEYS = new Set(["restoreEncryptionKey"]);
 
 /** zod issues as `<key>: <value> — <rule>` lines; `prefix` is prepended to every key. */
 function schemaProblems(issues: z.core.$ZodIssue[], raw: unknown, prefix: PropertyKey[] = []): string[] {
@@ -569,7 +602,8 @@ function schemaProblems(issues: z.core.$ZodIssue[], raw: unknown, prefix: Proper
         problems.push(problem(keyOf([...path, k]), value, rule));
       }
     } else {
-      problems.push(problem(keyOf(path), valueAt(raw, issue.path), issue.message));
+      // A secret's value never appears in an error message.
+      problems.push(problem(keyOf(path), SECRET_KEYS.has(String(path[0])) ? "[secret]" : valueAt(raw, issue.path), issue.message));
     }
   }
   return problems;
@@ -591,7 +625,7 @@ export function parseWorkerPool(raw: WorkerPoolInput, key = "pool"): WorkerPoolC
 }
 
 /** Stack config keys that are plain strings; every other key holds an object or list, stored by Pulumi as JSON. */
-const STRING_KEYS = new Set(["clusterName", "kubernetesVersion", "amiId"]);
+const STRING_KEYS = new Set(["clusterName", "kubernetesVersion", "amiId", "restoreEncryptionKey"]);
 
 /**
  * Reads the current stack's config (`kubeadm-ha:*` plus `aws:region`) and validates it.

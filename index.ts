@@ -7,6 +7,8 @@ const cluster = new Cluster(config.clusterName, { config });
 
 export const apiServerUrl = cluster.apiServerUrl;
 export const apiLoadBalancerDnsName = cluster.apiLoadBalancerDnsName;
+/** The nodes' endpoint, the internal load balancer: reachable only from the VPC (and networks routed into it). */
+export const internalApiServerUrl = cluster.internalApiServerUrl;
 export const kubeconfig = cluster.kubeconfig;
 export const masterIps = cluster.masterIps;
 export const etcdEndpoints = cluster.etcdEndpoints;

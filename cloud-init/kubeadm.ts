@@ -12,7 +12,21 @@ export const KUBEADM_API = "kubeadm.k8s.io/v1beta4";
 export const KUBELET_API = "kubelet.config.k8s.io/v1beta1";
 /** Stands in the YAML where the bootstrap token goes; the node swaps in the token it fetched from the secret store. */
 export const TOKEN_PLACEHOLDER = "__BOOTSTRAP_TOKEN__";
-export const CRI_SOCKET = "unix:///var/run/containerd/containerd.sock";
+/**
+ * containerd's socket, where containerd's own configuration puts it. `/var/run` survives only as a
+ * compatibility symlink to `/run` (systemd's file-hierarchy(7) calls it legacy), so the `/var/run`
+ * spelling kubeadm still defaults to depends on the symlink.
+ */
+export const CRI_SOCKET = "unix:///run/containerd/containerd.sock";
+/**
+ * kubeadm's budget for its API calls (v1beta4 `timeouts.kubernetesAPICall`, default 1m). kubeadm
+ * 1.34.2 to the 1.35 patches before kubernetes/kubernetes#138683 makes `kubeadm init`'s
+ * upload-config phase call the API through controlPlaneEndpoint, which the NLB routes only once its
+ * health checks (2 x 5 s) pass and its targets register (often a minute or more): the default budget
+ * loses that race (https://github.com/kubernetes/kubeadm/issues/3294). Joins go through the same
+ * endpoint.
+ */
+export const KUBERNETES_API_CALL_TIMEOUT = "5m0s";
 /** Where cloud-init writes kubeadm patches; kubeadm applies them to the static pod manifests it generates. */
 export const PATCHES_DIR = "/etc/kubeadm-ha/patches";
 
@@ -53,7 +67,10 @@ export interface ClusterValues {
   externalEtcd?: ExternalEtcd;
   /** Stacked etcd's raft timing, rendered as `etcd.local.extraArgs`. Default: none, etcd's own defaults. */
   etcdTimings?: EtcdTimings;
-  /** Extra API server certificate SANs besides the endpoint host. */
+  /**
+   * Extra API server certificate SANs besides the endpoint host: the internet-facing load balancer
+   * people use when nodes use an internal one. Default none.
+   */
   extraCertSans?: string[];
   /** kube-apiserver flags, such as encryption at rest's (cloud-init/encryption.ts). Default: none. */
   apiServerExtraArgs?: Arg[];
@@ -185,6 +202,7 @@ export function initConfiguration(node: NodeValues, opts: InitOptions = {}) {
     localAPIEndpoint: { advertiseAddress: node.ip, bindPort: 6443 },
     nodeRegistration: nodeRegistration(node, true),
     ...patchesOf(opts.patchesDirectory),
+    timeouts: { kubernetesAPICall: KUBERNETES_API_CALL_TIMEOUT },
   };
 }
 
@@ -200,6 +218,7 @@ export function joinConfiguration(node: NodeValues, join: { apiServerEndpoint: s
     ...(join.controlPlane
       ? { controlPlane: { localAPIEndpoint: { advertiseAddress: node.ip, bindPort: 6443 } }, ...patchesOf(join.patchesDirectory) }
       : {}),
+    timeouts: { kubernetesAPICall: KUBERNETES_API_CALL_TIMEOUT },
   };
 }
 

@@ -57,6 +57,10 @@ export interface NodeEnv {
   WORKER_SECRET_ID?: string;
   /** Control plane only: the worker join token's lifetime in hours (token-rotate.sh). */
   JOIN_TOKEN_TTL_HOURS?: string;
+  /** Master 0 only: every master's fixed address, comma-separated; it asks the others directly before it would initialise. */
+  MASTER_IPS?: string;
+  /** Master 0 only: the SSM parameter that records the cluster's first successful init (components/initMarker.ts). */
+  INIT_MARKER?: string;
   /** The bootstrap bucket boot.sh fetches the other scripts from (components/bootstrapAssets.ts). */
   BOOTSTRAP_BUCKET?: string;
   /** With BOOTSTRAP_BUCKET: the objects' key prefix; an object's key is the prefix and its SHA-256. */
@@ -233,6 +237,14 @@ export function dayTwoUnitFiles(role: NodeRole, dir: string = SYSTEMD_UNITS_DIR)
   });
 }
 
+/** Keeps pods off the instance metadata service on the Kubernetes nodes (masters and workers). */
+export const IMDS_GUARD_UNIT = "kubeadm-ha-imds-guard.service";
+
+/** The IMDS guard unit for /etc/systemd/system, comment lines dropped; install.sh enables it. */
+export function imdsGuardUnitFile(dir: string = SYSTEMD_UNITS_DIR): WriteFile {
+  return { path: `/etc/systemd/system/${IMDS_GUARD_UNIT}`, content: shippedScript(fs.readFileSync(path.join(dir, IMDS_GUARD_UNIT), "utf8")), permissions: "0644" };
+}
+
 /** Whether `node` takes etcd backups; throws when the env and the interval disagree or the machine holds no member. */
 function backupNeeded(node: NodeDocuments): boolean {
   const on = node.backupIntervalMinutes !== undefined;
@@ -263,6 +275,8 @@ export function cloudConfig(node: NodeDocuments, bootstrapBucket: string) {
       .map(([name, content]) => ({ path: `${ETC_DIR}/${name}`, content, permissions: "0600" })),
     ...(node.backupIntervalMinutes === undefined ? [] : backupUnitFiles(node.backupIntervalMinutes)),
     ...dayTwoUnitFiles(node.env.NODE_ROLE),
+    // External etcd members run no pods.
+    ...(node.env.NODE_ROLE === "etcd" ? [] : [imdsGuardUnitFile()]),
   ];
   return {
     write_files: files.map((f) => ({ path: f.path, permissions: f.permissions, owner: f.owner ?? "root:root", content: f.content })),

@@ -29,6 +29,16 @@ export interface AddonRelease {
   version: string;
   namespace: string;
   values: Record<string, unknown>;
+  /** Merge patches applied to the release's objects after it is installed, for what its chart cannot set. Default none. */
+  patches?: AddonPatch[];
+}
+
+/** A JSON merge patch to one Deployment a chart made, in the release's namespace. */
+export interface AddonPatch {
+  kind: "Deployment";
+  /** The Deployment's name, as the chart names it. */
+  name: string;
+  patch: { spec: { template: { spec: Record<string, unknown> } } };
 }
 
 /** The pinned versions for one Kubernetes minor. */
@@ -202,8 +212,10 @@ function calicoValues(podCidr: string): Record<string, unknown> {
  * The AWS cloud controller on the masters, whose instance role carries its permissions. It must run
  * before any node is initialized (kubelet's `--cloud-provider=external` taints every node
  * `uninitialized` until the controller sets its provider ID) and before the CNI has made the node
- * Ready, hence the tolerations and the host network. No cloud routes: both CNIs here tunnel pod
- * traffic in VXLAN, so no VPC route table needs pod CIDRs.
+ * Ready, hence the tolerations. The host network both lets it start before the CNI and gives it
+ * the role's credentials: IMDSv2's hop limit of 1 keeps every pod network out of IMDS
+ * (components/nodeInstance.ts). No cloud routes: both CNIs here tunnel pod traffic in VXLAN, so no
+ * VPC route table needs pod CIDRs.
  */
 function ccmValues(clusterName: string, imageTag: string): Record<string, unknown> {
   return {
@@ -223,6 +235,11 @@ function ccmValues(clusterName: string, imageTag: string): Record<string, unknow
  * The EBS CSI controller on the masters, the only role granted the EBS API; the node plugin on every
  * node whatever its taints, or pods on tainted pools could not mount volumes. The chart's own
  * StorageClasses are off: `defaultStorageClass()` is ours.
+ *
+ * No pod reaches IMDS (hop limit 1). The node plugin therefore reads its instance ID and zone from
+ * its Node object (`--metadata-sources=kubernetes`: the provider ID and zone labels the cloud
+ * controller sets), which is why config.ts requires the cloud controller with the driver; the
+ * controller gets the role's credentials on the host network (`EBS_CSI_HOST_NETWORK`).
  */
 function ebsCsiValues(clusterName: string, region: string): Record<string, unknown> {
   return {
@@ -232,7 +249,7 @@ function ebsCsiValues(clusterName: string, region: string): Record<string, unkno
       nodeSelector: CONTROL_PLANE_SELECTOR,
       tolerations: [CONTROL_PLANE_TOLERATION],
     },
-    node: { tolerateAllTaints: true },
+    node: { tolerateAllTaints: true, metadataSources: "kubernetes" },
     storageClasses: [],
     defaultStorageClass: { enabled: false },
   };
@@ -250,6 +267,10 @@ function clusterAutoscalerValues(clusterName: string, region: string, imageTag: 
     awsRegion: region,
     autoDiscovery: { clusterName },
     image: { repository: CLUSTER_AUTOSCALER_IMAGE, tag: imageTag },
+    // No pod reaches IMDS (hop limit 1): on the host network the master's own credentials answer.
+    // Its metrics port, 8085, is free on a master.
+    hostNetwork: true,
+    dnsPolicy: "ClusterFirstWithHostNet",
     nodeSelector: CONTROL_PLANE_SELECTOR,
     tolerations: [CONTROL_PLANE_TOLERATION],
   };
@@ -272,10 +293,36 @@ function nodeTerminationHandlerValues(region: string, t: NodeTerminationValues):
     managedTag: t.managedTag,
     nodeTerminationGracePeriod: t.drainTimeoutSeconds,
     emitKubernetesEvents: true,
+    // The Deployment's name, which NODE_TERMINATION_HANDLER_HOST_NETWORK patches.
+    fullnameOverride: NODE_TERMINATION_HANDLER_HOST_NETWORK.name,
     nodeSelector: CONTROL_PLANE_SELECTOR,
     tolerations: [CONTROL_PLANE_TOLERATION],
   };
 }
+
+/**
+ * The EBS CSI controller on the masters' host network, where IMDSv2 answers it with the control
+ * plane role's credentials. The chart has `node.hostNetwork` but no such value for the controller
+ * (charts/aws-ebs-csi-driver/templates/controller.yaml, chart 2.56.1), so it is a patch; Helm's
+ * three-way merge keeps a field the chart never sets across upgrades. Its ports (9808 health,
+ * 3301-3307 sidecars) are free on a master, and two replicas never share one: host ports.
+ */
+export const EBS_CSI_HOST_NETWORK: AddonPatch = {
+  kind: "Deployment",
+  name: "ebs-csi-controller",
+  patch: { spec: { template: { spec: { hostNetwork: true, dnsPolicy: "ClusterFirstWithHostNet" } } } },
+};
+
+/**
+ * The termination handler's queue processor on the masters' host network, for the same reason: its
+ * chart sets `hostNetwork` only on the IMDS-mode DaemonSet (templates/deployment.yaml, chart 0.27.6),
+ * so it is a patch. Its probe port, 8080, is free on a master.
+ */
+export const NODE_TERMINATION_HANDLER_HOST_NETWORK: AddonPatch = {
+  kind: "Deployment",
+  name: "aws-node-termination-handler",
+  patch: { spec: { template: { spec: { hostNetwork: true, dnsPolicy: "ClusterFirstWithHostNet" } } } },
+};
 
 /**
  * The add-ons to install, in order: the CNI first (nodes go Ready), then the cloud controller
@@ -299,7 +346,15 @@ export function addonReleases(v: AddonReleaseValues): AddonRelease[] {
       values: ccmValues(v.clusterName, versions.awsCloudControllerManagerImage),
     });
   if (v.ebsCsiDriver)
-    out.push({ name: RELEASE.ebsCsi, chart: "aws-ebs-csi-driver", repo: EBS_CSI_REPO, version: versions.ebsCsiDriver, namespace: "kube-system", values: ebsCsiValues(v.clusterName, v.region) });
+    out.push({
+      name: RELEASE.ebsCsi,
+      chart: "aws-ebs-csi-driver",
+      repo: EBS_CSI_REPO,
+      version: versions.ebsCsiDriver,
+      namespace: "kube-system",
+      values: ebsCsiValues(v.clusterName, v.region),
+      patches: [EBS_CSI_HOST_NETWORK],
+    });
   if (v.clusterAutoscaler)
     out.push({
       name: RELEASE.clusterAutoscaler,
@@ -317,6 +372,7 @@ export function addonReleases(v: AddonReleaseValues): AddonRelease[] {
       version: versions.nodeTerminationHandlerChart,
       namespace: "kube-system",
       values: nodeTerminationHandlerValues(v.region, v.nodeTermination),
+      patches: [NODE_TERMINATION_HANDLER_HOST_NETWORK],
     });
   return out;
 }
@@ -357,9 +413,11 @@ const LIST_FIELD = /^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$/;
 /**
  * The add-ons as files for master 0 (installer `nodes`), file name under /etc/kubeadm-ha ->
  * content: `addons/releases` (one `name chart repo version namespace` line a release, in install
- * order), `addons/<name>.yaml` (each release's Helm values) and `addons/storageclass.yaml`. Shell
- * never parses YAML: helm and kubectl read these files as they are. Empty when there is nothing to
- * install, so master 0 then ships no add-on script either.
+ * order), `addons/<name>.yaml` (each release's Helm values), `addons/patches` (one
+ * `namespace kind name file` line a patch, applied after every release) with each patch as
+ * `addons/<release>-<name>.patch.json`, and `addons/storageclass.yaml`. Shell never parses YAML or
+ * JSON: helm and kubectl read these files as they are. Empty when there is nothing to install, so
+ * master 0 then ships no add-on script either.
  */
 export function addonNodeFiles(releases: AddonRelease[], storageClass?: StorageClassManifest): Record<string, string> {
   if (releases.length === 0 && !storageClass) return {};
@@ -372,6 +430,16 @@ export function addonNodeFiles(releases: AddonRelease[], storageClass?: StorageC
     return fields.join(" ");
   });
   files[`${ADDONS_DIR}/releases`] = lines.map((l) => `${l}\n`).join("");
+  const patches = releases.flatMap((r) =>
+    (r.patches ?? []).map((p) => {
+      const file = `${r.name}-${p.name}.patch.json`;
+      files[`${ADDONS_DIR}/${file}`] = JSON.stringify(p.patch) + "\n";
+      const fields = [r.namespace, p.kind.toLowerCase(), p.name, file];
+      for (const f of fields) if (!LIST_FIELD.test(f)) throw new Error(`addonNodeFiles: patch ${JSON.stringify(p.name)} of ${JSON.stringify(r.name)} has a field addons.sh cannot read: ${JSON.stringify(f)}`);
+      return fields.join(" ");
+    }),
+  );
+  if (patches.length > 0) files[`${ADDONS_DIR}/patches`] = patches.map((l) => `${l}\n`).join("");
   if (storageClass) files[`${ADDONS_DIR}/storageclass.yaml`] = toYaml(storageClass);
   return files;
 }
@@ -464,6 +532,12 @@ export class Addons extends pulumi.ComponentResource {
         { parent: this, provider: this.provider, dependsOn: previous ? [previous] : [] },
       );
       previous = release;
+      for (const p of r.patches ?? [])
+        new k8s.apps.v1.DeploymentPatch(
+          `${name}-${r.name}-${p.name}`,
+          { metadata: { name: p.name, namespace: r.namespace }, ...p.patch },
+          { parent: this, provider: this.provider, dependsOn: [release] },
+        );
       return release;
     });
     this.releases = args.releases.map((r) => ({ name: r.name, chart: r.chart, version: r.version, namespace: r.namespace }));

@@ -1,5 +1,18 @@
 /**
- * The Network Load Balancer in front of every kube-apiserver: kubeadm's `controlPlaneEndpoint`.
+ * The Network Load Balancers in front of every kube-apiserver.
+ *
+ * - An internal NLB in the private subnets, always: kubeadm's `controlPlaneEndpoint`, so every
+ *   kubelet, kube-proxy and joining node reaches the API inside the VPC. Losing a zone or a NAT
+ *   gateway then cuts no surviving node off the API (kOps gives nodes `api.internal.<cluster>` for
+ *   the same reason). With scheme internal, people use it too.
+ * - With scheme internet-facing, a second NLB in the public subnets for people only (kubectl, the
+ *   machine running `pulumi up`), admitting `allowedCidrs`; its DNS name is in the API server's
+ *   certificate. An NLB has one scheme, so two schemes take two NLBs, and a target group serves
+ *   one load balancer, so each has its own.
+ *
+ * Changing the scheme adds or removes the public NLB and never touches the internal one, so the
+ * nodes' endpoint stays. Names are `<cluster>-api` (internal) and `<cluster>-api-pub`: unique per
+ * cluster and region, AWS's namespace for load balancers and target groups.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
@@ -49,7 +62,7 @@ export function nlbHealthCheckProblems(hc: { interval: number; timeout: number; 
   return out;
 }
 
-/** One CIDR source of TCP 6443 on the load balancer's security group. */
+/** One CIDR source of TCP 6443 on a load balancer's security group. */
 export interface ApiIngressCidr {
   /** Stable part of the rule's resource name, derived from the CIDR so reordering changes nothing. */
   key: string;
@@ -58,35 +71,37 @@ export interface ApiIngressCidr {
 }
 
 /**
- * The fixed CIDR sources allowed to reach the API through the NLB: every allowed client range and,
- * for an internal NLB, the VPC (nodes connect from their private addresses). Repeated CIDRs are
- * dropped because EC2 rejects a rule that duplicates an existing one.
+ * The client ranges a load balancer admits: `allowedCidrs`, each once (EC2 rejects a rule that
+ * duplicates another). Nodes are admitted to the internal load balancer by security group
+ * (components/securityGroups.ts, from the flow matrix), never by range.
  */
-export function apiLbIngressCidrs(scheme: "internet-facing" | "internal", allowedCidrs: string[], vpcCidr: string): ApiIngressCidr[] {
+export function apiLbIngressCidrs(allowedCidrs: string[]): ApiIngressCidr[] {
   const out: ApiIngressCidr[] = [];
-  const add = (cidr: string, description: string) => {
-    if (!out.some((r) => r.cidr === cidr)) out.push({ key: cidr.replace("/", "-"), cidr, description });
-  };
-  for (const c of allowedCidrs) add(c, "Kubernetes API from an allowed client range");
-  if (scheme === "internal") add(vpcCidr, "Kubernetes API from nodes in the VPC");
+  for (const cidr of allowedCidrs)
+    if (!out.some((r) => r.cidr === cidr)) out.push({ key: cidr.replace("/", "-"), cidr, description: "Kubernetes API from an allowed client range" });
   return out;
 }
 
+/** The load balancers' AWS names: `<cluster>-api` for the nodes' internal one, `<cluster>-api-pub` for the people's public one. */
+export function apiLoadBalancerNames(clusterName: string): { internal: string; public: string } {
+  return { internal: `${clusterName}-api`, public: `${clusterName}-api-pub` };
+}
+
 export interface ApiLoadBalancerArgs {
-  /** Cluster name; the NLB and target group are named `<clusterName>-api`. Required. */
+  /** Cluster name; names the load balancers and target groups (`apiLoadBalancerNames`). Required. */
   clusterName: string;
-  /** VPC of the target group and security group. Required. */
+  /** VPC of the target groups and security groups. Required. */
   vpcId: pulumi.Input<string>;
-  /** VPC range, the only destination the NLB forwards to. Required. */
+  /** VPC range, the only destination the NLBs forward to. Required. */
   vpcCidr: string;
-  /** Subnets of the NLB, one a zone: public for internet-facing, private for internal. Required. */
-  subnetIds: pulumi.Input<string>[];
-  /** NLB scheme. Required. */
+  /** Private subnets, one a zone: the internal NLB's. Required. */
+  privateSubnetIds: pulumi.Input<string>[];
+  /** Public subnets, one a zone: the people's NLB's with scheme internet-facing. Required then; unused with internal. */
+  publicSubnetIds?: pulumi.Input<string>[];
+  /** Who reaches the API from outside: internet-facing adds a public NLB for people; internal lets them use the internal one. Required. */
   scheme: "internet-facing" | "internal";
-  /** Client CIDRs allowed to reach TCP 6443. Required, at least one. */
+  /** Client CIDRs allowed to reach TCP 6443 on the people's load balancer (the internal one with scheme internal). Required, at least one. */
   allowedCidrs: string[];
-  /** NAT gateway addresses; allowed as /32 when internet-facing, ignored when internal. Required (may be empty). */
-  natPublicIps: pulumi.Input<string>[];
   /** Extra tags on every resource. Required (may be empty). */
   tags: Record<string, string>;
 }
@@ -94,83 +109,157 @@ export interface ApiLoadBalancerArgs {
 function validate(args: ApiLoadBalancerArgs): void {
   const problems: string[] = [];
   if (args.scheme !== "internet-facing" && args.scheme !== "internal") problems.push(`scheme: ${JSON.stringify(args.scheme)} — must be internet-facing or internal`);
-  const lbName = `${args.clusterName}-api`;
-  if (lbName.length > AWS_LB_NAME_MAX) problems.push(`clusterName: ${JSON.stringify(args.clusterName)} — makes the NLB name ${lbName} longer than AWS's ${AWS_LB_NAME_MAX} characters`);
+  const longest = apiLoadBalancerNames(args.clusterName).public;
+  if (longest.length > AWS_LB_NAME_MAX) problems.push(`clusterName: ${JSON.stringify(args.clusterName)} — makes the NLB name ${longest} longer than AWS's ${AWS_LB_NAME_MAX} characters`);
   if (!isCanonicalCidr(args.vpcCidr)) problems.push(`vpcCidr: ${JSON.stringify(args.vpcCidr)} — must be an IPv4 CIDR with no host bits set`);
   if (args.allowedCidrs.length === 0) problems.push("allowedCidrs: [] — must list at least one CIDR, or nobody can reach the API");
   args.allowedCidrs.forEach((c, i) => {
     if (!isCanonicalCidr(c)) problems.push(`allowedCidrs[${i}]: ${JSON.stringify(c)} — must be an IPv4 CIDR with no host bits set`);
   });
-  if (args.subnetIds.length === 0) problems.push("subnetIds: [] — must list at least one subnet");
+  if (args.privateSubnetIds.length === 0) problems.push("privateSubnetIds: [] — must list at least one subnet");
+  if (args.scheme === "internet-facing" && (args.publicSubnetIds ?? []).length === 0)
+    problems.push("publicSubnetIds: [] — an internet-facing load balancer needs at least one public subnet");
   if (problems.length > 0) throw new Error(`ApiLoadBalancer: ${problems.join("; ")}`);
 }
 
+/** One NLB: its security group, target group and listener. */
+interface Nlb {
+  dnsName: pulumi.Output<string>;
+  arn: pulumi.Output<string>;
+  targetGroupArn: pulumi.Output<string>;
+  securityGroupId: pulumi.Output<string>;
+  listener: aws.lb.Listener;
+}
+
 export class ApiLoadBalancer extends pulumi.ComponentResource {
-  /** The NLB's DNS name. */
+  /** The internal NLB's DNS name, which nodes reach the API through. */
   public readonly dnsName: pulumi.Output<string>;
-  /** `<dnsName>:6443`, kubeadm's `controlPlaneEndpoint`. */
+  /** `<internal dnsName>:6443`, kubeadm's `controlPlaneEndpoint`: every node's API endpoint. */
   public readonly endpoint: pulumi.Output<string>;
-  /** Target group control plane instances register with. */
+  /** Target group of the internal NLB; every master registers with it. */
   public readonly targetGroupArn: pulumi.Output<string>;
-  /** The NLB's ARN. */
+  /** The internal NLB's ARN. */
   public readonly loadBalancerArn: pulumi.Output<string>;
-  /** The NLB's security group; node security groups admit 6443 from it. */
+  /** The internal NLB's security group: admitted to 6443 on the masters; admits the nodes (components/securityGroups.ts). */
   public readonly securityGroupId: pulumi.Output<string>;
+  /** The public NLB's DNS name; undefined with scheme internal. */
+  public readonly publicDnsName?: pulumi.Output<string>;
+  /** Target group of the public NLB; undefined with scheme internal. */
+  public readonly publicTargetGroupArn?: pulumi.Output<string>;
+  /** The public NLB's security group; undefined with scheme internal. */
+  public readonly publicSecurityGroupId?: pulumi.Output<string>;
+  /** The DNS name people use: the public NLB's, or the internal one's with scheme internal. */
+  public readonly clientDnsName: pulumi.Output<string>;
+  /** `<clientDnsName>:6443`: the kubeconfig output's server and what `pulumi up` polls. */
+  public readonly clientEndpoint: pulumi.Output<string>;
+  /** Every listener, the internal one first. */
+  public readonly listeners: aws.lb.Listener[];
+  /** The internal NLB's listener: a node's first boot calls the API through it, so masters and workers depend on it. */
+  public readonly nodeListener: aws.lb.Listener;
 
   constructor(name: string, args: ApiLoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
     validate(args);
     super("kubeadm-ha:index:ApiLoadBalancer", name, {}, opts);
-    const lbName = `${args.clusterName}-api`;
-    const tags = clusterTags(args.clusterName, args.tags, lbName);
+    const names = apiLoadBalancerNames(args.clusterName);
+    const internet = args.scheme === "internet-facing";
 
-    // Security groups can only be attached to an NLB when it is created, so the NLB gets one from day one.
-    const sg = new aws.ec2.SecurityGroup(
-      `${name}-sg`,
-      { vpcId: args.vpcId, description: `Kubernetes API load balancer of ${args.clusterName}`, tags },
-      { parent: this },
-    );
-    const ingress = (key: string, cidr: pulumi.Input<string>, description: string) =>
+    // The internal NLB keeps the resource names of the single NLB this component used to make, so a
+    // cluster created with scheme internal keeps its load balancer and endpoint.
+    const internal = this.nlb(name, "", names.internal, {
+      args,
+      internal: true,
+      subnetIds: args.privateSubnetIds,
+      // People use the internal NLB when there is no public one.
+      allowedCidrs: internet ? [] : args.allowedCidrs,
+      description: `Kubernetes API load balancer of ${args.clusterName}: nodes${internet ? "" : " and allowed clients"}`,
+    });
+    const pub = internet
+      ? this.nlb(name, "-public", names.public, {
+        args,
+        internal: false,
+        subnetIds: args.publicSubnetIds!,
+        allowedCidrs: args.allowedCidrs,
+        description: `Kubernetes API load balancer of ${args.clusterName}: allowed clients from the internet`,
+      })
+      : undefined;
+
+    this.dnsName = internal.dnsName;
+    this.endpoint = pulumi.interpolate`${internal.dnsName}:${API_SERVER_PORT}`;
+    this.targetGroupArn = internal.targetGroupArn;
+    this.loadBalancerArn = internal.arn;
+    this.securityGroupId = internal.securityGroupId;
+    this.publicDnsName = pub?.dnsName;
+    this.publicTargetGroupArn = pub?.targetGroupArn;
+    this.publicSecurityGroupId = pub?.securityGroupId;
+    this.clientDnsName = (pub ?? internal).dnsName;
+    this.clientEndpoint = pulumi.interpolate`${this.clientDnsName}:${API_SERVER_PORT}`;
+    this.listeners = [internal.listener, ...(pub ? [pub.listener] : [])];
+    this.nodeListener = internal.listener;
+    this.registerOutputs({
+      dnsName: this.dnsName,
+      endpoint: this.endpoint,
+      targetGroupArn: this.targetGroupArn,
+      loadBalancerArn: this.loadBalancerArn,
+      securityGroupId: this.securityGroupId,
+      publicDnsName: this.publicDnsName,
+      publicTargetGroupArn: this.publicTargetGroupArn,
+      publicSecurityGroupId: this.publicSecurityGroupId,
+      clientEndpoint: this.clientEndpoint,
+    });
+  }
+
+  /** One NLB named `awsName`, its children named `${name}${infix}-<role>`. */
+  private nlb(
+    name: string,
+    infix: string,
+    awsName: string,
+    o: { args: ApiLoadBalancerArgs; internal: boolean; subnetIds: pulumi.Input<string>[]; allowedCidrs: string[]; description: string },
+  ): Nlb {
+    const { args } = o;
+    const n = `${name}${infix}`;
+    const tags = clusterTags(args.clusterName, args.tags, awsName);
+    // Security groups can only be attached to an NLB when it is created, so each NLB gets one from day one.
+    const sg = new aws.ec2.SecurityGroup(`${n}-sg`, { vpcId: args.vpcId, description: o.description, tags }, { parent: this });
+    for (const r of apiLbIngressCidrs(o.allowedCidrs))
       new aws.vpc.SecurityGroupIngressRule(
-        `${name}-sg-ingress-${key}`,
-        { securityGroupId: sg.id, ipProtocol: "tcp", fromPort: API_SERVER_PORT, toPort: API_SERVER_PORT, cidrIpv4: cidr, description, tags },
+        `${n}-sg-ingress-${r.key}`,
+        { securityGroupId: sg.id, ipProtocol: "tcp", fromPort: API_SERVER_PORT, toPort: API_SERVER_PORT, cidrIpv4: r.cidr, description: r.description, tags },
         { parent: this },
       );
-    for (const r of apiLbIngressCidrs(args.scheme, args.allowedCidrs, args.vpcCidr)) ingress(r.key, r.cidr, r.description);
-    if (args.scheme === "internet-facing")
-      // Nodes in private subnets reach an internet-facing NLB through NAT, so it sees the NAT
-      // gateway's address, not the node's; CAPA adds NAT addresses to its API LB rules for this.
-      args.natPublicIps.forEach((ip, i) => ingress(`nat-${i}`, pulumi.interpolate`${ip}/32`, "Kubernetes API from nodes through NAT"));
     // Pulumi's SecurityGroup drops AWS's default allow-all egress; the NLB only forwards to, and health-checks, 6443 in the VPC.
     new aws.vpc.SecurityGroupEgressRule(
-      `${name}-sg-egress-vpc`,
+      `${n}-sg-egress-vpc`,
       { securityGroupId: sg.id, ipProtocol: "tcp", fromPort: API_SERVER_PORT, toPort: API_SERVER_PORT, cidrIpv4: args.vpcCidr, description: "Kubernetes API and health checks to control plane nodes", tags },
       { parent: this },
     );
 
     const nlb = new aws.lb.LoadBalancer(
-      `${name}-nlb`,
+      `${n}-nlb`,
       {
-        name: lbName,
+        name: awsName,
         loadBalancerType: "network",
-        internal: args.scheme === "internal",
-        subnets: args.subnetIds,
+        internal: o.internal,
+        subnets: o.subnetIds,
         securityGroups: [sg.id],
         // One master a zone: without cross-zone, a client resolved to the NLB node of a zone whose
         // master is down waits for DNS to drop that node instead of being forwarded to another zone.
         enableCrossZoneLoadBalancing: true,
         tags,
       },
-      { parent: this },
+      // A cluster created before the internal NLB had an internet-facing one here; `internal`
+      // cannot change in place, and the replacement takes the same name, which AWS holds until
+      // the old NLB is gone.
+      { parent: this, deleteBeforeReplace: o.internal },
     );
     const tg = new aws.lb.TargetGroup(
-      `${name}-tg`,
+      `${n}-tg`,
       {
-        name: lbName,
+        name: awsName,
         port: API_SERVER_PORT,
         protocol: "TCP",
         targetType: "instance",
         vpcId: args.vpcId,
-        // Masters reach the API through the NLB (the controlPlaneEndpoint). With client IP
+        // Masters reach the API through the internal NLB (the controlPlaneEndpoint). With client IP
         // preservation on, a connection the NLB routes back to the master it came from is dropped
         // (https://docs.aws.amazon.com/elasticloadbalancing/latest/network/load-balancer-troubleshooting.html#loopback-timeout).
         preserveClientIp: "false",
@@ -182,23 +271,11 @@ export class ApiLoadBalancer extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    new aws.lb.Listener(
-      `${name}-listener`,
+    const listener = new aws.lb.Listener(
+      `${n}-listener`,
       { loadBalancerArn: nlb.arn, port: API_SERVER_PORT, protocol: "TCP", defaultActions: [{ type: "forward", targetGroupArn: tg.arn }], tags },
       { parent: this },
     );
-
-    this.dnsName = nlb.dnsName;
-    this.endpoint = pulumi.interpolate`${nlb.dnsName}:${API_SERVER_PORT}`;
-    this.targetGroupArn = tg.arn;
-    this.loadBalancerArn = nlb.arn;
-    this.securityGroupId = sg.id;
-    this.registerOutputs({
-      dnsName: this.dnsName,
-      endpoint: this.endpoint,
-      targetGroupArn: this.targetGroupArn,
-      loadBalancerArn: this.loadBalancerArn,
-      securityGroupId: this.securityGroupId,
-    });
+    return { dnsName: nlb.dnsName, arn: nlb.arn, targetGroupArn: tg.arn, securityGroupId: sg.id, listener };
   }
 }

@@ -10,7 +10,9 @@ import { AddonRelease, AddonSummary, Addons, addonNodeFiles, addonReleases, addo
 import { bundledScriptContents } from "../cloud-init/render";
 import { ApiLoadBalancer } from "./apiLoadBalancer";
 import { BootstrapAssets } from "./bootstrapAssets";
-import { ControlPlane } from "./controlPlane";
+import { BootstrapHealth } from "./bootstrapHealth";
+import { InitMarker } from "./initMarker";
+import { ControlPlane, placeNodes } from "./controlPlane";
 import { SecretsEncryption } from "./encryption";
 import { EtcdCertificates, EtcdCluster, etcdMembers, externalEtcdConfig } from "./etcd";
 import { EtcdBackups } from "./etcdBackup";
@@ -38,11 +40,13 @@ export interface ClusterArgs {
 }
 
 export class Cluster extends pulumi.ComponentResource {
-  /** `https://<nlb-dns>:6443`. */
+  /** `https://<nlb-dns>:6443` of the load balancer people use: the public one, or the internal one with scheme internal. */
   public readonly apiServerUrl: pulumi.Output<string>;
-  /** NLB DNS name. */
+  /** DNS name of the load balancer people use. */
   public readonly apiLoadBalancerDnsName: pulumi.Output<string>;
-  /** Admin kubeconfig (secret): cluster CA, NLB endpoint, admin client certificate. */
+  /** `https://<internal nlb-dns>:6443`: kubeadm's controlPlaneEndpoint, what every node dials. */
+  public readonly internalApiServerUrl: pulumi.Output<string>;
+  /** Admin kubeconfig (secret): cluster CA, the people's endpoint, admin client certificate. */
   public readonly kubeconfig: pulumi.Output<string>;
   /** Private IPs of the masters, in index order. */
   public readonly masterIps: string[];
@@ -93,22 +97,25 @@ export class Cluster extends pulumi.ComponentResource {
       tags,
     }, child);
 
-    const internal = c.apiLoadBalancer.scheme === "internal";
+    // Nodes reach the API through the internal load balancer whatever the scheme; people through the public one, if any.
     const lb = new ApiLoadBalancer(`${name}-api`, {
       clusterName: c.clusterName,
       vpcId: network.vpcId,
       vpcCidr: c.network.vpcCidr,
-      subnetIds: internal ? network.privateSubnetIds : network.publicSubnetIds,
+      privateSubnetIds: network.privateSubnetIds,
+      publicSubnetIds: network.publicSubnetIds,
       scheme: c.apiLoadBalancer.scheme,
       allowedCidrs: c.apiLoadBalancer.allowedCidrs,
-      natPublicIps: network.natPublicIps,
       tags,
     }, child);
 
     const sgs = new NodeSecurityGroups(`${name}-sg`, {
       clusterName: c.clusterName,
       vpcId: network.vpcId,
+      vpcCidr: c.network.vpcCidr,
       apiLbSecurityGroupId: lb.securityGroupId,
+      scheme: c.apiLoadBalancer.scheme,
+      publicApiLbSecurityGroupId: lb.publicSecurityGroupId,
       etcdTopology: c.etcd.topology,
       cni: c.addons.cni,
       tags,
@@ -120,7 +127,10 @@ export class Cluster extends pulumi.ComponentResource {
     // External etcd: members and their certificates first, since the etcd secret holds the certificates.
     const members = external ? etcdMembers(c.etcd.nodeCount, network.zones, network.plan.map((s) => s.privateCidr), c.region) : [];
     const etcdPki = external ? new EtcdCertificates(`${name}-etcd-pki`, { ca: pki.etcdCa, members }, child) : undefined;
-    const encryption = c.encryptionAtRest ? new SecretsEncryption(`${name}-encryption`, {}, child) : undefined;
+    // A cluster rebuilt from another's snapshots adopts that cluster's key (config restoreEncryptionKey).
+    const encryption = c.encryptionAtRest
+      ? new SecretsEncryption(`${name}-encryption`, c.restoreEncryptionKey ? { suppliedKeys: { key1: pulumi.secret(c.restoreEncryptionKey) } } : {}, child)
+      : undefined;
     const secrets = new BootstrapSecrets(`${name}-secrets`, {
       clusterName: c.clusterName,
       etcdTopology: c.etcd.topology,
@@ -154,8 +164,20 @@ export class Cluster extends pulumi.ComponentResource {
       }, child)
       : undefined;
 
+    // Each role's secret may be read only by its own machines, calling through the cluster's NAT.
+    const masterPlacements = placeNodes(c.controlPlane.count, network.zones, network.plan.map((s) => s.privateCidr), c.region);
     const roles = new NodeRoles(`${name}-iam`, {
       clusterName: c.clusterName,
+      region: c.region,
+      secretSource: {
+        vpcId: network.vpcId,
+        natPublicIps: network.natPublicIps,
+        privateCidrs: {
+          controlPlane: masterPlacements.map((p) => `${p.ip}/32`),
+          worker: network.plan.map((s) => s.privateCidr),
+          ...(external ? { etcd: members.map((m) => `${m.ip}/32`) } : {}),
+        },
+      },
       secretArns: secrets.secretArns,
       kmsKeyArn: secrets.kmsKeyArn,
       awsCloudControllerManager: c.addons.awsCloudControllerManager,
@@ -180,13 +202,13 @@ export class Cluster extends pulumi.ComponentResource {
       ? new EtcdBackups(`${name}-etcd-backups`, {
         clusterName: c.clusterName,
         retentionDays: c.etcd.backup.retentionDays,
-        kmsKeyArn: secrets.kmsKeyArn,
+        encryptionConfigYaml: encryption?.configYaml,
         roleArn: external ? roles.roleArns.etcd! : roles.roleArns.controlPlane,
         tags,
       }, child)
       : undefined;
     const etcdBackup = backups
-      ? pulumi.all([backups.bucketName, secrets.kmsKeyArn]).apply(([bucket, kmsKeyArn]) => ({
+      ? pulumi.all([backups.bucketName, backups.kmsKeyArn]).apply(([bucket, kmsKeyArn]) => ({
         bucket, prefix: backups.prefix, kmsKeyArn, intervalMinutes: c.etcd.backup.intervalMinutes,
       }))
       : undefined;
@@ -204,6 +226,9 @@ export class Cluster extends pulumi.ComponentResource {
         }, child)
         .apply((a) => a.id);
     const amiFor = (instanceType: string): pulumi.Input<string> => amiForArch(architectureOf(instanceType));
+
+    // Master 0's proof that the cluster was never initialised, and the record that it now is.
+    const initMarker = new InitMarker(`${name}-init-marker`, { clusterName: c.clusterName, controlPlaneRoleArn: roles.roleArns.controlPlane, tags }, child);
 
     const endpoint = lb.endpoint;
     // The add-ons, decided before any machine: with the `nodes` installer master 0 carries them.
@@ -233,7 +258,9 @@ export class Cluster extends pulumi.ComponentResource {
       securityGroupIds: [sgs.controlPlaneSecurityGroupId],
       instanceProfileName: roles.instanceProfileNames.controlPlane,
       targetGroupArn: lb.targetGroupArn,
+      publicTargetGroupArn: lb.publicTargetGroupArn,
       apiEndpoint: endpoint,
+      publicApiHost: lb.publicDnsName,
       secretArn: secrets.secretArns.controlPlane,
       bootstrapBucket: assets.bucketName,
       caCertHash: pki.caCertHash,
@@ -250,9 +277,12 @@ export class Cluster extends pulumi.ComponentResource {
       joinTokenTtlHours: c.certificates.joinTokenTtlHours,
       // The handler's values hold the queue's URL, known once the queue exists.
       addonFiles: installer === "nodes" ? pulumi.output(releases).apply((rs) => addonNodeFiles(rs as AddonRelease[], storageClass)) : undefined,
+      initMarker: initMarker.parameterName,
       tags,
       // A master boots and fetches its material at once; the secret must hold a version by then.
-      dependsOn: [secrets.secretVersions.controlPlane, assets],
+      // Its first boot needs the way out (packages, images, Secrets Manager) and the nodes' API
+      // endpoint (master 0's kubeadm init, the others' joins).
+      dependsOn: [secrets.secretVersions.controlPlane, assets, initMarker, ...network.egress, lb.nodeListener],
     }, child);
 
     const etcd = external
@@ -273,28 +303,33 @@ export class Cluster extends pulumi.ComponentResource {
         backup: etcdBackup,
         certRenewBeforeDays: c.certificates.renewBeforeDays,
         tags,
-        // A member fetches its certificates at boot; the secret must hold a version by then.
-        dependsOn: [secrets.secretVersions.etcd!, assets],
+        // A member fetches its certificates at boot; the secret must hold a version by then, and
+        // the way out must exist. Members never call the Kubernetes API.
+        dependsOn: [secrets.secretVersions.etcd!, assets, ...network.egress],
       }, child)
       : undefined;
 
     // Masters and etcd members are single fixed-address machines that no auto scaling group replaces.
+    const fixedMachines = [
+      ...controlPlane.placements.map((p, i) => ({
+        name: `${name}-control-plane-master-${p.index}`,
+        displayName: `${c.clusterName}-master-${p.index}`,
+        instanceId: controlPlane.instanceIds[i],
+      })),
+      ...(etcd
+        ? etcd.members.map((m, i) => ({ name: `${name}-etcd-member-${m.index}`, displayName: `${c.clusterName}-etcd-${m.index}`, instanceId: etcd.instanceIds[i] }))
+        : []),
+    ];
     if (c.autoRecovery)
-      new RecoveryAlarms(`${name}-recovery`, {
-        clusterName: c.clusterName,
-        region: c.region,
-        instances: [
-          ...controlPlane.placements.map((p, i) => ({
-            name: `${name}-control-plane-master-${p.index}`,
-            displayName: `${c.clusterName}-master-${p.index}`,
-            instanceId: controlPlane.instanceIds[i],
-          })),
-          ...(etcd
-            ? etcd.members.map((m, i) => ({ name: `${name}-etcd-member-${m.index}`, displayName: `${c.clusterName}-etcd-${m.index}`, instanceId: etcd.instanceIds[i] }))
-            : []),
-        ],
-        tags,
-      }, child);
+      new RecoveryAlarms(`${name}-recovery`, { clusterName: c.clusterName, region: c.region, instances: fixedMachines, tags }, child);
+    // A machine whose first boot gives up reports it: workers to their group, the others to an alarm.
+    new BootstrapHealth(`${name}-bootstrap-health`, {
+      clusterName: c.clusterName,
+      instances: fixedMachines,
+      workerRoleArn: roles.roleArns.worker,
+      fixedRoleArns: [roles.roleArns.controlPlane, ...(roles.roleArns.etcd ? [roles.roleArns.etcd] : [])],
+      tags,
+    }, child);
 
     // Worker pools: everything a pool needs is public, so a program can build more pools from it.
     this.workerJoin = {
@@ -319,15 +354,17 @@ export class Cluster extends pulumi.ComponentResource {
           join: this.workerJoin,
           pool,
           tags,
-          // A worker fetches its join token at boot; the secret must hold a version by then.
-          dependsOn: [secrets.secretVersions.worker, assets],
+          // A worker fetches its join token at boot; the secret must hold a version by then, and
+          // it joins through the internal endpoint over routes that must exist.
+          dependsOn: [secrets.secretVersions.worker, assets, ...network.egress, lb.nodeListener],
         }, child),
     );
     this.workerAutoScalingGroups = Object.fromEntries(this.workerPools.map((p) => [p.settings.name, p.autoScalingGroupName]));
 
     this.vpcId = network.vpcId;
-    this.apiLoadBalancerDnsName = lb.dnsName;
-    this.apiServerUrl = pulumi.interpolate`https://${endpoint}`;
+    this.apiLoadBalancerDnsName = lb.clientDnsName;
+    this.apiServerUrl = pulumi.interpolate`https://${lb.clientEndpoint}`;
+    this.internalApiServerUrl = pulumi.interpolate`https://${endpoint}`;
     this.caCertHash = pki.caCertHash;
     this.certificateExpiry = pki.certificateExpiry;
     this.masterIps = controlPlane.masterIps;
@@ -347,7 +384,7 @@ export class Cluster extends pulumi.ComponentResource {
     if (installer === "pulumi" && (releases.length > 0 || storageClass))
       new Addons(`${name}-addons`, {
         kubeconfig: this.kubeconfig,
-        apiEndpoint: endpoint,
+        apiEndpoint: lb.clientEndpoint,
         caCertPem: pki.caCertPem,
         releases,
         storageClass,
@@ -356,6 +393,7 @@ export class Cluster extends pulumi.ComponentResource {
     this.addons = addonSummaries(releases, installer);
     this.registerOutputs({
       apiServerUrl: this.apiServerUrl,
+      internalApiServerUrl: this.internalApiServerUrl,
       kubeconfig: this.kubeconfig,
       masterIps: this.masterIps,
       etcdEndpoints: this.etcdEndpoints,

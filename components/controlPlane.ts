@@ -67,7 +67,10 @@ export interface MasterDocumentValues {
   clusterName: string;
   kubernetesVersion: string;
   region: string;
+  /** `host:6443` of the internal load balancer: kubeadm's controlPlaneEndpoint, what every node dials. */
   apiEndpoint: string;
+  /** The people's internet-facing load balancer's DNS name, added to the API server's certificate. Default none (scheme internal). */
+  publicApiHost?: string;
   caCertHash: string;
   secretArn: string;
   podCidr: string;
@@ -90,6 +93,8 @@ export interface MasterDocumentValues {
   workerSecretArn?: string;
   /** The worker join token's lifetime in hours. Default 24. */
   joinTokenTtlHours?: number;
+  /** The SSM parameter recording the cluster's first successful init (components/initMarker.ts), master 0's INIT_MARKER. Required on master 0. */
+  initMarker?: string;
   masters: Placement[];
 }
 
@@ -100,6 +105,7 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
     clusterName: v.clusterName,
     kubernetesVersion: v.kubernetesVersion,
     controlPlaneEndpoint: v.apiEndpoint,
+    extraCertSans: v.publicApiHost ? [v.publicApiHost] : undefined,
     podCidr: v.podCidr,
     serviceCidr: v.serviceCidr,
     leaderElection: v.leaderElection,
@@ -115,6 +121,7 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
   };
   if (self.index === 0) kubeadm["init.yaml"] = toYaml(initConfiguration(node, { patchesDirectory: patches, tokenTtlHours: v.joinTokenTtlHours }), cluster, kubeletConfiguration());
   const addons = self.index === 0 && v.addonFiles !== undefined && Object.keys(v.addonFiles).length > 0;
+  if (self.index === 0 && !v.initMarker) throw new Error("masterDocuments: initMarker is required on master 0: without it master 0 cannot prove the cluster does not exist");
   if (addons) Object.assign(kubeadm, v.addonFiles);
   if (!v.externalEtcd)
     kubeadm["patches/kube-apiserver0+json.yaml"] = toYaml(
@@ -142,6 +149,8 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
         : // kubeadm names a stacked member after its node and serves peers on the node's address.
           { ETCD_MEMBERS: v.masters.map((m) => `${m.name}=https://${m.ip}:2380`).join(","), ETCD_IMAGE: etcdImage(v.kubernetesVersion) }),
       ...backupEnv(v.etcdBackup),
+      // What master 0 checks before kubeadm init: the marker, and every other master directly.
+      ...(self.index === 0 ? { MASTER_IPS: v.masters.map((m) => m.ip).join(","), INIT_MARKER: v.initMarker! } : {}),
     },
     kubeadm,
     backupIntervalMinutes: v.etcdBackup?.intervalMinutes,
@@ -164,9 +173,14 @@ export interface ControlPlaneArgs {
   privateSubnetCidrs: string[];
   securityGroupIds: pulumi.Input<string>[];
   instanceProfileName: pulumi.Input<string>;
+  /** The internal load balancer's target group, which every master registers with. Required. */
   targetGroupArn: pulumi.Input<string>;
-  /** `<nlb-dns>:6443`. */
+  /** The public load balancer's target group (scheme internet-facing). Default none. */
+  publicTargetGroupArn?: pulumi.Input<string>;
+  /** `<internal nlb-dns>:6443`, the nodes' endpoint. Required. */
   apiEndpoint: pulumi.Input<string>;
+  /** The public load balancer's DNS name, for the API server's certificate (scheme internet-facing). Default none. */
+  publicApiHost?: pulumi.Input<string>;
   secretArn: pulumi.Input<string>;
   /** The bootstrap bucket (`BootstrapAssets.bucketName`) the masters fetch their scripts from. Required. */
   bootstrapBucket: pulumi.Input<string>;
@@ -196,6 +210,8 @@ export interface ControlPlaneArgs {
   workerSecretArn?: pulumi.Input<string>;
   /** Lifetime of the worker join token in hours. Default 24. */
   joinTokenTtlHours?: number;
+  /** The init marker's SSM parameter name (components/initMarker.ts). Required. */
+  initMarker: string;
   tags: Record<string, string>;
   /** Resources every master waits for, such as the secret version it fetches at boot. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
@@ -220,8 +236,18 @@ export class ControlPlane extends pulumi.ComponentResource {
 
     const instances = this.placements.map((p) => {
       const userData = pulumi
-        .all([args.apiEndpoint, args.caCertHash, args.secretArn, args.externalEtcd, args.etcdBackup, args.bootstrapBucket, args.addonFiles, args.workerSecretArn])
-        .apply(([apiEndpoint, caCertHash, secretArn, externalEtcd, etcdBackup, bootstrapBucket, addonFiles, workerSecretArn]) => {
+        .output({
+          apiEndpoint: args.apiEndpoint,
+          publicApiHost: args.publicApiHost,
+          caCertHash: args.caCertHash,
+          secretArn: args.secretArn,
+          externalEtcd: args.externalEtcd,
+          etcdBackup: args.etcdBackup,
+          bootstrapBucket: args.bootstrapBucket,
+          addonFiles: args.addonFiles,
+          workerSecretArn: args.workerSecretArn,
+        })
+        .apply(({ apiEndpoint, publicApiHost, caCertHash, secretArn, externalEtcd, etcdBackup, bootstrapBucket, addonFiles, workerSecretArn }) => {
           const text = renderCloudConfig(
             masterDocuments(
               {
@@ -229,6 +255,7 @@ export class ControlPlane extends pulumi.ComponentResource {
                 kubernetesVersion: args.kubernetesVersion,
                 region: args.region,
                 apiEndpoint,
+                publicApiHost,
                 caCertHash,
                 secretArn,
                 podCidr: args.podCidr,
@@ -243,6 +270,7 @@ export class ControlPlane extends pulumi.ComponentResource {
                 certRenewBeforeDays: args.certRenewBeforeDays,
                 workerSecretArn,
                 joinTokenTtlHours: args.joinTokenTtlHours,
+                initMarker: args.initMarker,
                 masters: this.placements,
               },
               p,
@@ -276,6 +304,12 @@ export class ControlPlane extends pulumi.ComponentResource {
         { targetGroupArn: args.targetGroupArn, targetId: instance.id, port: 6443 },
         { parent: this },
       );
+      if (args.publicTargetGroupArn !== undefined)
+        new aws.lb.TargetGroupAttachment(
+          `${name}-master-${p.index}-api-public`,
+          { targetGroupArn: args.publicTargetGroupArn, targetId: instance.id, port: 6443 },
+          { parent: this },
+        );
       return { instance, userData };
     });
     this.instanceIds = instances.map((i) => i.instance.id);

@@ -14,6 +14,14 @@ export interface SecretsEncryptionArgs {
    * list. Rotation adds a name second, moves it first, then drops the old one (README). Default `["key1"]`.
    */
   keyNames?: string[];
+  /**
+   * Key name -> its 32 bytes, base64, given instead of generated (no `RandomBytes` child for it):
+   * for a new stack that restores another cluster's snapshots, whose Secrets only that cluster's
+   * key decrypts (README, "Restore after the stack is gone"). Kept secret. On a stack that already
+   * generated the key it replaces it, and every Secret etcd holds becomes unreadable: only when the
+   * stack is created. Default none.
+   */
+  suppliedKeys?: Record<string, pulumi.Input<string>>;
 }
 
 /** secretbox keys from `@pulumi/random`, and the API server's `EncryptionConfiguration` holding them. */
@@ -35,7 +43,11 @@ export class SecretsEncryption extends pulumi.ComponentResource {
     super("kubeadm-ha:index:SecretsEncryption", name, {}, opts);
     this.keyNames = keyNames;
 
+    const supplied = args.suppliedKeys ?? {};
+    const unknown = Object.keys(supplied).filter((k) => !keyNames.includes(k));
+    if (unknown.length > 0) throw new Error(`SecretsEncryption: suppliedKeys names ${JSON.stringify(unknown)}, not in keyNames ${JSON.stringify(keyNames)}`);
     const keys = keyNames.map((keyName) => {
+      if (supplied[keyName] !== undefined) return pulumi.secret(supplied[keyName]).apply((secret): EncryptionKey => ({ name: keyName, secret }));
       const bytes = new random.RandomBytes(`${name}-${keyName}`, { length: SECRETBOX_KEY_BYTES }, { parent: this });
       // The provider marks base64 secret too; wrapping keeps that true whatever the provider version.
       return pulumi.secret(bytes.base64).apply((secret): EncryptionKey => ({ name: keyName, secret }));

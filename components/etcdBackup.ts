@@ -1,8 +1,14 @@
 /**
- * Where etcd snapshots go: an S3 bucket of the stack (versioned, encrypted with the cluster's KMS
- * key, private, TLS only, expiring after `retentionDays`), writable only by the role of the
- * machines holding etcd members. The machines take the snapshots themselves
- * (cloud-init/scripts/etcd-backup.sh on a systemd timer); etcd-restore.sh brings a cluster back.
+ * Where etcd snapshots go: an S3 bucket of the stack (versioned, encrypted with a KMS key of its own,
+ * private, TLS only, expiring after `retentionDays`), writable only by the role of the machines
+ * holding etcd members. The machines take the snapshots themselves (cloud-init/scripts/etcd-backup.sh
+ * on a systemd timer); etcd-restore.sh brings a cluster back.
+ *
+ * The bucket outlives `pulumi destroy` while it holds snapshots (S3 refuses to delete it), so what
+ * reads them must too: the bucket's KMS key is kept when the stack goes (`retainOnDelete`; the
+ * bootstrap key is deleted with the stack), and a copy of the API servers' encryption
+ * configuration, without which a snapshot's Secrets stay ciphertext, is kept in the bucket
+ * (`ENCRYPTION_CONFIG_KEY`, every version). README, "Restore after the stack is gone".
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
@@ -13,6 +19,13 @@ export { Policy, Statement, tlsOnlyBucketPolicy } from "./s3";
 
 /** Key prefix of every snapshot: `<prefix>/<member name>/<UTC timestamp>.db`. */
 export const SNAPSHOT_PREFIX = "etcd-snapshots";
+
+/**
+ * Where the bucket keeps the API servers' `EncryptionConfiguration`: outside the snapshots' prefix, so
+ * no lifecycle rule expires it and the etcd-holding role cannot read it. Versioned like the
+ * snapshots: after a key rotation the older version still decrypts the older snapshots.
+ */
+export const ENCRYPTION_CONFIG_KEY = "encryption-at-rest/encryption-config.yaml";
 
 /** Days after which S3 aborts an unfinished multipart upload (a machine that died mid-upload). */
 export const ABORT_MULTIPART_DAYS = 1;
@@ -61,7 +74,7 @@ export function backupWritePolicy(bucketArn: string, prefix: string, kmsKeyArn: 
 export interface LifecycleRule {
   id: string;
   status: "Enabled";
-  filter: Record<string, never>;
+  filter: { prefix: string };
   expiration?: { days: number } | { expiredObjectDeleteMarker: true };
   noncurrentVersionExpiration?: { noncurrentDays: number };
   abortIncompleteMultipartUpload?: { daysAfterInitiation: number };
@@ -72,22 +85,24 @@ export interface LifecycleRule {
  * in one expiration. The first turns a snapshot older than `retentionDays` into a noncurrent
  * version; the second deletes noncurrent versions `retentionDays` later and then the delete
  * marker left alone (https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-configuration-examples.html).
+ * Both apply to the snapshots' prefix only: the encryption configuration is never expired.
  */
 export function lifecycleRules(retentionDays: number): LifecycleRule[] {
   if (!Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 3650)
     throw new Error(`lifecycleRules: retentionDays must be a whole number from 1 to 3650 (got ${retentionDays})`);
+  const filter = { prefix: `${SNAPSHOT_PREFIX}/` };
   return [
     {
       id: "expire-snapshots",
       status: "Enabled",
-      filter: {},
+      filter,
       expiration: { days: retentionDays },
       abortIncompleteMultipartUpload: { daysAfterInitiation: ABORT_MULTIPART_DAYS },
     },
     {
       id: "purge-expired-versions",
       status: "Enabled",
-      filter: {},
+      filter,
       expiration: { expiredObjectDeleteMarker: true },
       noncurrentVersionExpiration: { noncurrentDays: retentionDays },
     },
@@ -117,13 +132,16 @@ export interface EtcdBackupsArgs {
   clusterName: string;
   /** Days S3 keeps each snapshot, and each noncurrent version after it stops being current. Required. */
   retentionDays: number;
-  /** ARN of the cluster's KMS key (`BootstrapSecrets.kmsKeyArn`), which encrypts every snapshot. Required. */
-  kmsKeyArn: pulumi.Input<string>;
+  /**
+   * The API servers' `EncryptionConfiguration` (components/encryption.ts), kept in the bucket for a
+   * restore after the stack is gone. Default none (encryption at rest off).
+   */
+  encryptionConfigYaml?: pulumi.Input<string>;
   /** ARN of the role of the machines holding etcd members: the control plane role when stacked, the etcd role when external. Required. */
   roleArn: pulumi.Input<string>;
   /** Extra tags on the bucket. Required (may be empty). */
   tags: Record<string, string>;
-  /** Region of the bucket and key, for `kms:ViaService`. Default: the provider's region. */
+  /** Region of the bucket and its key, for `kms:ViaService`. Default: the provider's region. */
   region?: pulumi.Input<string>;
 }
 
@@ -135,6 +153,8 @@ export class EtcdBackups extends pulumi.ComponentResource {
   public readonly bucketArn: pulumi.Output<string>;
   /** Key prefix of the snapshots: `etcd-snapshots`. */
   public readonly prefix: string;
+  /** ARN of the bucket's own KMS key, which encrypts every snapshot and outlives the stack. */
+  public readonly kmsKeyArn: pulumi.Output<string>;
 
   constructor(name: string, args: EtcdBackupsArgs, opts?: pulumi.ComponentResourceOptions) {
     const prefix = bucketPrefix(args.clusterName);
@@ -143,6 +163,21 @@ export class EtcdBackups extends pulumi.ComponentResource {
     const child = { parent: this };
     const region = args.region ?? aws.getRegionOutput({}, child).region;
 
+    // The snapshots' own key, not the bootstrap secrets' (deleted with the stack, 7 days later):
+    // `pulumi destroy` leaves this one, so the snapshots it leaves stay readable. No alias: an
+    // alias left behind would collide with a new stack's of the same name.
+    const key = new aws.kms.Key(
+      `${name}-kms-key`,
+      {
+        description: `${args.clusterName}: etcd snapshots in S3; kept when the stack is destroyed, with the snapshots`,
+        enableKeyRotation: true,
+        // Only for a deliberate deletion (aws kms schedule-key-deletion): the longest window.
+        deletionWindowInDays: 30,
+        // KMS's default key policy: IAM policies of this account grant its use (components/etcdBackup.ts backupWritePolicy).
+        tags: clusterTags(args.clusterName, args.tags, `${args.clusterName}-etcd-backup`),
+      },
+      { parent: this, retainOnDelete: true },
+    );
     const bucket = new aws.s3.Bucket(
       `${name}-bucket`,
       // `pulumi destroy` stops at a bucket that still holds snapshots rather than delete the only
@@ -156,7 +191,7 @@ export class EtcdBackups extends pulumi.ComponentResource {
       {
         bucket: bucket.id,
         // A bucket key: one KMS request per bucket key period instead of one per object.
-        rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: args.kmsKeyArn }, bucketKeyEnabled: true }],
+        rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: key.arn }, bucketKeyEnabled: true }],
       },
       child,
     );
@@ -169,15 +204,30 @@ export class EtcdBackups extends pulumi.ComponentResource {
         name: "etcd-backup",
         role: pulumi.output(args.roleArn).apply(roleNameOfArn),
         policy: pulumi
-          .all([bucket.arn, args.kmsKeyArn, region])
-          .apply(([arn, key, r]) => JSON.stringify(backupWritePolicy(arn, SNAPSHOT_PREFIX, key, r))),
+          .all([bucket.arn, key.arn, region])
+          .apply(([arn, keyArn, r]) => JSON.stringify(backupWritePolicy(arn, SNAPSHOT_PREFIX, keyArn, r))),
       },
       child,
     );
+    if (args.encryptionConfigYaml !== undefined)
+      new aws.s3.BucketObjectv2(
+        `${name}-encryption-config`,
+        {
+          bucket: bucket.id,
+          key: ENCRYPTION_CONFIG_KEY,
+          content: pulumi.secret(args.encryptionConfigYaml),
+          contentType: "application/yaml",
+          serverSideEncryption: "aws:kms",
+          kmsKeyId: key.arn,
+        },
+        // Kept when the stack goes, with the snapshots it decrypts; a changed key writes a new version.
+        { parent: this, retainOnDelete: true, dependsOn: [versioning] },
+      );
 
     this.bucketName = bucket.bucket;
     this.bucketArn = bucket.arn;
     this.prefix = SNAPSHOT_PREFIX;
-    this.registerOutputs({ bucketName: this.bucketName, bucketArn: this.bucketArn, prefix: this.prefix });
+    this.kmsKeyArn = key.arn;
+    this.registerOutputs({ bucketName: this.bucketName, bucketArn: this.bucketArn, prefix: this.prefix, kmsKeyArn: this.kmsKeyArn });
   }
 }

@@ -20,9 +20,14 @@ export type NodeRole = "controlPlane" | "worker" | "etcd";
  *   (the VXLAN flows below); a pod reaching a node address leaves the overlay with its node's
  *   address (host-network pods, Cilium's masquerading, Calico's natOutgoing), so its node's
  *   security group sees it.
- * - `apiLoadBalancer`: the NLB, which has a security group of its own.
+ * - `apiLoadBalancer`: the internal NLB every node reaches the API through (kubeadm's
+ *   controlPlaneEndpoint), in the private subnets; people use it too when the scheme is internal.
+ * - `publicApiLoadBalancer`: the internet-facing NLB for people only, with scheme internet-facing.
+ *   Each NLB has a security group of its own.
  * - `operator`: people with kubectl and the machine running `pulumi up`, from
  *   `apiLoadBalancer.allowedCidrs`.
+ * - `vpc`: anything with an address in the VPC that is no machine of ours: the NLBs' and NAT
+ *   gateways' interfaces. A rule from it admits the VPC's range.
  * - The rest are outside every security group of the cluster: AWS endpoints, the instance metadata
  *   service, the VPC's DNS resolver and time service, and the internet (package mirrors, container
  *   registries, Helm chart repositories), reached through NAT or the S3 gateway endpoint.
@@ -31,7 +36,9 @@ export type Party =
   | NodeRole
   | "pods"
   | "apiLoadBalancer"
+  | "publicApiLoadBalancer"
   | "operator"
+  | "vpc"
   | "s3"
   | "secretsManager"
   | "awsApis"
@@ -62,6 +69,14 @@ export const PORTS = {
 
 /** ICMP echo request (type 8, code 0): what Cilium's node health checks send. */
 export const ICMP_ECHO = { type: 8, code: 0 } as const;
+/**
+ * ICMP destination unreachable, fragmentation needed (type 3, code 4): path MTU discovery. Instances
+ * send 9001-byte frames inside the VPC, and a hop with a smaller MTU on the way (an NLB, a NAT
+ * gateway, a peering or VPN link) answers a too-large packet with this; security groups drop it
+ * unless a rule admits it, and the connection then hangs on its first large packet
+ * (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/network_mtu.html#path_mtu_discovery).
+ */
+export const ICMP_FRAGMENTATION_NEEDED = { type: 3, code: 4 } as const;
 
 /** What a connection carries: a TCP or UDP destination port, or an ICMP type and code. */
 export type Traffic = { protocol: "tcp" | "udp"; port: number } | { protocol: "icmp"; type: number; code: number };
@@ -142,11 +157,19 @@ const CALICO_REQUIREMENTS = "https://docs.tigera.io/calico/latest/getting-starte
  * NodePorts are not opened.
  */
 export const FLOWS: readonly Flow[] = [
-  // The Kubernetes API.
+  // The Kubernetes API. People reach it through the load balancer of the scheme; nodes always
+  // through the internal one, so no node depends on NAT or the internet to reach the API.
   {
-    from: "operator", to: "apiLoadBalancer", protocol: "tcp", port: apiServer,
+    from: "operator", to: "publicApiLoadBalancer", protocol: "tcp", port: apiServer, when: { scheme: "internet-facing" },
     by: [
-      { what: "kubectl with the stack's kubeconfig output, which points at the NLB", where: "components/pki.ts" },
+      { what: "kubectl with the stack's kubeconfig output, which points at the people's load balancer", where: "components/pki.ts" },
+      { what: "pulumi up: the readiness step polls /readyz, then the Helm releases (installer pulumi)", where: "components/readiness.ts" },
+    ],
+  },
+  {
+    from: "operator", to: "apiLoadBalancer", protocol: "tcp", port: apiServer, when: { scheme: "internal" },
+    by: [
+      { what: "kubectl with the stack's kubeconfig output, which points at the internal load balancer with scheme internal", where: "components/pki.ts" },
       { what: "pulumi up: the readiness step polls /readyz, then the Helm releases (installer pulumi)", where: "components/readiness.ts" },
     ],
   },
@@ -159,7 +182,16 @@ export const FLOWS: readonly Flow[] = [
     ],
   },
   {
+    from: "publicApiLoadBalancer", to: "controlPlane", protocol: "tcp", port: apiServer, when: { scheme: "internet-facing" },
+    rule: "kube-apiserver from the public API load balancer: people and health checks",
+    by: [
+      { what: "the people's NLB forwards TCP 6443 with client IP preservation off, so connections come from its own addresses", where: "components/apiLoadBalancer.ts" },
+      { what: "its target group's HTTPS /readyz health checks", where: "components/apiLoadBalancer.ts" },
+    ],
+  },
+  {
     from: ["controlPlane", "worker"], to: "apiLoadBalancer", protocol: "tcp", port: apiServer,
+    rule: "Kubernetes API from the nodes",
     by: [
       { what: "api_ready: the init-or-join probe and wait_for_api poll https://$API_ENDPOINT/readyz", where: S("lib.sh") },
       { what: "kubeadm init and join: the API through controlPlaneEndpoint, join's discovery through discovery.bootstrapToken.apiServerEndpoint", where: S("bootstrap.sh") },
@@ -168,6 +200,7 @@ export const FLOWS: readonly Flow[] = [
   },
   {
     from: "controlPlane", to: "apiLoadBalancer", protocol: "tcp", port: apiServer,
+    rule: "Kubernetes API from the nodes",
     by: [
       { what: "the join lock: kubectl with a joiner kubeconfig minted for controlPlaneEndpoint", where: S("join-lock.sh") },
       { what: "a joining master mints its own bootstrap token (kubeadm token create) with that kubeconfig", where: S("bootstrap.sh") },
@@ -181,6 +214,7 @@ export const FLOWS: readonly Flow[] = [
     rule: "kube-apiserver via the kubernetes Service: pods and host-network agents",
     by: [{ what: "before restarting its static pods a master checks every other master's /readyz at its own address", where: S("cert-renew.sh") }],
   },
+  // No rule of its own: the nodes' rule above admits it (test/flows.test.ts checks).
   {
     from: "controlPlane", to: "apiLoadBalancer", protocol: "tcp", port: apiServer, when: { installer: "nodes" },
     by: [{ what: "master 0 installs the add-ons with helm and kubectl through admin.conf", where: S("addons.sh") }],
@@ -198,6 +232,11 @@ export const FLOWS: readonly Flow[] = [
         where: "cloud-init/kubeadm.ts",
       },
     ],
+  },
+  {
+    from: "controlPlane", to: "controlPlane", protocol: "tcp", port: apiServer,
+    rule: "kube-apiserver of the other masters, asked directly by master 0 before it would initialise",
+    by: [{ what: "master 0 probes every other master's https://<ip>:6443/readyz: an API there means the cluster exists, whatever the load balancer says", where: S("bootstrap.sh") }],
   },
   {
     from: "controlPlane", to: KUBERNETES_NODES, protocol: "tcp", port: kubelet,
@@ -294,6 +333,13 @@ export const FLOWS: readonly Flow[] = [
     by: [{ what: "the tigera-operator runs Typha on host network; Felix on every node connects to it", where: CALICO_REQUIREMENTS }],
   },
 
+  // Path MTU discovery inside the VPC.
+  {
+    from: "vpc", to: ALL_MACHINES, protocol: "icmp", ...ICMP_FRAGMENTATION_NEEDED,
+    rule: "Path MTU discovery: ICMP fragmentation needed from the VPC",
+    by: [{ what: "a hop with a smaller MTU than the instances' 9001 bytes (the NLBs, NAT gateways) tells the sender to shrink its packets", where: "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/network_mtu.html" }],
+  },
+
   // AWS, outside the cluster's security groups.
   {
     from: ALL_MACHINES, to: "s3", protocol: "tcp", port: https,
@@ -325,16 +371,19 @@ export const FLOWS: readonly Flow[] = [
     from: ALL_MACHINES, to: "instanceMetadata", protocol: "tcp", port: http,
     by: [
       { what: "the AWS CLI of every script: instance profile credentials from IMDSv2, which the machines require", where: "components/nodeInstance.ts" },
-      { what: "a worker of an auto scaling group learns its name and address (imds)", where: S("lib.sh") },
+      { what: "a worker of an auto scaling group learns its name and address (imds); every machine its instance ID for the bootstrap's report", where: S("lib.sh") },
     ],
   },
+  // No pod reaches IMDS: the hop limit is 1 (components/nodeInstance.ts) and the Kubernetes nodes
+  // drop pod traffic to it (cloud-init/systemd/kubeadm-ha-imds-guard.service). What needs the
+  // role's credentials runs on the masters' host network.
   {
-    from: "pods", to: "instanceMetadata", protocol: "tcp", port: http, when: { awsCloudControllerManager: true },
-    by: [{ what: "the cloud controller's credentials and region; the hop limit of 2 lets containers reach IMDSv2", where: "components/nodeInstance.ts" }],
+    from: "controlPlane", to: "instanceMetadata", protocol: "tcp", port: http, when: { awsCloudControllerManager: true },
+    by: [{ what: "the cloud controller, on the host network: the control plane role's credentials and the region", where: "components/addons.ts" }],
   },
   {
-    from: "pods", to: "instanceMetadata", protocol: "tcp", port: http, when: { ebsCsiDriver: true },
-    by: [{ what: "the EBS CSI controller's credentials and the node plugin's instance ID and zone", where: "components/addons.ts" }],
+    from: "controlPlane", to: "instanceMetadata", protocol: "tcp", port: http, when: { ebsCsiDriver: true },
+    by: [{ what: "the EBS CSI controller, put on the host network by a patch: the control plane role's credentials (the node plugin reads its Node object instead)", where: "components/addons.ts" }],
   },
   {
     from: "controlPlane", to: "awsApis", protocol: "tcp", port: https, when: { awsCloudControllerManager: true },
@@ -345,24 +394,29 @@ export const FLOWS: readonly Flow[] = [
     by: [{ what: "the EBS CSI controller on the masters: the EC2 volume APIs, through NAT", where: "components/iam.ts" }],
   },
   {
-    from: "pods", to: "instanceMetadata", protocol: "tcp", port: http, when: { clusterAutoscaler: true },
-    by: [{ what: "the cluster-autoscaler's credentials from the master's instance profile", where: "components/addons.ts" }],
-  },
-  {
+    // On the masters' host network (no pod reaches IMDS: hop limit 1): the instance profile's
+    // credentials come to the master itself (instanceMetadata above).
     from: "controlPlane", to: "awsApis", protocol: "tcp", port: https, when: { clusterAutoscaler: true },
-    by: [{ what: "the cluster-autoscaler on the masters: the Auto Scaling and EC2 APIs, through NAT", where: "components/iam.ts" }],
-  },
-  {
-    from: "pods", to: "instanceMetadata", protocol: "tcp", port: http, when: { nodeTerminationHandler: true },
-    by: [{ what: "the termination handler's credentials from the master's instance profile", where: "components/addons.ts" }],
+    by: [{ what: "the cluster-autoscaler on the masters' host network: the Auto Scaling and EC2 APIs, through NAT", where: "components/iam.ts" }],
   },
   {
     from: "controlPlane", to: "awsApis", protocol: "tcp", port: https, when: { nodeTerminationHandler: true },
-    by: [{ what: "the termination handler on the masters: its SQS queue, EC2 and Auto Scaling lifecycle actions, through NAT", where: "components/nodeTermination.ts" }],
+    by: [{ what: "the termination handler on the masters' host network: its SQS queue, EC2 and Auto Scaling lifecycle actions, through NAT", where: "components/nodeTermination.ts" }],
   },
   {
     from: "worker", to: "awsApis", protocol: "tcp", port: https,
-    by: [{ what: "node-ready.sh finds its group and completes its launch lifecycle action (Auto Scaling API), through NAT", where: S("node-ready.sh") }],
+    by: [
+      { what: "node-ready.sh finds its group and completes its launch lifecycle action (Auto Scaling API), through NAT", where: S("node-ready.sh") },
+      { what: "a worker whose bootstrap gave up marks itself Unhealthy (aws autoscaling set-instance-health), through NAT", where: S("lib.sh") },
+    ],
+  },
+  {
+    from: ["controlPlane", "etcd"], to: "awsApis", protocol: "tcp", port: https,
+    by: [{ what: "a master or etcd member publishes its bootstrap's outcome for its alarm (aws cloudwatch put-metric-data), through NAT", where: S("lib.sh") }],
+  },
+  {
+    from: "controlPlane", to: "ssm", protocol: "tcp", port: https,
+    by: [{ what: "master 0 reads the init marker (aws ssm get-parameter) before it would initialise and writes it after, through NAT", where: S("bootstrap.sh") }],
   },
   {
     from: ALL_MACHINES, to: "ssm", protocol: "tcp", port: https,
@@ -459,36 +513,60 @@ export function sourceRoles(p: Party): NodeRole[] {
 
 export const isNodeRole = (p: Party): p is NodeRole => p === "controlPlane" || p === "worker" || p === "etcd";
 
-/** A flow into a node security group, resolved to the groups at both ends. */
+/** A security group whose ingress rules the table decides: a node role's, or the internal API load balancer's (from the nodes). */
+export type GroupTarget = NodeRole | "apiLoadBalancer";
+/** What a group rule admits: another group, or the VPC's range. */
+export type GroupSource = NodeRole | "apiLoadBalancer" | "publicApiLoadBalancer" | "vpc";
+
+/** A flow into a security group the table decides, resolved to the groups at both ends. */
 export interface GroupFlow {
-  to: NodeRole;
-  from: NodeRole | "apiLoadBalancer";
+  to: GroupTarget;
+  from: GroupSource;
   traffic: Traffic;
   /** The rule description this flow contributes. */
   rule: string;
 }
 
-const GROUP_KEYS: ReadonlyArray<keyof FlowWhen> = ["topology", "cni"];
+const GROUP_KEYS: ReadonlyArray<keyof FlowWhen> = ["topology", "cni", "scheme"];
+const GROUP_SOURCES: ReadonlySet<Party> = new Set(["apiLoadBalancer", "publicApiLoadBalancer", "vpc"]);
 
 /**
- * The flows into the node security groups of a cluster with this topology and CNI. Those can only
- * depend on the topology and the CNI, which decide the groups: a flow between groups that depends
- * on anything else is an error in the table.
+ * Whether a flow decides a security group rule: one into a node role, or one from nodes (or pods)
+ * into the internal API load balancer. Flows into the load balancers from outside (the operator)
+ * are the load balancers' CIDR rules, from `apiLoadBalancer.allowedCidrs`.
  */
-export function groupFlows(topology: EtcdTopology, cni: Cni, flows: readonly Flow[] = FLOWS): GroupFlow[] {
+export function isGroupFlow(f: Flow): boolean {
+  return asList(f.to).some(isNodeRole) || (asList(f.to).includes("apiLoadBalancer") && asList(f.from).some((p) => sourceRoles(p).length > 0));
+}
+
+/**
+ * The flows into the security groups of a cluster with this topology, CNI and load balancer
+ * scheme, which decide the groups. A flow between groups that depends on anything else is an error
+ * in the table, unless it has no rule of its own and another flow's rule admits it (the flow test
+ * checks that every connection is admitted).
+ */
+export function groupFlows(ctx: Pick<FlowContext, "topology" | "cni" | "scheme">, flows: readonly Flow[] = FLOWS): GroupFlow[] {
   const out: GroupFlow[] = [];
   for (const f of flows) {
-    const targets = asList(f.to).filter(isNodeRole);
-    if (targets.length === 0) continue;
+    if (!isGroupFlow(f)) continue;
+    // Machines of the etcd role exist only with external etcd.
+    const exists = (p: Party) => p !== "etcd" || ctx.topology === "external";
+    const targets = asList(f.to).filter((p): p is GroupTarget => isNodeRole(p) || p === "apiLoadBalancer");
+    const intoNodes = targets.some(isNodeRole);
+    if (f.rule === undefined) {
+      if (intoNodes) throw new Error(`groupFlows: the flow into ${targets.join(", ")} on ${describeTraffic(f)} has no rule description`);
+      continue;
+    }
     const other = Object.keys(f.when ?? {}).filter((k) => !GROUP_KEYS.includes(k as keyof FlowWhen));
-    if (other.length > 0) throw new Error(`groupFlows: a flow into ${targets.join(", ")} depends on ${other.join(", ")}; security group rules follow only the topology and the CNI`);
-    if (f.rule === undefined) throw new Error(`groupFlows: the flow into ${targets.join(", ")} on ${describeTraffic(f)} has no rule description`);
+    if (other.length > 0)
+      throw new Error(`groupFlows: a flow into ${targets.join(", ")} depends on ${other.join(", ")}; security group rules follow only the topology, the CNI and the scheme`);
     const w = f.when ?? {};
-    if ((w.topology !== undefined && w.topology !== topology) || (w.cni !== undefined && !w.cni.includes(cni))) continue;
+    if ((w.topology !== undefined && w.topology !== ctx.topology) || (w.cni !== undefined && !w.cni.includes(ctx.cni)) || (w.scheme !== undefined && w.scheme !== ctx.scheme)) continue;
     for (const party of asList(f.from)) {
-      const sources: Array<NodeRole | "apiLoadBalancer"> = party === "apiLoadBalancer" ? ["apiLoadBalancer"] : sourceRoles(party);
-      if (sources.length === 0) throw new Error(`groupFlows: ${party} -> ${targets.join(", ")}: a security group rule can only admit a node role, pods or the API load balancer`);
-      for (const from of sources) for (const to of targets) out.push({ to, from, traffic: traffic(f), rule: f.rule });
+      const sources: GroupSource[] = GROUP_SOURCES.has(party) ? [party as GroupSource] : sourceRoles(party);
+      if (sources.length === 0)
+        throw new Error(`groupFlows: ${party} -> ${targets.join(", ")}: a security group rule can only admit a node role, pods, an API load balancer or the VPC`);
+      for (const from of sources.filter(exists)) for (const to of targets.filter(exists)) out.push({ to, from, traffic: traffic(f), rule: f.rule });
     }
   }
   return out;

@@ -6,6 +6,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { isCanonicalCidr } from "../config";
 import { NodeRole, ROLE_SLUGS } from "./secrets";
 import { clusterTags } from "./tags";
 
@@ -29,11 +30,34 @@ const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:key\/.+$/;
 const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
 
 /**
+ * Where a role's machines read their secret from: only credentials delivered to the cluster's own
+ * machines, calling from the cluster's own NAT addresses, may read it.
+ */
+export interface SecretReadSource {
+  /** The cluster's VPC (`aws:Ec2InstanceSourceVpc`): the role attached to an instance anywhere else reads nothing. */
+  vpcId: string;
+  /** The role's machines' private addresses (`aws:Ec2InstanceSourcePrivateIPv4`): fixed /32s for masters and etcd members, the private subnets for workers. */
+  privateCidrs: string[];
+  /** The NAT gateways' public addresses (`aws:SourceIp`): machines reach Secrets Manager through them, so credentials taken off a machine read nothing elsewhere. */
+  natPublicIps: string[];
+}
+
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/**
  * Read one bootstrap secret and nothing else. Decrypt is allowed only when Secrets Manager calls
  * KMS on the role's behalf (`kms:ViaService`) for that very secret (Secrets Manager puts the
  * secret's ARN in the encryption context), so the key cannot decrypt another role's secret.
+ *
+ * With `source`, the read is also bound to where the cluster's machines are: credentials EC2
+ * delivered to an instance of the cluster's VPC at one of the role's addresses, in a request that
+ * leaves through the cluster's NAT gateways (the global condition keys
+ * https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html). A
+ * Secrets Manager VPC endpoint would change the source address: requests through one carry no
+ * `aws:SourceIp`, so adding one needs this condition changed to `aws:SourceVpce`. The decrypt
+ * statement carries no address condition: KMS sees Secrets Manager's call, not the machine's.
  */
-export function secretReadPolicy(secretArn: string, kmsKeyArn: string, region: string): PolicyDocument {
+export function secretReadPolicy(secretArn: string, kmsKeyArn: string, region: string, source?: SecretReadSource): PolicyDocument {
   const secret = SECRET_ARN.exec(secretArn);
   if (!secret) throw new Error(`secretReadPolicy: secretArn must be a Secrets Manager secret ARN (got ${JSON.stringify(secretArn)})`);
   // An alias ARN here would grant nothing: IAM authorizes KMS calls against the key's ARN.
@@ -42,10 +66,25 @@ export function secretReadPolicy(secretArn: string, kmsKeyArn: string, region: s
   if (!REGION.test(region)) throw new Error(`secretReadPolicy: region must be an AWS region name such as eu-west-1 (got ${JSON.stringify(region)})`);
   if (secret[1] !== region) throw new Error(`secretReadPolicy: secretArn is in ${secret[1]}, not ${region}; kms:ViaService would never match`);
   if (key[1] !== region) throw new Error(`secretReadPolicy: kmsKeyArn is in ${key[1]}, not ${region}; Secrets Manager uses a key of its own region`);
+  if (source) {
+    if (!source.vpcId) throw new Error("secretReadPolicy: source.vpcId must not be empty");
+    if (source.privateCidrs.length === 0 || !source.privateCidrs.every(isCanonicalCidr))
+      throw new Error(`secretReadPolicy: source.privateCidrs must list IPv4 CIDRs with no host bits set (got ${JSON.stringify(source.privateCidrs)})`);
+    if (source.natPublicIps.length === 0 || !source.natPublicIps.every((ip) => IPV4.test(ip)))
+      throw new Error(`secretReadPolicy: source.natPublicIps must list IPv4 addresses (got ${JSON.stringify(source.natPublicIps)})`);
+  }
+  const where = source
+    ? {
+      Condition: {
+        StringEquals: { "aws:Ec2InstanceSourceVpc": source.vpcId },
+        IpAddress: { "aws:Ec2InstanceSourcePrivateIPv4": [...source.privateCidrs], "aws:SourceIp": [...new Set(source.natPublicIps)].map((ip) => `${ip}/32`) },
+      },
+    }
+    : {};
   return {
     Version: "2012-10-17",
     Statement: [
-      { Sid: "ReadOwnBootstrapSecret", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: secretArn },
+      { Sid: "ReadOwnBootstrapSecret", Effect: "Allow", Action: "secretsmanager:GetSecretValue", Resource: secretArn, ...where },
       {
         Sid: "DecryptOwnBootstrapSecret",
         Effect: "Allow",
@@ -280,17 +319,31 @@ export const SSM_MANAGED_POLICY = "AmazonSSMManagedInstanceCore";
  */
 export const EBS_CSI_MANAGED_POLICY = "service-role/AmazonEBSCSIDriverPolicy";
 
+/**
+ * A node role's IAM role and instance profile name, `<cluster>-<region>-<role>`. IAM names are
+ * global to the account, so the region keeps one cluster name in two regions apart.
+ */
+export function nodeRoleName(clusterName: string, region: string, slug: string): string {
+  return `${clusterName}-${region}-${slug}`;
+}
+
 export interface NodeRolesArgs {
-  /** Cluster name: role and instance profile names `<clusterName>-<role>`. Required. */
+  /** Cluster name: role and instance profile names `<clusterName>-<region>-<role>` (`nodeRoleName`). Required. */
   clusterName: string;
+  /** Region of the cluster and its secrets: in the role names, and for `kms:ViaService`. Required. */
+  region: string;
+  /** Where each role may read its secret from (`SecretReadSource`); the etcd entry only with an etcd secret. Default: anywhere the role's credentials go. */
+  secretSource?: {
+    vpcId: pulumi.Input<string>;
+    natPublicIps: pulumi.Input<string>[];
+    privateCidrs: { controlPlane: string[]; worker: string[]; etcd?: string[] };
+  };
   /** Each role's bootstrap secret ARN; the etcd role exists only when `etcd` is given. Required. */
   secretArns: { controlPlane: pulumi.Input<string>; worker: pulumi.Input<string>; etcd?: pulumi.Input<string> };
   /** The KMS key encrypting the bootstrap secrets. Required. */
   kmsKeyArn: pulumi.Input<string>;
   /** Extra tags on every AWS resource. Required (may be empty). */
   tags: Record<string, string>;
-  /** Region of the secrets, for `kms:ViaService`. Default: the provider's region. */
-  region?: pulumi.Input<string>;
   /** The cloud-controller-manager policy on the control plane role (config addons.awsCloudControllerManager). Default true. */
   awsCloudControllerManager?: boolean;
   /** AmazonEBSCSIDriverPolicy on the control plane role, where the EBS CSI controller runs (config addons.ebsCsiDriver). Default true. */
@@ -307,14 +360,15 @@ type PerRole<T> = { controlPlane: T; worker: T; etcd?: T };
 
 function validate(args: NodeRolesArgs): void {
   if (!args.clusterName) throw new Error("NodeRoles: clusterName must not be empty");
+  if (!REGION.test(args.region)) throw new Error(`NodeRoles: region must be an AWS region name such as eu-west-1 (got ${JSON.stringify(args.region)})`);
   // IAM role and instance profile names are at most 64 characters.
-  const longest = `${args.clusterName}-${ROLE_SLUGS.controlPlane}`;
+  const longest = nodeRoleName(args.clusterName, args.region, ROLE_SLUGS.controlPlane);
   if (longest.length > 64) throw new Error(`NodeRoles: clusterName ${JSON.stringify(args.clusterName)} makes the role name ${longest} longer than IAM's 64 characters`);
 }
 
 /** IAM roles and instance profiles for control plane, worker and (external) etcd machines. */
 export class NodeRoles extends pulumi.ComponentResource {
-  /** Instance profile name per role, `<clusterName>-<role>`; `etcd` only with an etcd secret. */
+  /** Instance profile name per role, `<clusterName>-<region>-<role>`; `etcd` only with an etcd secret. */
   public readonly instanceProfileNames: PerRole<pulumi.Output<string>>;
   /** Instance profile ARN per role; `etcd` only with an etcd secret. */
   public readonly instanceProfileArns: PerRole<pulumi.Output<string>>;
@@ -325,7 +379,7 @@ export class NodeRoles extends pulumi.ComponentResource {
     validate(args);
     super("kubeadm-ha:index:NodeRoles", name, {}, opts);
     const child = { parent: this };
-    const region = args.region ?? aws.getRegionOutput({}, child).region;
+    const region = args.region;
     const partition = aws.getPartitionOutput({}, child).partition;
     const ssmPolicyArn = partition.apply((p) => awsManagedPolicyArn(p, SSM_MANAGED_POLICY));
     const ccm = args.awsCloudControllerManager ?? true;
@@ -354,12 +408,17 @@ export class NodeRoles extends pulumi.ComponentResource {
     };
 
     const roles: NodeRole[] = args.secretArns.etcd === undefined ? ["controlPlane", "worker"] : ["controlPlane", "worker", "etcd"];
+    const src = args.secretSource;
+    const sourceOf = (role: NodeRole): pulumi.Output<SecretReadSource | undefined> =>
+      src
+        ? pulumi.all([src.vpcId, pulumi.all(src.natPublicIps)]).apply(([vpcId, natPublicIps]) => ({ vpcId, natPublicIps, privateCidrs: src.privateCidrs[role] ?? [] }))
+        : pulumi.output(undefined);
     const profileNames: Partial<Record<NodeRole, pulumi.Output<string>>> = {};
     const profileArns: Partial<Record<NodeRole, pulumi.Output<string>>> = {};
     const roleArns: Partial<Record<NodeRole, pulumi.Output<string>>> = {};
     for (const nodeRole of roles) {
       const slug = ROLE_SLUGS[nodeRole];
-      const awsName = `${args.clusterName}-${slug}`;
+      const awsName = nodeRoleName(args.clusterName, region, slug);
       const tags = clusterTags(args.clusterName, args.tags, awsName);
       const role = new aws.iam.Role(
         `${name}-${slug}`,
@@ -375,8 +434,8 @@ export class NodeRoles extends pulumi.ComponentResource {
           name: "bootstrap-secret-read",
           role: role.id,
           policy: pulumi
-            .all([args.secretArns[nodeRole]!, args.kmsKeyArn, region])
-            .apply(([secretArn, keyArn, r]) => JSON.stringify(secretReadPolicy(secretArn, keyArn, r))),
+            .all([args.secretArns[nodeRole]!, args.kmsKeyArn, sourceOf(nodeRole)])
+            .apply(([secretArn, keyArn, source]) => JSON.stringify(secretReadPolicy(secretArn, keyArn, region, source))),
         },
         child,
       );

@@ -90,6 +90,12 @@ export class Network extends pulumi.ComponentResource {
   public readonly privateSubnetIds: pulumi.Output<string>[];
   /** Public addresses of the NAT gateways: one a zone with perZone, one with single. */
   public readonly natPublicIps: pulumi.Output<string>[];
+  /**
+   * What a machine's first boot needs to leave its private subnet: the NAT gateways, the private
+   * route tables' default routes and associations, and the S3 gateway endpoint. Machines depend on
+   * these, so none boots before its packages, scripts and secrets are reachable.
+   */
+  public readonly egress: pulumi.Resource[];
 
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     if (args.natGateways !== "perZone" && args.natGateways !== "single")
@@ -160,22 +166,27 @@ export class Network extends pulumi.ComponentResource {
     new aws.ec2.Route(`${name}-public-default-route`, { routeTableId: publicRt.id, destinationCidrBlock: "0.0.0.0/0", gatewayId: igw.id }, { parent: this });
     publicSubnets.forEach((s, i) => new aws.ec2.RouteTableAssociation(`${name}-public-rta-${i}`, { subnetId: s.id, routeTableId: publicRt.id }, { parent: this }));
 
+    const egress: pulumi.Resource[] = nats.map((n) => n.nat);
     const privateRts = privateSubnets.map((s, i) => {
       // A route table a zone even with one NAT gateway, so switching to perZone changes routes, not associations.
       const rt = new aws.ec2.RouteTable(`${name}-private-rt-${i}`, { vpcId: vpc.id, tags: tags(`${cluster}-private-${plan[i].zone}`) }, { parent: this });
       const nat = nats[args.natGateways === "perZone" ? i : 0].nat;
-      new aws.ec2.Route(`${name}-private-default-route-${i}`, { routeTableId: rt.id, destinationCidrBlock: "0.0.0.0/0", natGatewayId: nat.id }, { parent: this });
-      new aws.ec2.RouteTableAssociation(`${name}-private-rta-${i}`, { subnetId: s.id, routeTableId: rt.id }, { parent: this });
+      egress.push(
+        new aws.ec2.Route(`${name}-private-default-route-${i}`, { routeTableId: rt.id, destinationCidrBlock: "0.0.0.0/0", natGatewayId: nat.id }, { parent: this }),
+        new aws.ec2.RouteTableAssociation(`${name}-private-rta-${i}`, { subnetId: s.id, routeTableId: rt.id }, { parent: this }),
+      );
       return rt;
     });
     // Every machine fetches its scripts from S3 at boot and the etcd holders upload snapshots: a
     // gateway endpoint (no charge) keeps that traffic off the NAT gateways and working without them.
     // A zone name is its region's name and one letter.
     const region = args.availabilityZones[0].slice(0, -1);
-    new aws.ec2.VpcEndpoint(
-      `${name}-s3-endpoint`,
-      { vpcId: vpc.id, serviceName: `com.amazonaws.${region}.s3`, vpcEndpointType: "Gateway", routeTableIds: privateRts.map((rt) => rt.id), tags: tags(`${cluster}-s3`) },
-      { parent: this },
+    egress.push(
+      new aws.ec2.VpcEndpoint(
+        `${name}-s3-endpoint`,
+        { vpcId: vpc.id, serviceName: `com.amazonaws.${region}.s3`, vpcEndpointType: "Gateway", routeTableIds: privateRts.map((rt) => rt.id), tags: tags(`${cluster}-s3`) },
+        { parent: this },
+      ),
     );
 
     this.vpcId = vpc.id;
@@ -185,6 +196,7 @@ export class Network extends pulumi.ComponentResource {
     this.publicSubnetIds = publicSubnets.map((s) => s.id);
     this.privateSubnetIds = privateSubnets.map((s) => s.id);
     this.natPublicIps = nats.map((n) => n.eip.publicIp);
+    this.egress = egress;
     this.registerOutputs({
       vpcId: this.vpcId,
       vpcCidr: this.vpcCidr,

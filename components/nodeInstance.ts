@@ -7,6 +7,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { Placement } from "./controlPlane";
 import { clusterTags } from "./tags";
 
+/**
+ * IMDSv2's hop limit on every machine, masters, etcd members and workers: 1, so pods cannot reach
+ * the instance metadata service (kOps' default; AWS: "in a container environment, ... a hop limit
+ * of 2" is what lets containers in, https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html).
+ */
+export const IMDS_HOP_LIMIT = 1;
+
 export interface NodeInstanceArgs {
   clusterName: string;
   /** `kubeadm-ha/role` tag: control-plane or etcd. */
@@ -36,9 +43,12 @@ export function nodeInstance(name: string, a: NodeInstanceArgs, opts: pulumi.Cus
       privateIp: a.placement.ip,
       vpcSecurityGroupIds: a.securityGroupIds,
       iamInstanceProfile: a.instanceProfileName,
-      // Required tokens stop SSRF-style credential theft; hop limit 2 lets pods behind the
-      // node's network namespace (the cloud controller, CSI) still reach IMDS.
-      metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 },
+      // Required tokens stop SSRF-style credential theft. Hop limit 1: the token's response dies
+      // one hop past the host, so no pod (in a network namespace behind the node) gets a token,
+      // and with it the role's credentials and the bootstrap secret. What needs the role runs on
+      // the host network: the cloud controller and the EBS CSI controller (components/addons.ts).
+      // Changing it is an in-place update (ModifyInstanceMetadataOptions), no restart.
+      metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: IMDS_HOP_LIMIT },
       rootBlockDevice: { volumeType: "gp3", volumeSize: a.rootVolumeGiB, encrypted: true, deleteOnTermination: true },
       userDataBase64: a.userDataBase64,
       // Changing user data in place stops and starts the instance; with ignoreChanges below a new

@@ -1,25 +1,31 @@
 /**
- * One security group per node role, opened only between groups: no rule admits a CIDR.
+ * One security group per node role, opened only between groups: the one rule that admits a CIDR
+ * is path MTU discovery's ICMP from the VPC's range.
  *
- * The ingress rules are the flow matrix's (components/flows.ts) flows into the node groups, for
- * the stack's etcd topology and CNI: a port is open between two groups exactly when a flow of the
- * table needs it, and test/flows.test.ts checks the rendered groups against the table both ways.
+ * The ingress rules are the flow matrix's (components/flows.ts) flows into the node groups, and
+ * from the nodes into the internal API load balancer's group, for the stack's etcd topology, CNI
+ * and load balancer scheme: a port is open between two groups exactly when a flow of the table
+ * needs it, and test/flows.test.ts checks the rendered groups against the table both ways.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { EtcdTopology } from "../config";
-import { Cni, GroupFlow, NodeRole, groupFlows } from "./flows";
+import { EtcdTopology, isCanonicalCidr } from "../config";
+import { Cni, GroupFlow, GroupSource, GroupTarget, NodeRole, groupFlows } from "./flows";
 import { clusterTags } from "./tags";
 
 export { Cni, NodeRole };
-/** Where a rule admits traffic from: a node role or the API load balancer's security group. */
-export type RuleSource = NodeRole | "apiLoadBalancer";
+/** Where a rule admits traffic from: a node role, an API load balancer's security group, or the VPC's range. */
+export type RuleSource = GroupSource;
+/** The security group a rule belongs to: a node role's, or the internal API load balancer's. */
+export type RuleTarget = GroupTarget;
+/** The API load balancer scheme, which decides whether the public load balancer's group exists. */
+export type Scheme = "internet-facing" | "internal";
 
 /** One ingress rule between security groups, by role. */
 export interface NodeRule {
   /** The security group the rule belongs to. */
-  to: NodeRole;
-  /** The security group traffic is admitted from. */
+  to: RuleTarget;
+  /** The security group traffic is admitted from, or `vpc` for the VPC's range. */
   from: RuleSource;
   protocol: "tcp" | "udp" | "icmp";
   /** First port; for icmp, the ICMP type (-1: every type). */
@@ -30,7 +36,14 @@ export interface NodeRule {
   description: string;
 }
 
-const KEBAB: Record<RuleSource, string> = { controlPlane: "control-plane", worker: "worker", etcd: "etcd", apiLoadBalancer: "api-lb" };
+const KEBAB: Record<RuleSource, string> = {
+  controlPlane: "control-plane",
+  worker: "worker",
+  etcd: "etcd",
+  apiLoadBalancer: "api-lb",
+  publicApiLoadBalancer: "public-api-lb",
+  vpc: "vpc",
+};
 
 /** Node roles with a security group: etcd only when it runs on its own machines. */
 export function nodeRoles(topology: EtcdTopology): NodeRole[] {
@@ -81,10 +94,13 @@ const DESCRIPTION = /^[a-zA-Z0-9. _\-:/()#,@[\]+=&;{}!$*]{0,255}$/;
  * Every way `r` breaks EC2's rules for a rule of the node groups of `topology`; empty when valid.
  * `at` prefixes each problem.
  */
-function ruleProblems(r: NodeRule, roles: NodeRole[], topology: EtcdTopology, at: string): string[] {
+function ruleProblems(r: NodeRule, roles: NodeRole[], topology: EtcdTopology, scheme: Scheme, at: string): string[] {
   const problems: string[] = [];
-  if (!roles.includes(r.to)) problems.push(`${at}.to: ${JSON.stringify(r.to)} — no such security group with ${topology} etcd`);
-  if (r.from !== "apiLoadBalancer" && !roles.includes(r.from)) problems.push(`${at}.from: ${JSON.stringify(r.from)} — no such security group with ${topology} etcd`);
+  if (r.to !== "apiLoadBalancer" && !roles.includes(r.to)) problems.push(`${at}.to: ${JSON.stringify(r.to)} — no such security group with ${topology} etcd`);
+  if (r.from === "publicApiLoadBalancer" && scheme !== "internet-facing")
+    problems.push(`${at}.from: "publicApiLoadBalancer" — there is no public API load balancer with scheme ${scheme}`);
+  else if (r.from !== "apiLoadBalancer" && r.from !== "publicApiLoadBalancer" && r.from !== "vpc" && !roles.includes(r.from))
+    problems.push(`${at}.from: ${JSON.stringify(r.from)} — no such security group with ${topology} etcd`);
   if (r.protocol === "icmp") {
     const icmp = (v: number) => Number.isInteger(v) && v >= -1 && v <= 255;
     if (!icmp(r.fromPort) || !icmp(r.toPort)) problems.push(`${at}: icmp type ${r.fromPort} code ${r.toPort} — each must be a whole number from -1 to 255`);
@@ -104,17 +120,18 @@ function ruleProblems(r: NodeRule, roles: NodeRole[], topology: EtcdTopology, at
  * @throws Error listing every extra rule that names a missing group, has bad ports or description,
  *   or duplicates another rule (EC2 rejects duplicates).
  */
-export function nodeRules(topology: EtcdTopology, cni: Cni, extraRules: NodeRule[] = []): NodeRule[] {
+export function nodeRules(topology: EtcdTopology, cni: Cni, scheme: Scheme, extraRules: NodeRule[] = []): NodeRule[] {
   if (cni !== "cilium" && cni !== "calico" && cni !== "none") throw new Error(`NodeSecurityGroups: cni: ${JSON.stringify(cni)} — must be cilium, calico or none`);
+  if (scheme !== "internet-facing" && scheme !== "internal") throw new Error(`NodeSecurityGroups: scheme: ${JSON.stringify(scheme)} — must be internet-facing or internal`);
   const roles = nodeRoles(topology);
-  const rules = rulesFromFlows(groupFlows(topology, cni));
-  const table = rules.flatMap((r) => ruleProblems(r, roles, topology, `flow rule ${ruleKey(r)}`));
+  const rules = rulesFromFlows(groupFlows({ topology, cni, scheme }));
+  const table = rules.flatMap((r) => ruleProblems(r, roles, topology, scheme, `flow rule ${ruleKey(r)}`));
   if (table.length > 0) throw new Error(`NodeSecurityGroups: the flow table (components/flows.ts) is wrong: ${table.join("; ")}`);
   const seen = new Set(rules.map(ruleKey));
   const problems: string[] = [];
   extraRules.forEach((r, i) => {
     const at = `extraRules[${i}]`;
-    problems.push(...ruleProblems(r, roles, topology, at));
+    problems.push(...ruleProblems(r, roles, topology, scheme, at));
     const key = ruleKey(r);
     if (seen.has(key)) problems.push(`${at}: duplicates rule ${key}; EC2 rejects duplicate rules`);
     seen.add(key);
@@ -128,8 +145,14 @@ export interface NodeSecurityGroupsArgs {
   clusterName: string;
   /** VPC of the security groups. Required. */
   vpcId: pulumi.Input<string>;
-  /** The API load balancer's security group, admitted to 6443 on control plane nodes. Required. */
+  /** The VPC's range, from which path MTU discovery's ICMP is admitted. Required. */
+  vpcCidr: string;
+  /** The internal API load balancer's security group: admitted to 6443 on control plane nodes, and admitting the nodes. Required. */
   apiLbSecurityGroupId: pulumi.Input<string>;
+  /** The API load balancer scheme; internet-facing adds the public load balancer's rules. Required. */
+  scheme: Scheme;
+  /** The public API load balancer's security group, admitted to 6443 on control plane nodes. Required with scheme internet-facing, else unused. */
+  publicApiLbSecurityGroupId?: pulumi.Input<string>;
   /** `external` adds an etcd group and moves the etcd rules to it. Required. */
   etcdTopology: EtcdTopology;
   /** The pod network add-on, as config addons.cni, whose flows between nodes the groups admit. Required. */
@@ -151,7 +174,10 @@ export class NodeSecurityGroups extends pulumi.ComponentResource {
   constructor(name: string, args: NodeSecurityGroupsArgs, opts?: pulumi.ComponentResourceOptions) {
     if (args.etcdTopology !== "stacked" && args.etcdTopology !== "external")
       throw new Error(`NodeSecurityGroups: etcdTopology: ${JSON.stringify(args.etcdTopology)} — must be stacked or external`);
-    const rules = nodeRules(args.etcdTopology, args.cni, args.extraRules);
+    if (!isCanonicalCidr(args.vpcCidr)) throw new Error(`NodeSecurityGroups: vpcCidr: ${JSON.stringify(args.vpcCidr)} — must be an IPv4 CIDR with no host bits set`);
+    if (args.scheme === "internet-facing" && args.publicApiLbSecurityGroupId === undefined)
+      throw new Error("NodeSecurityGroups: publicApiLbSecurityGroupId is required with scheme internet-facing");
+    const rules = nodeRules(args.etcdTopology, args.cni, args.scheme, args.extraRules);
     super("kubeadm-ha:index:NodeSecurityGroups", name, {}, opts);
     const cluster = args.clusterName;
 
@@ -177,14 +203,15 @@ export class NodeSecurityGroups extends pulumi.ComponentResource {
         { parent: this },
       );
     }
-    const source = (from: RuleSource): pulumi.Input<string> => (from === "apiLoadBalancer" ? args.apiLbSecurityGroupId : groups[from].id);
+    const groupOf = (role: Exclude<RuleSource, "vpc">): pulumi.Input<string> =>
+      role === "apiLoadBalancer" ? args.apiLbSecurityGroupId : role === "publicApiLoadBalancer" ? args.publicApiLbSecurityGroupId! : groups[role].id;
     for (const r of rules) {
       const key = ruleKey(r);
       new aws.vpc.SecurityGroupIngressRule(
         `${name}-${key}`,
         {
-          securityGroupId: groups[r.to].id,
-          referencedSecurityGroupId: source(r.from),
+          securityGroupId: groupOf(r.to),
+          ...(r.from === "vpc" ? { cidrIpv4: args.vpcCidr } : { referencedSecurityGroupId: groupOf(r.from) }),
           ipProtocol: r.protocol,
           fromPort: r.fromPort,
           toPort: r.toPort,

@@ -17,7 +17,8 @@
  * once half of that is gone (cloud-init/scripts/token-rotate.sh), as Cluster API refreshes its
  * join tokens. User data carries a placeholder, and the token lives on a machine only in memory
  * and under /run during the join. Whoever reads the secret can add nodes, under any name, only
- * until that token expires; if every master is down the token lapses, scale-out stops, and the
+ * until that token expires (and no pod can: IMDSv2's hop limit is 1, and the node drops pod traffic
+ * to 169.254.169.254, cloud-init/systemd/kubeadm-ha-imds-guard.service); if every master is down the token lapses, scale-out stops, and the
  * node's log says why (fetch-secrets.sh). Identity-based bootstrap as kOps does it (a controller on
  * the masters checks the machine's signed AWS identity) would remove the shared secret, at the cost
  * of a server, its certificate and its permissions to run.
@@ -28,6 +29,7 @@ import { NodeValues, joinConfiguration, toYaml } from "../cloud-init/kubeadm";
 import { NodeDocuments, assertUserDataSize, encodeUserData, renderCloudConfig } from "../cloud-init/render";
 import { ConfigError, NODE_TEMPLATE_TAG_PREFIX, RESERVED_LABEL_PREFIX, WorkerPoolConfig, WorkerPoolInput, architectureOf, parseWorkerPool } from "../config";
 import { TERMINATION_HOOK_NAME, managedTagKey } from "./nodeTermination";
+import { IMDS_HOP_LIMIT } from "./nodeInstance";
 import { clusterTags } from "./tags";
 
 /** Stand in the kubeadm documents for the node name and address; fetch-secrets.sh substitutes them at boot. */
@@ -328,9 +330,9 @@ export class WorkerPool extends pulumi.ComponentResource {
         instanceType: isMixed(pool) ? undefined : pool.instanceTypes[0],
         iamInstanceProfile: { name: join.instanceProfileName },
         vpcSecurityGroupIds: [join.securityGroupId, ...pool.extraSecurityGroupIds],
-        // Required tokens stop SSRF-style credential theft; hop limit 2 lets pods behind the
-        // node's network namespace (the cloud controller, CSI) still reach IMDS.
-        metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 },
+        // Required tokens stop SSRF-style credential theft; hop limit 1 keeps pods from the
+        // worker role and its join token (components/nodeInstance.ts IMDS_HOP_LIMIT).
+        metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: IMDS_HOP_LIMIT },
         blockDeviceMappings: [
           { deviceName: UBUNTU_ROOT_DEVICE, ebs: { volumeType: "gp3", volumeSize: pool.rootVolumeGiB, encrypted: "true", deleteOnTermination: "true" } },
         ],

@@ -76,6 +76,10 @@ export const DEPLOYER_ACTIONS: Record<string, string[]> = {
   // A secret under a customer managed key: storing and reading back its value uses the key.
   "aws:secretsmanager/secret:Secret": ["secretsmanager:CreateSecret", "secretsmanager:UpdateSecret", "secretsmanager:DeleteSecret", "secretsmanager:TagResource", "secretsmanager:UntagResource"],
   "aws:secretsmanager/secretVersion:SecretVersion": ["secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage", "kms:GenerateDataKey", "kms:Decrypt"],
+  "aws:ssm/parameter:Parameter": [
+    "ssm:PutParameter", "ssm:DeleteParameter", "ssm:GetParameter", "ssm:GetParameters", "ssm:DescribeParameters",
+    "ssm:AddTagsToResource", "ssm:RemoveTagsFromResource", "ssm:ListTagsForResource",
+  ],
   "aws:sqs/queue:Queue": ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:UntagQueue"],
   "aws:sqs/queuePolicy:QueuePolicy": ["sqs:SetQueueAttributes"],
   "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": [

@@ -71,17 +71,21 @@ const tagOf = (r: Registration, key: string): string | undefined => {
 };
 
 /**
- * Mermaid flowchart: NLB on top, one box a zone with its NAT and machines, etcd's peer links (2380)
- * between the machines that hold a member (the masters when stacked), worker pools across zones
- * with their instance types.
+ * Mermaid flowchart: the NLBs on top, one box a zone with its NAT and machines, etcd's peer links
+ * (2380) between the machines that hold a member (the masters when stacked), worker pools across
+ * zones with their instance types.
  */
 export function topologyDiagram(regs: Registration[], groups: MachineGroup[] = machineGroups(regs)): string {
   const zones = [...new Set(regs.filter((r) => r.type === "aws:ec2/subnet:Subnet").map((r) => String(r.inputs.availabilityZone)))].sort();
   const subnetZone = new Map(regs.filter((r) => r.type === "aws:ec2/subnet:Subnet").map((r) => [r.id, String(r.inputs.availabilityZone)]));
   const id = (s: string) => s.replace(/[^A-Za-z0-9_]/g, "_");
   const lines = ["flowchart TB"];
-  const nlb = regs.find((r) => r.type === "aws:lb/loadBalancer:LoadBalancer");
-  if (nlb) lines.push(`  nlb(["NLB ${nlb.inputs.name} (${nlb.inputs.internal ? "internal" : "internet-facing"}) TCP 6443"])`);
+  // The internal NLB is every node's endpoint; an internet-facing one, when there is one, is for people.
+  const nlbs = regs.filter((r) => r.type === "aws:lb/loadBalancer:LoadBalancer");
+  const nlb = nlbs.find((r) => r.inputs.internal);
+  const publicNlb = nlbs.find((r) => !r.inputs.internal);
+  if (nlb) lines.push(`  nlb(["NLB ${nlb.inputs.name} (internal${publicNlb ? ", nodes" : ""}) TCP 6443"])`);
+  if (publicNlb) lines.push(`  publicNlb(["NLB ${publicNlb.inputs.name} (internet-facing, people) TCP 6443"])`);
   const instances = regs.filter((r) => r.type === "aws:ec2/instance:Instance");
   const masters = instances.filter((r) => tagOf(r, "kubeadm-ha/role") === "control-plane");
   const etcd = instances.filter((r) => tagOf(r, "kubeadm-ha/role") === "etcd");
@@ -98,7 +102,10 @@ export function topologyDiagram(regs: Registration[], groups: MachineGroup[] = m
     }
     lines.push("  end");
   }
-  for (const i of masters) lines.push(`  nlb --> ${id(i.name)}`);
+  for (const i of masters) {
+    lines.push(`  nlb --> ${id(i.name)}`);
+    if (publicNlb) lines.push(`  publicNlb --> ${id(i.name)}`);
+  }
   for (const m of masters) for (const e of etcd) lines.push(`  ${id(m.name)} -. etcd 2379 .-> ${id(e.name)}`);
   // Every pair of members talks raft on 2380: a full mesh.
   const members = stacked ? masters : etcd;

@@ -176,7 +176,8 @@ export function summaryTable(
   const masters = groups.find((g) => g.role === "control-plane");
   const etcd = groups.find((g) => g.role === "etcd");
   const pools = groups.filter((g) => g.role === "worker");
-  const nlb = of("aws:lb/loadBalancer:LoadBalancer")[0];
+  // By name: registration order follows when inputs resolve, and the summary must not flap.
+  const nlbs = of("aws:lb/loadBalancer:LoadBalancer").sort((a, b) => String(a.inputs.name).localeCompare(String(b.inputs.name)));
   const real = regs.filter((r) => !r.type.startsWith("pulumi:") && !r.type.startsWith("kubeadm-ha:"));
   const byProvider = new Map<string, number>();
   for (const r of real) byProvider.set(r.type.split(":")[0], (byProvider.get(r.type.split(":")[0]) ?? 0) + 1);
@@ -193,7 +194,11 @@ export function summaryTable(
       `${list(p.instanceTypes)}, ${p.capacity}, min ${p.min} / desired ${p.count} / max ${p.max}, ${p.rootGiB} GiB gp3 each, over ${list(p.zones)}`,
     ]);
   if (pools.length === 0) rows.push(["worker pools", "none"]);
-  if (nlb) rows.push(["API load balancer", `NLB \`${nlb.inputs.name}\`, ${nlb.inputs.internal ? "internal" : "internet-facing"}, TCP 6443`]);
+  if (nlbs.length)
+    rows.push([
+      "API load balancer",
+      `${nlbs.map((n) => `NLB \`${n.inputs.name}\`, ${n.inputs.internal ? "internal" : "internet-facing"}`).join("; ")}, TCP 6443`,
+    ]);
   rows.push(["NAT gateways", String(of("aws:ec2/natGateway:NatGateway").length)]);
   rows.push(["S3 buckets", list(of("aws:s3/bucket:Bucket").map((b) => `\`${b.inputs.bucketPrefix ?? b.inputs.bucket ?? b.name}*\``)) || "none"]);
   rows.push(["secrets", `${of("aws:secretsmanager/secret:Secret").length} in Secrets Manager under ${of("aws:kms/key:Key").length} KMS key(s)`]);

@@ -19,11 +19,11 @@ die() { log "$*"; exit 1; }
 
 # The command each test calls and the Debian package that has it: cloud-init's schema check, the
 # shell linter, openssl, systemd-analyze (the backup timer units), HAProxy in front of the loopback
-# control plane, iproute2 and util-linux for its private network namespace, and Python's venv for
-# moto.
-TOOLS=(cloud-init shellcheck openssl systemd-analyze haproxy ip unshare python3)
+# control plane, iproute2 and util-linux for its private network namespace, iptables and curl for
+# the IMDS guard's rule (test/imdsGuard.test.ts), and Python's venv for moto.
+TOOLS=(cloud-init shellcheck openssl systemd-analyze haproxy ip unshare iptables curl python3)
 declare -A PACKAGE=([cloud-init]=cloud-init [shellcheck]=shellcheck [openssl]=openssl [systemd-analyze]=systemd
-  [haproxy]=haproxy [ip]=iproute2 [unshare]=util-linux [python3]=python3 [venv]=python3-venv)
+  [haproxy]=haproxy [ip]=iproute2 [unshare]=util-linux [iptables]=iptables [curl]=curl [python3]=python3 [venv]=python3-venv)
 
 step_system() {
   local missing=() packages=() sudo=()

@@ -119,7 +119,11 @@ const caCall = (m: Machine) => helmCall(m, "cluster-autoscaler", "cluster-autosc
 const nthCall = (m: Machine) =>
   `helm upgrade --install aws-node-termination-handler oci://public.ecr.aws/aws-ec2/helm/aws-node-termination-handler --version 0.27.6 --namespace kube-system --create-namespace --values ${m.etc}/addons/aws-node-termination-handler.yaml`;
 const applyCall = (m: Machine) => `kubectl apply -f ${m.etc}/addons/storageclass.yaml`;
-const ALL = (m: Machine) => [ciliumCall(m), ccmCall(m), ebsCall(m), caCall(m), nthCall(m), applyCall(m)];
+const patchCall = (m: Machine, name: string, file: string) => `kubectl -n kube-system patch deployment ${name} --type merge --patch-file ${m.etc}/addons/${file}.patch.json`;
+const ebsPatchCall = (m: Machine) => patchCall(m, "ebs-csi-controller", "aws-ebs-csi-driver-ebs-csi-controller");
+const nthPatchCall = (m: Machine) => patchCall(m, "aws-node-termination-handler", "aws-node-termination-handler-aws-node-termination-handler");
+// Every release in order, then the merge patches, then the StorageClass.
+const ALL = (m: Machine) => [ciliumCall(m), ccmCall(m), ebsCall(m), caCall(m), nthCall(m), ebsPatchCall(m), nthPatchCall(m), applyCall(m)];
 
 describe("addons.sh", () => {
   test("installs helm from the pinned snap channel, then every release in order, then the StorageClass", () => {
@@ -131,6 +135,12 @@ describe("addons.sh", () => {
       "snap wait system seed.loaded",
       "snap install helm --classic --channel=3/stable",
       ...ALL(m),
+    ]);
+    // The EBS CSI controller and the termination handler go onto the host network, where IMDS
+    // answers them (issue 15).
+    expect(m.lines("kubectl-patch.log")).toEqual([
+      `deployment/ebs-csi-controller {"spec":{"template":{"spec":{"hostNetwork":true,"dnsPolicy":"ClusterFirstWithHostNet"}}}} kubeconfig=${m.adminConf}`,
+      `deployment/aws-node-termination-handler {"spec":{"template":{"spec":{"hostNetwork":true,"dnsPolicy":"ClusterFirstWithHostNet"}}}} kubeconfig=${m.adminConf}`,
     ]);
     // Each helm call used the cluster-admin kubeconfig kubeadm init wrote, and its own values file.
     expect(m.lines("helm-state.log")).toEqual([
@@ -173,7 +183,15 @@ describe("addons.sh", () => {
     const r = m.exec();
     expect(r.status).toBe(8);
     expect(r.stderr).toContain(`ERROR: could not apply ${m.etc}/addons/storageclass.yaml after 3 attempts`);
-    expect(m.calls().filter((c) => c.startsWith("kubectl "))).toEqual(Array(3).fill(applyCall(m)));
+    expect(m.calls().filter((c) => c.startsWith("kubectl "))).toEqual([ebsPatchCall(m), nthPatchCall(m), ...Array(3).fill(applyCall(m))]);
+  });
+
+  test("a patch the API never takes: exit 8 after the retries, the StorageClass not applied", () => {
+    const m = machine({ env: { STUB_KUBECTL_PATCH_FAILS: "always" } });
+    const r = m.exec();
+    expect(r.status).toBe(8);
+    expect(r.stderr).toContain("ERROR: could not patch deployment kube-system/ebs-csi-controller after 3 attempts");
+    expect(m.calls().filter((c) => c.startsWith("kubectl "))).toEqual(Array(3).fill(ebsPatchCall(m)));
   });
 
   test("without the EBS CSI driver: its release and the StorageClass are not there, and nothing is applied", () => {
@@ -219,7 +237,7 @@ describe("bootstrap.sh runs addons.sh", () => {
   /** A master 0 with the add-on files, whose install and secret fetch run against stubs. */
   function master0(env: Record<string, string>, topology: "stacked" | "external" = "stacked"): Machine {
     const m = machine({ adminConf: false });
-    for (const [cmd, file] of Object.entries({ "apt-get": "apt-get.sh", aws: "aws.sh", containerd: "containerd.sh", curl: "curl.sh", gpg: "gpg.sh", kubeadm: "kubeadm.sh" }))
+    for (const [cmd, file] of Object.entries({ "apt-get": "apt-get.sh", aws: "aws.sh", containerd: "containerd.sh", curl: "curl.sh", getent: "getent.sh", gpg: "gpg.sh", kubeadm: "kubeadm.sh" }))
       fs.copyFileSync(path.join(STUBS, file), path.join(m.bin, cmd));
     for (const cmd of ["apt-mark", "modprobe", "swapoff", "sysctl", "systemctl"]) fs.copyFileSync(path.join(STUBS, "record.sh"), path.join(m.bin, cmd));
     for (const cmd of fs.readdirSync(m.bin)) fs.chmodSync(path.join(m.bin, cmd), 0o755);
@@ -236,6 +254,8 @@ describe("bootstrap.sh runs addons.sh", () => {
       SECRET_ID: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod-control-plane",
       ETCD_TOPOLOGY: topology,
       ...(topology === "external" ? { ETCD_ENDPOINTS: "https://10.0.0.20:2379" } : {}),
+      MASTER_IPS: "10.0.1.10,10.0.2.10,10.0.3.10",
+      INIT_MARKER: "/kubeadm-ha/prod/control-plane-initialised",
       TOKEN_PLACEHOLDER: PLACEHOLDER,
     };
     m.write(path.join(m.etc, "node.env"), Object.entries(nodeEnv).map(([k, v]) => `${k}='${v}'\n`).join(""));
@@ -246,6 +266,7 @@ describe("bootstrap.sh runs addons.sh", () => {
       ...(topology === "external" ? { "apiserver-etcd-client.crt": "C\n", "apiserver-etcd-client.key": "K\n" } : {}),
     };
     m.write(path.join(m.state, "secret.json"), JSON.stringify(secret));
+    m.write(path.join(m.state, "init-marker"), "pending\n");
     m.write(path.join(m.root, "etc/fstab"), "");
     Object.assign(m.env, {
       KUBEADM_HA_RUN: path.join(m.root, "run/kubeadm-ha"),

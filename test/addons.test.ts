@@ -117,7 +117,7 @@ describe("addonReleases", () => {
         nodeSelector: { "node-role.kubernetes.io/control-plane": "" },
         tolerations: [{ ...CP_TOLERATION, operator: "Exists" }],
       },
-      node: { tolerateAllTaints: true },
+      node: { tolerateAllTaints: true, metadataSources: "kubernetes" },
       storageClasses: [],
       defaultStorageClass: { enabled: false },
     });
@@ -141,6 +141,8 @@ describe("addonReleases", () => {
       awsRegion: "eu-west-1",
       autoDiscovery: { clusterName: "prod" },
       image: { repository: "registry.k8s.io/autoscaling/cluster-autoscaler", tag: "v1.35.2" },
+      hostNetwork: true,
+      dnsPolicy: "ClusterFirstWithHostNet",
       nodeSelector: { "node-role.kubernetes.io/control-plane": "" },
       tolerations: [{ ...CP_TOLERATION, operator: "Exists" }],
     });
@@ -155,9 +157,26 @@ describe("addonReleases", () => {
       managedTag: "aws-node-termination-handler/prod",
       nodeTerminationGracePeriod: 600,
       emitKubernetesEvents: true,
+      fullnameOverride: "aws-node-termination-handler",
       nodeSelector: { "node-role.kubernetes.io/control-plane": "" },
       tolerations: [{ ...CP_TOLERATION, operator: "Exists" }],
     });
+    // No pod reaches IMDS (issue 15): the handler's Deployment goes onto the host network by a
+    // patch (its chart sets hostNetwork only on the IMDS-mode DaemonSet), the autoscaler by value.
+    expect(addonReleases(LIFECYCLE).map((r) => [r.name, r.patches ?? []]).slice(3)).toEqual([
+      ["cluster-autoscaler", []],
+      ["aws-node-termination-handler", [{ kind: "Deployment", name: "aws-node-termination-handler", patch: { spec: { template: { spec: { hostNetwork: true, dnsPolicy: "ClusterFirstWithHostNet" } } } } }]],
+    ]);
+  });
+
+  it("no pod reaches IMDS: the EBS CSI controller runs on the host network, the cloud controller too, nothing else is patched (issue 15)", () => {
+    const releases = addonReleases(BASE);
+    expect(releases.map((r) => [r.name, r.patches ?? []])).toEqual([
+      ["cilium", []],
+      ["aws-cloud-controller-manager", []],
+      ["aws-ebs-csi-driver", [{ kind: "Deployment", name: "ebs-csi-controller", patch: { spec: { template: { spec: { hostNetwork: true, dnsPolicy: "ClusterFirstWithHostNet" } } } } }]],
+    ]);
+    expect(releases[1].values).toMatchObject({ hostNetworking: true });
   });
 
   it.each([
@@ -199,11 +218,15 @@ describe("addonNodeFiles (installer nodes)", () => {
     const files = addonNodeFiles(releases, defaultStorageClass());
     expect(Object.keys(files).sort()).toEqual([
       "addons/aws-cloud-controller-manager.yaml",
+      "addons/aws-ebs-csi-driver-ebs-csi-controller.patch.json",
       "addons/aws-ebs-csi-driver.yaml",
       "addons/cilium.yaml",
+      "addons/patches",
       "addons/releases",
       "addons/storageclass.yaml",
     ]);
+    expect(files["addons/patches"]).toBe("kube-system deployment ebs-csi-controller aws-ebs-csi-driver-ebs-csi-controller.patch.json\n");
+    expect(JSON.parse(files["addons/aws-ebs-csi-driver-ebs-csi-controller.patch.json"])).toEqual({ spec: { template: { spec: { hostNetwork: true, dnsPolicy: "ClusterFirstWithHostNet" } } } });
     expect(files["addons/releases"]).toBe(
       "cilium cilium https://helm.cilium.io/ 1.19.8 kube-system\n" +
         "aws-cloud-controller-manager aws-cloud-controller-manager https://kubernetes.github.io/cloud-provider-aws 0.0.10 kube-system\n" +
@@ -285,6 +308,7 @@ describe("Addons component", () => {
       ["kubernetes:helm.sh/v3:Release", "a-cilium"],
       ["kubernetes:helm.sh/v3:Release", "a-aws-cloud-controller-manager"],
       ["kubernetes:helm.sh/v3:Release", "a-aws-ebs-csi-driver"],
+      ["kubernetes:apps/v1:DeploymentPatch", "a-aws-ebs-csi-driver-ebs-csi-controller"],
       ["kubernetes:storage.k8s.io/v1:StorageClass", "a-storage-class"],
     ]);
     const [ready, provider] = mine;
@@ -301,6 +325,11 @@ describe("Addons component", () => {
     expect(opts.get("a-aws-cloud-controller-manager")!.dependsOn).toEqual([cilium]);
     expect(opts.get("a-aws-ebs-csi-driver")!.dependsOn).toEqual([ccm]);
     expect(opts.get("a-storage-class")!.dependsOn).toEqual([ebs]);
+    // The controller's host network patch goes on once its release made the Deployment.
+    expect(opts.get("a-aws-ebs-csi-driver-ebs-csi-controller")!.dependsOn).toEqual([ebs]);
+    expect(opts.get("a-aws-ebs-csi-driver-ebs-csi-controller")!.provider).toBe(addons.provider);
+    const patch = mine.find((r) => r.name === "a-aws-ebs-csi-driver-ebs-csi-controller")!;
+    expect(patch.inputs).toMatchObject({ metadata: { name: "ebs-csi-controller", namespace: "kube-system" }, spec: { template: { spec: { hostNetwork: true, dnsPolicy: "ClusterFirstWithHostNet" } } } });
     expect(await valueOf(addons.provider.urn)).toMatch(/pulumi:providers:kubernetes::a-provider$/);
   });
 
@@ -339,8 +368,8 @@ describe("Addons component", () => {
   });
 
   it.each([
-    ["cni none", { cni: "none" as const }, ["c1-aws-cloud-controller-manager", "c1-aws-ebs-csi-driver", "c1-storage-class"]],
-    ["no cloud controller", { awsCloudControllerManager: false }, ["c2-cilium", "c2-aws-ebs-csi-driver", "c2-storage-class"]],
+    ["cni none", { cni: "none" as const }, ["c1-aws-cloud-controller-manager", "c1-aws-ebs-csi-driver", "c1-aws-ebs-csi-driver-ebs-csi-controller", "c1-storage-class"]],
+    ["no cloud controller", { awsCloudControllerManager: false }, ["c2-cilium", "c2-aws-ebs-csi-driver", "c2-aws-ebs-csi-driver-ebs-csi-controller", "c2-storage-class"]],
     ["no EBS CSI driver", { ebsCsiDriver: false }, ["c3-cilium", "c3-aws-cloud-controller-manager"]],
   ])("turning an add-on off removes exactly its resources: %s", async (_, off, names) => {
     const name = `c${["cni none", "no cloud controller", "no EBS CSI driver"].indexOf(_) + 1}`;
@@ -371,7 +400,7 @@ describe("Cluster picks the installer", () => {
       network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
       // External etcd, as the prod stack: master user data without the stacked etcd tooling.
       etcd: { topology: "external" },
-      apiLoadBalancer: { scheme },
+      apiLoadBalancer: { scheme, allowedCidrs: ["203.0.113.0/24"] },
       addons,
       workerPools: [{ name: "general", instanceTypes: ["m7i.large"] }],
     });
@@ -380,7 +409,7 @@ describe("Cluster picks the installer", () => {
     regs = await setupMocks();
     clusters.pub = new Cluster("pub", { config: config("pub", "internet-facing") });
     clusters.int = new Cluster("int", { config: config("int", "internal") });
-    clusters.bare = new Cluster("bare", { config: config("bare", "internet-facing", { awsCloudControllerManager: false }) });
+    clusters.bare = new Cluster("bare", { config: config("bare", "internet-facing", { awsCloudControllerManager: false, ebsCsiDriver: false }) });
     await settle();
   });
 
@@ -400,8 +429,10 @@ describe("Cluster picks the installer", () => {
       "pub-addons-cilium",
       "pub-addons-aws-cloud-controller-manager",
       "pub-addons-aws-ebs-csi-driver",
+      "pub-addons-aws-ebs-csi-driver-ebs-csi-controller",
       "pub-addons-cluster-autoscaler",
       "pub-addons-aws-node-termination-handler",
+      "pub-addons-aws-node-termination-handler-aws-node-termination-handler",
       "pub-addons-storage-class",
     ].sort());
     // The handler reads the cluster's own queue.
@@ -424,10 +455,13 @@ describe("Cluster picks the installer", () => {
     const addonPaths = (m: string) => writeFiles("int", m).map((f) => f.path).filter((p) => p.includes("addons")).sort();
     expect(addonPaths("control-plane-master-0")).toEqual([
       "/etc/kubeadm-ha/addons/aws-cloud-controller-manager.yaml",
+      "/etc/kubeadm-ha/addons/aws-ebs-csi-driver-ebs-csi-controller.patch.json",
       "/etc/kubeadm-ha/addons/aws-ebs-csi-driver.yaml",
+      "/etc/kubeadm-ha/addons/aws-node-termination-handler-aws-node-termination-handler.patch.json",
       "/etc/kubeadm-ha/addons/aws-node-termination-handler.yaml",
       "/etc/kubeadm-ha/addons/cilium.yaml",
       "/etc/kubeadm-ha/addons/cluster-autoscaler.yaml",
+      "/etc/kubeadm-ha/addons/patches",
       "/etc/kubeadm-ha/addons/releases",
       "/etc/kubeadm-ha/addons/storageclass.yaml",
     ]);
@@ -458,10 +492,9 @@ describe("Cluster picks the installer", () => {
     expect(k8sTypes("bare").sort()).toEqual([
       "bare-addons-provider",
       "bare-addons-cilium",
-      "bare-addons-aws-ebs-csi-driver",
       "bare-addons-cluster-autoscaler",
       "bare-addons-aws-node-termination-handler",
-      "bare-addons-storage-class",
+      "bare-addons-aws-node-termination-handler-aws-node-termination-handler",
     ].sort());
   });
 });

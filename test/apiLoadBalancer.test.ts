@@ -3,6 +3,7 @@ import {
   ApiLoadBalancer,
   ApiLoadBalancerArgs,
   apiLbIngressCidrs,
+  apiLoadBalancerNames,
   healthCheckBudgetSeconds,
   nlbHealthCheckProblems,
 } from "../components/apiLoadBalancer";
@@ -42,37 +43,12 @@ describe("API health check", () => {
 });
 
 describe("apiLbIngressCidrs", () => {
-  it.each<[string, "internet-facing" | "internal", string[], string, Array<{ key: string; cidr: string; description: string }>]>([
-    [
-      "internet-facing: allowed ranges only (nodes come through NAT)",
-      "internet-facing",
-      ["0.0.0.0/0"],
-      "10.0.0.0/16",
-      [{ key: "0.0.0.0-0", cidr: "0.0.0.0/0", description: "Kubernetes API from an allowed client range" }],
-    ],
-    [
-      "internal: allowed ranges and the VPC",
-      "internal",
-      ["192.0.2.0/24", "198.51.100.7/32"],
-      "10.0.0.0/16",
-      [
-        { key: "192.0.2.0-24", cidr: "192.0.2.0/24", description: "Kubernetes API from an allowed client range" },
-        { key: "198.51.100.7-32", cidr: "198.51.100.7/32", description: "Kubernetes API from an allowed client range" },
-        { key: "10.0.0.0-16", cidr: "10.0.0.0/16", description: "Kubernetes API from nodes in the VPC" },
-      ],
-    ],
-    [
-      "internal: the VPC listed as allowed gives one rule, not a duplicate EC2 rejects",
-      "internal",
-      ["10.0.0.0/16", "192.0.2.0/24", "192.0.2.0/24"],
-      "10.0.0.0/16",
-      [
-        { key: "10.0.0.0-16", cidr: "10.0.0.0/16", description: "Kubernetes API from an allowed client range" },
-        { key: "192.0.2.0-24", cidr: "192.0.2.0/24", description: "Kubernetes API from an allowed client range" },
-      ],
-    ],
-  ])("%s", (_, scheme, allowed, vpc, expected) => {
-    expect(apiLbIngressCidrs(scheme, allowed, vpc)).toEqual(expected);
+  it("admits each allowed range once (EC2 rejects a duplicate rule), never a node range", () => {
+    expect(apiLbIngressCidrs(["192.0.2.0/24", "198.51.100.7/32", "192.0.2.0/24"])).toEqual([
+      { key: "192.0.2.0-24", cidr: "192.0.2.0/24", description: "Kubernetes API from an allowed client range" },
+      { key: "198.51.100.7-32", cidr: "198.51.100.7/32", description: "Kubernetes API from an allowed client range" },
+    ]);
+    expect(apiLbIngressCidrs([])).toEqual([]);
   });
 });
 
@@ -81,10 +57,10 @@ describe("ApiLoadBalancer component", () => {
     clusterName: "prod",
     vpcId: "vpc-1",
     vpcCidr: "10.0.0.0/16",
-    subnetIds: ["subnet-a", "subnet-b", "subnet-c"],
+    privateSubnetIds: ["private-a", "private-b", "private-c"],
+    publicSubnetIds: ["public-a", "public-b", "public-c"],
     scheme: "internet-facing",
     allowedCidrs: ["192.0.2.0/24", "198.51.100.0/24"],
-    natPublicIps: ["203.0.113.10", "203.0.113.11", "203.0.113.12"],
     tags: { team: "platform" },
     ...over,
   });
@@ -94,125 +70,155 @@ describe("ApiLoadBalancer component", () => {
     await settle();
     return { regs, lb };
   }
-  const one = (regs: Registration[], type: string) => {
-    const found = ofType(regs, type);
+  const named = (regs: Registration[], name: string) => {
+    const found = regs.filter((r) => r.name === name);
     expect(found).toHaveLength(1);
     return found[0];
   };
   // Registrations reach the mocks as their inputs resolve, so their order is not the program's.
   const byName = (regs: Registration[]) => [...regs].sort((a, b) => a.name.localeCompare(b.name));
-  const rule = (securityGroupId: string, cidrIpv4: string, description: string) => ({
+  const tags = (name: string) => ({ ...TAGS, Name: name });
+  const rule = (securityGroupId: string, cidrIpv4: string, description: string, name = "prod-api") => ({
     securityGroupId,
     ipProtocol: "tcp",
     fromPort: 6443,
     toPort: 6443,
     cidrIpv4,
     description,
-    tags: TAGS,
+    tags: tags(name),
+  });
+  const targetGroup = (name: string) => ({
+    name,
+    port: 6443,
+    protocol: "TCP",
+    targetType: "instance",
+    vpcId: "vpc-1",
+    preserveClientIp: "false",
+    connectionTermination: true,
+    deregistrationDelay: 30,
+    healthCheck: {
+      protocol: "HTTPS",
+      path: "/readyz",
+      port: "6443",
+      matcher: "200-399",
+      interval: 5,
+      timeout: 3,
+      healthyThreshold: 2,
+      unhealthyThreshold: 2,
+    },
+    tags: tags(name),
   });
 
-  it("internet-facing: exact resource set", async () => {
+  it("internet-facing: an internal NLB for the nodes and a public one for people, exact resource set (issue 15)", async () => {
     const { regs } = await build(args());
     expect(regs.map((r) => `${r.type} ${r.name}`).sort()).toEqual(
       [
         "kubeadm-ha:index:ApiLoadBalancer api",
         "aws:ec2/securityGroup:SecurityGroup api-sg",
-        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule api-sg-ingress-192.0.2.0-24",
-        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule api-sg-ingress-198.51.100.0-24",
-        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule api-sg-ingress-nat-0",
-        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule api-sg-ingress-nat-1",
-        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule api-sg-ingress-nat-2",
         "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule api-sg-egress-vpc",
         "aws:lb/loadBalancer:LoadBalancer api-nlb",
         "aws:lb/targetGroup:TargetGroup api-tg",
         "aws:lb/listener:Listener api-listener",
+        "aws:ec2/securityGroup:SecurityGroup api-public-sg",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule api-public-sg-ingress-192.0.2.0-24",
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule api-public-sg-ingress-198.51.100.0-24",
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule api-public-sg-egress-vpc",
+        "aws:lb/loadBalancer:LoadBalancer api-public-nlb",
+        "aws:lb/targetGroup:TargetGroup api-public-tg",
+        "aws:lb/listener:Listener api-public-listener",
       ].sort(),
     );
   });
 
-  it("NLB: network, internet-facing, cross-zone, behind its security group", async () => {
+  it("the nodes' NLB: internal, in the private subnets, cross-zone, replaced delete-first (its name is kept)", async () => {
     const { regs } = await build(args());
-    expect(one(regs, "aws:lb/loadBalancer:LoadBalancer").inputs).toEqual({
+    const nlb = named(regs, "api-nlb");
+    expect(nlb.inputs).toEqual({
       name: "prod-api",
       loadBalancerType: "network",
-      internal: false,
-      subnets: ["subnet-a", "subnet-b", "subnet-c"],
+      internal: true,
+      subnets: ["private-a", "private-b", "private-c"],
       securityGroups: ["api-sg-id"],
       enableCrossZoneLoadBalancing: true,
-      tags: TAGS,
+      tags: tags("prod-api"),
     });
+    expect(nlb.options.deleteBeforeReplace).toBe(true);
   });
 
-  it("target group: TCP 6443 instances, no client IP preservation, HTTPS /readyz every 5 s", async () => {
+  it("the people's NLB: internet-facing, in the public subnets, named apart so a scheme change never collides", async () => {
     const { regs } = await build(args());
-    expect(one(regs, "aws:lb/targetGroup:TargetGroup").inputs).toEqual({
-      name: "prod-api",
+    const nlb = named(regs, "api-public-nlb");
+    expect(nlb.inputs).toEqual({
+      name: "prod-api-pub",
+      loadBalancerType: "network",
+      internal: false,
+      subnets: ["public-a", "public-b", "public-c"],
+      securityGroups: ["api-public-sg-id"],
+      enableCrossZoneLoadBalancing: true,
+      tags: tags("prod-api-pub"),
+    });
+    expect(nlb.options.deleteBeforeReplace).toBe(false);
+  });
+
+  it("target groups: one a load balancer, TCP 6443 instances, no client IP preservation, HTTPS /readyz every 5 s", async () => {
+    const { regs } = await build(args());
+    expect(named(regs, "api-tg").inputs).toEqual(targetGroup("prod-api"));
+    expect(named(regs, "api-public-tg").inputs).toEqual(targetGroup("prod-api-pub"));
+  });
+
+  it("listeners: TCP 6443, each forwarding to its own load balancer's target group", async () => {
+    const { regs } = await build(args());
+    const listener = (lb: string) => ({
+      loadBalancerArn: `arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/${lb}/0123456789abcdef`,
       port: 6443,
       protocol: "TCP",
-      targetType: "instance",
-      vpcId: "vpc-1",
-      preserveClientIp: "false",
-      connectionTermination: true,
-      deregistrationDelay: 30,
-      healthCheck: {
-        protocol: "HTTPS",
-        path: "/readyz",
-        port: "6443",
-        matcher: "200-399",
-        interval: 5,
-        timeout: 3,
-        healthyThreshold: 2,
-        unhealthyThreshold: 2,
-      },
-      tags: TAGS,
+      defaultActions: [{ type: "forward", targetGroupArn: `arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/${lb}/0123456789abcdef` }],
+      tags: tags(lb),
     });
+    expect(named(regs, "api-listener").inputs).toEqual(listener("prod-api"));
+    expect(named(regs, "api-public-listener").inputs).toEqual(listener("prod-api-pub"));
   });
 
-  it("listener: TCP 6443 forwarding to the target group", async () => {
+  it("internet-facing security groups: the allowed ranges on the public one only, no NAT address anywhere; both out to the VPC only", async () => {
     const { regs } = await build(args());
-    expect(one(regs, "aws:lb/listener:Listener").inputs).toEqual({
-      loadBalancerArn: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/prod-api/0123456789abcdef",
-      port: 6443,
-      protocol: "TCP",
-      defaultActions: [{ type: "forward", targetGroupArn: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/prod-api/0123456789abcdef" }],
-      tags: TAGS,
-    });
-  });
-
-  it("internet-facing security group: 6443 from each allowed range and each NAT address, out to the VPC only", async () => {
-    const { regs } = await build(args());
-    expect(one(regs, "aws:ec2/securityGroup:SecurityGroup").inputs).toEqual({ vpcId: "vpc-1", description: "Kubernetes API load balancer of prod", tags: TAGS });
+    expect(named(regs, "api-sg").inputs).toEqual({ vpcId: "vpc-1", description: "Kubernetes API load balancer of prod: nodes", tags: tags("prod-api") });
+    expect(named(regs, "api-public-sg").inputs).toEqual({ vpcId: "vpc-1", description: "Kubernetes API load balancer of prod: allowed clients from the internet", tags: tags("prod-api-pub") });
     const ingress = byName(ofType(regs, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"));
-    expect(ingress).toHaveLength(5);
     expect(ingress.map((r) => r.inputs)).toEqual([
-      rule("api-sg-id", "192.0.2.0/24", "Kubernetes API from an allowed client range"),
-      rule("api-sg-id", "198.51.100.0/24", "Kubernetes API from an allowed client range"),
-      rule("api-sg-id", "203.0.113.10/32", "Kubernetes API from nodes through NAT"),
-      rule("api-sg-id", "203.0.113.11/32", "Kubernetes API from nodes through NAT"),
-      rule("api-sg-id", "203.0.113.12/32", "Kubernetes API from nodes through NAT"),
+      rule("api-public-sg-id", "192.0.2.0/24", "Kubernetes API from an allowed client range", "prod-api-pub"),
+      rule("api-public-sg-id", "198.51.100.0/24", "Kubernetes API from an allowed client range", "prod-api-pub"),
     ]);
-    const egress = ofType(regs, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule");
-    expect(egress.map((r) => r.inputs)).toEqual([rule("api-sg-id", "10.0.0.0/16", "Kubernetes API and health checks to control plane nodes")]);
+    const egress = byName(ofType(regs, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"));
+    expect(egress.map((r) => r.inputs)).toEqual([
+      rule("api-public-sg-id", "10.0.0.0/16", "Kubernetes API and health checks to control plane nodes", "prod-api-pub"),
+      rule("api-sg-id", "10.0.0.0/16", "Kubernetes API and health checks to control plane nodes"),
+    ]);
   });
 
-  it("internal: internal NLB, 6443 from the VPC instead of NAT addresses", async () => {
-    const { regs } = await build(args({ scheme: "internal", allowedCidrs: ["0.0.0.0/0"] }));
-    expect(one(regs, "aws:lb/loadBalancer:LoadBalancer").inputs.internal).toBe(true);
+  it("internal: one internal NLB for nodes and people, the allowed ranges on it, no public subnet needed", async () => {
+    const { regs, lb } = await build(args({ scheme: "internal", allowedCidrs: ["10.0.0.0/8"], publicSubnetIds: undefined }));
+    expect(ofType(regs, "aws:lb/loadBalancer:LoadBalancer").map((r) => [r.name, r.inputs.internal])).toEqual([["api-nlb", true]]);
     const ingress = byName(ofType(regs, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"));
-    expect(ingress.map((r) => [r.name, r.inputs])).toEqual([
-      ["api-sg-ingress-0.0.0.0-0", rule("api-sg-id", "0.0.0.0/0", "Kubernetes API from an allowed client range")],
-      ["api-sg-ingress-10.0.0.0-16", rule("api-sg-id", "10.0.0.0/16", "Kubernetes API from nodes in the VPC")],
-    ]);
-    expect(regs).toHaveLength(1 + 1 + 2 + 1 + 3);
+    expect(ingress.map((r) => [r.name, r.inputs])).toEqual([["api-sg-ingress-10.0.0.0-8", rule("api-sg-id", "10.0.0.0/8", "Kubernetes API from an allowed client range")]]);
+    expect(named(regs, "api-sg").inputs.description).toBe("Kubernetes API load balancer of prod: nodes and allowed clients");
+    expect(regs).toHaveLength(1 + 1 + 1 + 1 + 3);
+    expect(lb.publicDnsName).toBeUndefined();
+    expect(await valueOf(lb.clientEndpoint)).toBe(await valueOf(lb.endpoint));
+    expect(lb.listeners).toHaveLength(1);
   });
 
-  it("outputs: endpoint is the NLB DNS name on 6443", async () => {
+  it("outputs: the nodes' endpoint is the internal NLB; people's the public one", async () => {
     const { lb } = await build(args());
     expect(await valueOf(lb.dnsName)).toBe("prod-api-0123456789abcdef.elb.eu-west-1.amazonaws.com");
     expect(await valueOf(lb.endpoint)).toBe("prod-api-0123456789abcdef.elb.eu-west-1.amazonaws.com:6443");
     expect(await valueOf(lb.loadBalancerArn)).toBe("arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/prod-api/0123456789abcdef");
     expect(await valueOf(lb.targetGroupArn)).toBe("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/prod-api/0123456789abcdef");
     expect(await valueOf(lb.securityGroupId)).toBe("api-sg-id");
+    expect(await valueOf(lb.publicDnsName!)).toBe("prod-api-pub-0123456789abcdef.elb.eu-west-1.amazonaws.com");
+    expect(await valueOf(lb.publicTargetGroupArn!)).toBe("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/prod-api-pub/0123456789abcdef");
+    expect(await valueOf(lb.publicSecurityGroupId!)).toBe("api-public-sg-id");
+    expect(await valueOf(lb.clientEndpoint)).toBe("prod-api-pub-0123456789abcdef.elb.eu-west-1.amazonaws.com:6443");
+    expect(lb.listeners).toHaveLength(2);
   });
 
   it("rejects bad args, every problem at once, before registering anything", async () => {
@@ -221,21 +227,29 @@ describe("ApiLoadBalancer component", () => {
       () =>
         new ApiLoadBalancer(
           "bad",
-          args({ clusterName: "a-cluster-name-of-29-chars-xx", scheme: "public" as any, vpcCidr: "10.0.0.1/16", allowedCidrs: ["1.2.3.4/8"], subnetIds: [] }),
+          args({ clusterName: "a-cluster-name-of-25-chars", scheme: "public" as any, vpcCidr: "10.0.0.1/16", allowedCidrs: ["1.2.3.4/8"], privateSubnetIds: [] }),
         ),
     ).toThrow(
       new Error(
         'ApiLoadBalancer: scheme: "public" — must be internet-facing or internal; ' +
-          'clusterName: "a-cluster-name-of-29-chars-xx" — makes the NLB name a-cluster-name-of-29-chars-xx-api longer than AWS\'s 32 characters; ' +
+          'clusterName: "a-cluster-name-of-25-chars" — makes the NLB name a-cluster-name-of-25-chars-api-pub longer than AWS\'s 32 characters; ' +
           'vpcCidr: "10.0.0.1/16" — must be an IPv4 CIDR with no host bits set; ' +
           'allowedCidrs[0]: "1.2.3.4/8" — must be an IPv4 CIDR with no host bits set; ' +
-          "subnetIds: [] — must list at least one subnet",
+          "privateSubnetIds: [] — must list at least one subnet",
       ),
     );
     expect(() => new ApiLoadBalancer("bad", args({ allowedCidrs: [] }))).toThrow(
       new Error("ApiLoadBalancer: allowedCidrs: [] — must list at least one CIDR, or nobody can reach the API"),
     );
+    expect(() => new ApiLoadBalancer("bad", args({ publicSubnetIds: [] }))).toThrow(
+      new Error("ApiLoadBalancer: publicSubnetIds: [] — an internet-facing load balancer needs at least one public subnet"),
+    );
     await settle();
     expect(regs).toEqual([]);
+  });
+
+  it("the longest cluster name the config allows (24) fits AWS's 32 characters for both load balancers", () => {
+    const names = apiLoadBalancerNames("a".repeat(24));
+    expect([names.internal.length, names.public.length]).toEqual([28, 32]);
   });
 });

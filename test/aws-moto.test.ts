@@ -9,7 +9,7 @@
  * drops requests, call orders (test/boot-script.test.ts, test/bootstrap-scripts.test.ts,
  * test/etcd-backup-real.test.ts).
  */
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -18,6 +18,7 @@ import { bootstrapReadPolicy, bundleObjects } from "../components/bootstrapAsset
 import { SNAPSHOT_PREFIX, backupWritePolicy } from "../components/etcdBackup";
 import { workerLaunchHookPolicy } from "../components/iam";
 import { controlPlaneMaterial, secretName, secretPayload, workerMaterial } from "../components/secrets";
+import { INIT_MARKER_PENDING, initMarkerName } from "../components/initMarker";
 import { INLINE_SCRIPTS, bundleList, bundledScriptContents, envFile, scriptFiles, scriptsFor } from "../cloud-init/render";
 import { ACCOUNT, AWS_BIN, Credentials, Moto, REGION } from "./moto";
 import { shipScripts } from "./shipped";
@@ -149,6 +150,158 @@ for o in args["objects"]:
     expect(r.stderr).toContain("An error occurred (AccessDenied) when calling the GetObject operation");
     expect(r.stderr).toContain("fetch_one: failed 12 times, giving up");
   }, 90000);
+});
+
+/**
+ * A fake instance metadata service on a free loopback port (IMDSv2: a PUT for the token, then the
+ * token on every read), in a process of its own: the scripts run while the test waits on them.
+ */
+async function fakeImds(instanceId: string): Promise<{ endpoint: string; stop: () => void }> {
+  const script = `
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def reply(self, code, body=b""):
+        self.send_response(code); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def do_PUT(self):
+        self.reply(200, b"fake-token") if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds") else self.reply(400)
+    def do_GET(self):
+        if self.headers.get("X-aws-ec2-metadata-token") != "fake-token": return self.reply(401)
+        self.reply(200, sys.argv[1].encode()) if self.path == "/latest/meta-data/instance-id" else self.reply(404)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+`;
+  const proc = spawn(path.join(AWS_BIN, "python"), ["-c", script, instanceId], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<string>((resolve, reject) => {
+    proc.stdout!.once("data", (d) => resolve(String(d).trim()));
+    proc.once("exit", (code) => reject(new Error(`fake IMDS exited with ${code}`)));
+  });
+  return { endpoint: `http://127.0.0.1:${port}`, stop: () => proc.kill("SIGKILL") };
+}
+
+/** Runs a script of `m` without blocking the event loop. */
+function execAsync(m: Machine, script: string, env: Record<string, string>): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn("/bin/bash", [path.join(m.lib, script)], {
+      env: {
+        PATH: `${m.bin}:${AWS_BIN}:/usr/bin:/bin`, HOME: m.root, LANG: "C.UTF-8", KUBEADM_HA_LIB: m.lib, KUBEADM_HA_ETC: m.etc, KUBERNETES_DIR: m.kube,
+        KUBEADM_HA_RUN: m.run, KUBEADM_HA_POLL_SECONDS: "0", ...moto.env(), ...env,
+      },
+    });
+    let stderr = "";
+    p.stderr.on("data", (d) => (stderr += d));
+    p.once("exit", (status) => resolve({ status, stderr }));
+  });
+}
+
+describe("boot.sh reports a bootstrap that gave up (issue 15)", () => {
+  const FAILING_BOOTSTRAP = '#!/usr/bin/env bash\necho "kubeadm join failed 5 times" >&2\nexit 5\n';
+  /** A machine whose bootstrap.sh gives up with exit 5; install.sh does nothing and no script is fetched. */
+  function failingMachine(env: Record<string, string>): Machine {
+    const m = new Machine({ BOOTSTRAP_BUCKET: "unused", BOOTSTRAP_PREFIX: "bootstrap/", ...env }, ["boot.sh", "lib.sh"]);
+    fs.writeFileSync(path.join(m.lib, "install.sh"), "#!/usr/bin/env bash\n", { mode: 0o755 });
+    fs.writeFileSync(path.join(m.lib, "bootstrap.sh"), FAILING_BOOTSTRAP, { mode: 0o755 });
+    fs.writeFileSync(path.join(m.etc, "bundle.list"), "");
+    return m;
+  }
+
+  it("a worker marks itself Unhealthy to its auto scaling group, which will replace it", async () => {
+    const instanceId = moto.python<string>(
+      `ami = client("ec2").describe_images()["Images"][0]["ImageId"]
+asg = client("autoscaling")
+asg.create_launch_configuration(LaunchConfigurationName="dev-general", ImageId=ami, InstanceType="t3.micro")
+asg.create_auto_scaling_group(AutoScalingGroupName="dev-general-0001", LaunchConfigurationName="dev-general", MinSize=1, MaxSize=1, DesiredCapacity=1,
+    AvailabilityZones=["eu-west-1a"], Tags=[{"Key": "kubeadm-ha/cluster", "Value": "dev", "PropagateAtLaunch": False}])
+out = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["dev-general-0001"])["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]`,
+    );
+    const health = () =>
+      moto.python<string>(`out = client("autoscaling").describe_auto_scaling_instances(InstanceIds=[args["id"]])["AutoScalingInstances"][0]["HealthStatus"]`, { id: instanceId });
+    expect(health()).toMatch(/^healthy$/i);
+    const imds = await fakeImds(instanceId);
+    try {
+      const r = await execAsync(failingMachine({}), "boot.sh", { IMDS_ENDPOINT: imds.endpoint });
+      expect(r.stderr).toContain(`bootstrap gave up (exit 5): marking ${instanceId} Unhealthy`);
+      expect(r.status).toBe(5);
+    } finally {
+      imds.stop();
+    }
+    expect(health()).toMatch(/^unhealthy$/i);
+  }, 60000);
+
+  it.each([
+    ["control-plane", { NODE_ROLE: "control-plane", ETCD_TOPOLOGY: "stacked" }],
+    ["etcd", { NODE_ROLE: "etcd", ETCD_MEMBERS: `${NODE}=https://10.0.0.20:2380`, API_ENDPOINT: "" }],
+  ])("a %s machine publishes kubeadm-ha/BootstrapFailed 1 for its instance, which its alarm watches", async (role, env) => {
+    const instanceId = `i-0${role === "etcd" ? "e" : "c"}0000000000000${role.length}`;
+    const imds = await fakeImds(instanceId);
+    try {
+      const r = await execAsync(failingMachine(env), "boot.sh", { IMDS_ENDPOINT: imds.endpoint });
+      expect(r.status).toBe(5);
+    } finally {
+      imds.stop();
+    }
+    const points = moto.python<number[]>(
+      `import datetime
+now = datetime.datetime.now(datetime.timezone.utc)
+s = client("cloudwatch").get_metric_statistics(Namespace="kubeadm-ha", MetricName="BootstrapFailed", Dimensions=[{"Name": "InstanceId", "Value": args["id"]}],
+    StartTime=now - datetime.timedelta(minutes=10), EndTime=now + datetime.timedelta(minutes=1), Period=60, Statistics=["Maximum"])
+out = [p["Maximum"] for p in s["Datapoints"]]`,
+      { id: instanceId },
+    );
+    expect(points).toEqual([1]);
+  }, 60000);
+});
+
+describe("bootstrap.sh's init marker in SSM Parameter Store (issue 15)", () => {
+  const NAME = initMarkerName("dev");
+  beforeAll(() => {
+    // As components/initMarker.ts creates it.
+    moto.python(`client("ssm").put_parameter(Name=args["name"], Type="String", Value=args["value"])`, { name: NAME, value: INIT_MARKER_PENDING });
+  });
+
+  /** read_init_marker and write_init_marker as shipped in bootstrap.sh, run on their own with lib.sh. */
+  function markerScript(): Machine {
+    const m = new Machine({ NODE_ROLE: "control-plane", ETCD_TOPOLOGY: "stacked", INIT_MARKER: NAME }, ["lib.sh", "bootstrap.sh"]);
+    const shipped = fs.readFileSync(path.join(m.lib, "bootstrap.sh"), "utf8");
+    const fn = (name: string) => new RegExp(`^${name}\\(\\) \\{\\n[\\s\\S]*?^\\}$`, "m").exec(shipped)![0];
+    fs.writeFileSync(
+      path.join(m.lib, "marker.sh"),
+      ["#!/usr/bin/env bash", "set -euo pipefail", 'source "${BASH_SOURCE[0]%/*}/lib.sh"', "load_env", fn("read_init_marker"), fn("write_init_marker"), '"$1"', ""].join("\n"),
+    );
+    return m;
+  }
+
+  // moto authorizes requests to services other than S3 against the resource "*" only, so a policy
+  // scoped to the parameter's ARN cannot be enforced here: test/initMarker.test.ts checks the policy.
+  it("master 0 reads pending, writes the marker after its init, and any later read sees it (the real AWS CLI's requests)", () => {
+    const m = markerScript();
+    const read = () => m.exec("marker.sh", ["read_init_marker"]);
+    const run = (fn: string) =>
+      spawnSync("/bin/bash", [path.join(m.lib, "marker.sh"), fn], {
+        encoding: "utf8",
+        env: { PATH: `${AWS_BIN}:/usr/bin:/bin`, HOME: m.root, KUBEADM_HA_LIB: m.lib, KUBEADM_HA_ETC: m.etc, ...moto.env() },
+      });
+    expect(read().status).toBe(0);
+    expect(run("read_init_marker").stdout).toBe("pending\n");
+    const w = run("write_init_marker");
+    expect({ status: w.status, stderr: w.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(run("read_init_marker").stdout).toMatch(new RegExp(`^initialised \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ by ${NODE.replace(/\./g, "\\.")}\\n$`));
+    // The parameter stays a String, overwritten in place: a new version, the same name.
+    expect(moto.python<[string, number]>(`p = client("ssm").get_parameter(Name=args["name"])["Parameter"]
+out = [p["Type"], p["Version"]]`, { name: NAME })).toEqual(["String", 2]);
+  }, 60000);
+
+  it("a marker that does not exist is an error, never an empty value that could read as pending", () => {
+    const m = markerScript();
+    fs.writeFileSync(path.join(m.etc, "node.env"), fs.readFileSync(path.join(m.etc, "node.env"), "utf8").replace(NAME, "/kubeadm-ha/nope/control-plane-initialised"));
+    const r = spawnSync("/bin/bash", [path.join(m.lib, "marker.sh"), "read_init_marker"], {
+      encoding: "utf8",
+      env: { PATH: `${AWS_BIN}:/usr/bin:/bin`, HOME: m.root, KUBEADM_HA_LIB: m.lib, KUBEADM_HA_ETC: m.etc, ...moto.env() },
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("ParameterNotFound");
+  }, 30000);
 });
 
 describe("fetch-secrets.sh reads the role's secret from Secrets Manager", () => {

@@ -43,7 +43,9 @@ class Machine {
     );
     fs.copyFileSync(path.join(STUBS, "stub-lib.sh"), path.join(this.bin, "stub-lib.sh"));
     fs.copyFileSync(path.join(STUBS, "aws-s3api.sh"), path.join(this.bin, "aws"));
-    fs.chmodSync(path.join(this.bin, "aws"), 0o755);
+    // curl answers the instance metadata service (the instance ID the bootstrap reports with).
+    fs.copyFileSync(path.join(STUBS, "curl.sh"), path.join(this.bin, "curl"));
+    for (const cmd of ["aws", "curl"]) fs.chmodSync(path.join(this.bin, cmd), 0o755);
   }
 
   run(env: Record<string, string> = {}) {
@@ -108,7 +110,7 @@ describe("boot.sh", () => {
     const r = m.run({ STUB_AWS_FAILS: "always" });
     expect(r.status).toBe(14);
     expect(r.stderr).toContain(`could not fetch lib/bootstrap.sh from s3://dev-bootstrap-0123/bootstrap/${sha(FAKE_BOOTSTRAP)}`);
-    expect(m.calls().filter((c) => c.startsWith("aws "))).toHaveLength(12);
+    expect(m.calls().filter((c) => c.startsWith("aws s3api "))).toHaveLength(12);
   });
 
   it("a second run fetches nothing already in place with the right hash", () => {
@@ -129,7 +131,55 @@ describe("boot.sh", () => {
     const r = m.run();
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("bad line in");
-    expect(m.calls().filter((c) => c.startsWith("aws "))).toEqual([]);
+    expect(m.calls().filter((c) => c.startsWith("aws s3api "))).toEqual([]);
+  });
+
+  const UNHEALTHY = "aws autoscaling set-instance-health --region eu-west-1 --instance-id i-0123456789abcdef0 --health-status Unhealthy --no-should-respect-grace-period";
+  const metric = (value: 0 | 1) =>
+    `aws cloudwatch put-metric-data --region eu-west-1 --namespace kubeadm-ha --metric-name BootstrapFailed --dimensions InstanceId=i-0123456789abcdef0 --value ${value}`;
+  const reports = (m: Machine) => m.calls().filter((c) => c.startsWith("aws autoscaling ") || c.startsWith("aws cloudwatch "));
+  const FAILING_BOOTSTRAP = '#!/usr/bin/env bash\necho "kubeadm join failed 5 times" >&2\nexit 5\n';
+
+  it("a worker whose bootstrap gives up marks itself Unhealthy, so its auto scaling group replaces it, and keeps the exit code (issue 15)", () => {
+    const m = new Machine({ "bootstrap.sh": FAILING_BOOTSTRAP });
+    const r = m.run();
+    expect(r.status).toBe(5);
+    expect(r.stderr).toContain("bootstrap gave up (exit 5): marking i-0123456789abcdef0 Unhealthy");
+    expect(reports(m)).toEqual([UNHEALTHY]);
+    // The instance ID comes from IMDSv2, with a session token.
+    expect(m.calls().filter((c) => c.startsWith("curl ")).map((c) => c.split(" ").pop())).toEqual([
+      "http://169.254.169.254/latest/api/token",
+      "http://169.254.169.254/latest/meta-data/instance-id",
+    ]);
+  });
+
+  it("a worker that cannot even fetch its scripts reports too; a worker that succeeds reports nothing", () => {
+    const broken = new Machine();
+    expect(broken.run({ STUB_AWS_FAILS: "12" }).status).toBe(14);
+    expect(reports(broken)).toEqual([UNHEALTHY]);
+    const fine = new Machine();
+    expect(fine.run().status).toBe(0);
+    expect(reports(fine)).toEqual([]);
+  });
+
+  it.each(["control-plane", "etcd"])("a %s machine publishes its outcome for its alarm: 1 when it gives up, 0 when it succeeds (issue 15)", (role) => {
+    const env = { NODE_ROLE: role, ...(role === "control-plane" ? { ETCD_TOPOLOGY: "stacked" } : {}) };
+    const failed = new Machine({ "bootstrap.sh": FAILING_BOOTSTRAP }, env);
+    expect(failed.run().status).toBe(5);
+    expect(reports(failed)).toEqual([metric(1)]);
+    const fine = new Machine(undefined, env);
+    expect(fine.run().status).toBe(0);
+    expect(reports(fine)).toEqual([metric(0)]);
+  });
+
+  it("without an instance ID it only logs, and the exit code stays the bootstrap's", () => {
+    const m = new Machine({ "bootstrap.sh": FAILING_BOOTSTRAP });
+    // curl's exit 7: IMDS refuses the connection.
+    fs.writeFileSync(path.join(m.bin, "curl"), "#!/usr/bin/env bash\nexit 7\n", { mode: 0o755 });
+    const r = m.run();
+    expect(r.status).toBe(5);
+    expect(r.stderr).toContain("cannot report the bootstrap's exit 5 to AWS: no instance ID from the instance metadata service");
+    expect(reports(m)).toEqual([]);
   });
 
   it("needs BOOTSTRAP_BUCKET (exit 2)", () => {

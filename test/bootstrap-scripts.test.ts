@@ -28,6 +28,7 @@ const STUB_COMMANDS: Record<string, string[]> = {
   "containerd.sh": ["containerd"],
   "curl.sh": ["curl"],
   "etcdctl-cluster.sh": ["etcdctl"],
+  "getent.sh": ["getent"],
   "gpg.sh": ["gpg"],
   "kubeadm.sh": ["kubeadm"],
   "kubectl.sh": ["kubectl"],
@@ -56,6 +57,9 @@ const ETCD_SECRET: Record<string, string> = {
   ),
 };
 const ETCD_ENDPOINTS = ["https://10.0.0.20:2379", "https://10.0.32.20:2379", "https://10.0.64.20:2379"];
+/** The masters' fixed addresses, this machine's first. */
+const MASTER_IPS = ["10.0.1.11", "10.0.2.12", "10.0.3.13"];
+const INIT_MARKER = "/kubeadm-ha/dev/control-plane-initialised";
 /** Every member of this machine's etcd cluster (stacked masters and external members alike). */
 const ETCD_MEMBERS = `${NODE}=https://10.0.1.11:2380,${OTHER}=https://10.0.2.12:2380,ip-10-0-3-13.eu-west-1.compute.internal=https://10.0.3.13:2380`;
 /** A control plane secret with external etcd: the API server's etcd client pair beside the etcd CA pair, which renews it. */
@@ -118,6 +122,8 @@ class Machine {
       ...(role === "control-plane" && topology === "external" ? { ETCD_ENDPOINTS: ETCD_ENDPOINTS.join(",") } : {}),
       ...(role === "etcd" || (role === "control-plane" && topology === "stacked") ? { ETCD_MEMBERS } : {}),
       ...(opts.launchHook ? { LAUNCH_HOOK: opts.launchHook } : {}),
+      // Master 0 asks the other masters directly and reads the init marker before it would initialise.
+      ...(initNode ? { MASTER_IPS: MASTER_IPS.join(","), INIT_MARKER } : {}),
       TOKEN_PLACEHOLDER: PLACEHOLDER,
     };
     this.write(
@@ -141,6 +147,8 @@ class Machine {
       opts.secret ??
       (role === "etcd" ? ETCD_SECRET : role === "worker" ? { "bootstrap-token": TOKEN } : topology === "external" ? CP_EXTERNAL_SECRET : CP_SECRET);
     this.write(path.join(this.state, "secret.json"), JSON.stringify(secret));
+    // As Pulumi creates it (components/initMarker.ts): no init has succeeded yet.
+    this.write(path.join(this.state, "init-marker"), "pending\n");
     this.write(this.fstab, "LABEL=cloudimg-rootfs / ext4 discard,errors=remount-ro 0 1\n/swap.img none swap sw 0 0\n");
 
     this.env = {
@@ -278,9 +286,67 @@ describe("bootstrap.sh", () => {
       `kubeadm init --config ${m.run}/init.yaml --skip-token-print`,
     ]);
     expect(m.calls().filter((c) => c.startsWith("kubectl "))).toEqual([]);
-    // Three probes, all refused, before deciding that no cluster exists.
-    expect(flow(m)).toEqual(["curl readyz", "curl readyz", "curl readyz", "kubeadm init"]);
+    // Three probes each of the load balancer and of the two other masters, all refused, before
+    // deciding that no cluster exists; the marker said no init ever succeeded.
+    expect(flow(m)).toEqual([...Array(9).fill("curl readyz"), "kubeadm init"]);
+    const readyz = m.calls().filter((c) => c.startsWith("curl ") && c.endsWith("/readyz")).map((c) => c.split(" ").pop());
+    expect([...new Set(readyz)]).toEqual([`https://${API}/readyz`, "https://10.0.2.12:6443/readyz", "https://10.0.3.13:6443/readyz"]);
     expect(m.kubeadmState()).toEqual(["init lease-holder=none ca-key=yes token=yes placeholder=no"]);
+    // After the init, and only then, the marker forbids any later one.
+    const calls = m.calls();
+    expect(calls.findIndex((c) => c.startsWith("aws ssm put-parameter"))).toBeGreaterThan(calls.findIndex((c) => c.startsWith("kubeadm init")));
+    expect(m.lines("init-marker")[0]).toMatch(new RegExp(`^initialised \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ by ${NODE.replace(/\./g, "\\.")}$`));
+    expect(r.stderr).toContain(`init marker ${INIT_MARKER} written`);
+  });
+
+  test("(a) master 0 never initialises a cluster its marker says was initialised, even when nothing answers (issue 15)", () => {
+    const m = machine({ initNode: true, env: { STUB_CURL_READYZ_FAILS: "always", KUBEADM_HA_WAIT_SECONDS: "1", KUBEADM_HA_POLL_SECONDS: "0.2" } });
+    m.write(path.join(m.state, "init-marker"), "initialised 2026-01-01T00:00:00Z by ip-10-0-1-11.eu-west-1.compute.internal\n");
+    const r = m.exec("bootstrap.sh");
+    expect(r.stderr).toContain(`init marker ${INIT_MARKER}: 'initialised 2026-01-01T00:00:00Z by ip-10-0-1-11.eu-west-1.compute.internal': this cluster was initialised before, never again`);
+    // It waits for the API to join instead, and times out.
+    expect(r.status).toBe(3);
+    expect(m.calls().filter((c) => c.startsWith("kubeadm init"))).toEqual([]);
+  });
+
+  test("(a) master 0 cut off from the load balancer joins when another master answers at its own address (issue 15)", () => {
+    const m = machine({ initNode: true, env: { STUB_CURL_READYZ_FAILS: "always", STUB_CURL_ANSWERS: "10.0.3.13", KUBEADM_HA_WAIT_SECONDS: "1", KUBEADM_HA_POLL_SECONDS: "0.2" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.stderr).toContain("https://10.0.3.13:6443 answers (curl exit 0)");
+    expect(r.stderr).toContain("the cluster exists (this node replaces it): joining");
+    expect(m.calls().filter((c) => c.startsWith("kubeadm init"))).toEqual([]);
+  });
+
+  test("(a) an init marker it cannot read is no proof: exit 17, no init (issue 15)", () => {
+    const m = machine({ initNode: true, env: { STUB_CURL_READYZ_FAILS: "always", STUB_AWS_SSM_FAILS: "always" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(17);
+    expect(r.stderr).toContain(`ERROR: cannot read the init marker ${INIT_MARKER}, so cannot prove the cluster does not exist: refusing to initialise`);
+    expect(m.calls().filter((c) => c.startsWith("aws ssm get-parameter"))).toHaveLength(10);
+    expect(m.calls().filter((c) => c.startsWith("kubeadm ") || c.endsWith("/readyz"))).toEqual([]);
+  });
+
+  test("(a) waits for DNS to serve the load balancer's name before it probes or initialises (issue 15)", () => {
+    const m = machine({ initNode: true, env: { STUB_CURL_READYZ_FAILS: "always", STUB_GETENT_FAILS: "3" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    const calls = m.calls();
+    expect(calls.filter((c) => c.startsWith("getent "))).toEqual(Array(4).fill(`getent ahostsv4 ${API.split(":")[0]}`));
+    expect(calls.findIndex((c) => c.endsWith("/readyz"))).toBeGreaterThan(calls.lastIndexOf(`getent ahostsv4 ${API.split(":")[0]}`));
+    // A name that never resolves stops it before any init.
+    const never = machine({ initNode: true, env: { STUB_CURL_READYZ_FAILS: "always", STUB_GETENT_FAILS: "always", KUBEADM_HA_WAIT_SECONDS: "1", KUBEADM_HA_POLL_SECONDS: "0.2" } });
+    const rn = never.exec("bootstrap.sh");
+    expect(rn.status).toBe(3);
+    expect(rn.stderr).toContain(`ERROR: timed out after 1s waiting for DNS for ${API.split(":")[0]}`);
+    expect(never.calls().filter((c) => c.startsWith("kubeadm "))).toEqual([]);
+  });
+
+  test("(a) an init whose marker cannot be written fails loudly with exit 17 (the alarm shows it)", () => {
+    const m = machine({ initNode: true, env: { STUB_CURL_READYZ_FAILS: "always", STUB_AWS_SSM_PUT_FAILS: "always" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(17);
+    expect(r.stderr).toContain(`ERROR: kubeadm init succeeded but the init marker ${INIT_MARKER} could not be written`);
+    expect(m.lines("init-marker")).toEqual(["pending"]);
   });
 
   test("(a) a failed kubeadm init is reset, the secrets re-fetched, and init retried", () => {
@@ -288,7 +354,7 @@ describe("bootstrap.sh", () => {
     const r = m.exec("bootstrap.sh");
     expect(r.status).toBe(0);
     expect(flow(m).filter((c) => c.startsWith("kubeadm"))).toEqual(["kubeadm init", "kubeadm reset", "kubeadm init"]);
-    expect(m.calls().filter((c) => c.startsWith("aws "))).toHaveLength(2);
+    expect(m.calls().filter((c) => c.startsWith("aws secretsmanager "))).toHaveLength(2);
     // kubeadm reset empties pki; the retry must find the CA key again.
     expect(m.kubeadmState()[1]).toBe("init lease-holder=none ca-key=yes token=yes placeholder=no");
     expect(fs.existsSync(path.join(m.etcd, "member"))).toBe(false);
@@ -920,6 +986,49 @@ describe("install.sh", () => {
     expect(calls.filter((c) => c.startsWith("snap "))).toEqual([]);
   });
 
+  test.each([
+    ["a master", "control-plane" as const, true],
+    ["a worker", "worker" as const, true],
+    ["an external etcd member (no pods)", "etcd" as const, false],
+  ])("(l) %s: pod traffic to IMDS is dropped before the kubelet can start a pod (issue 15)", (_, role, guarded) => {
+    const m = machine({ role });
+    expect(m.exec("install.sh").status).toBe(0);
+    const calls = m.calls();
+    const guard = "systemctl enable --now kubeadm-ha-imds-guard.service";
+    expect(calls.filter((c) => c === guard)).toHaveLength(guarded ? 1 : 0);
+    if (guarded) expect(calls.indexOf(guard)).toBeGreaterThan(calls.indexOf("systemctl enable kubelet"));
+    expect(calls.find((c) => c.includes(" install -y containerd"))).toContain(" iptables");
+  });
+
+  const aptCalls = (m: Machine) => m.calls().filter((c) => c.startsWith("apt-get ")).map((c) => (c.includes(" update") ? "update" : c.includes(" install ") ? "install" : c));
+
+  test("(l) an apt-get update that cannot reach the mirror is an error, retried until the lists are fresh (issue 15)", () => {
+    // Without Error-Mode=any, apt-get update exits 0 here, the retry never retries, and every install fails on stale lists.
+    const m = machine({ env: { STUB_APT_UPDATE_FAILS: "2" } });
+    const r = m.exec("install.sh");
+    expect(r.stderr).toContain("host prepared");
+    expect(r.status).toBe(0);
+    for (const c of m.calls().filter((x) => x.startsWith("apt-get ") && x.includes(" update"))) expect(c).toContain("-o APT::Update::Error-Mode=any update");
+    expect(aptCalls(m)).toEqual(["update", "update", "update", "install", "update", "install"]);
+    expect(r.stderr).toContain("apt_install: attempt 2/5 failed");
+  });
+
+  test("(l) every install retry refreshes the lists first (issue 15)", () => {
+    const m = machine({ env: { STUB_APT_INSTALL_FAILS: "1" } });
+    expect(m.exec("install.sh").status).toBe(0);
+    expect(aptCalls(m)).toEqual(["update", "install", "update", "install", "update", "install"]);
+  });
+
+  test("(l) a mirror that stays unreachable stops the host preparation after the retries, with apt's error", () => {
+    const m = machine({ env: { STUB_APT_UPDATE_FAILS: "always" } });
+    const r = m.exec("install.sh");
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain("E: Some index files failed to download");
+    expect(r.stderr).toContain("apt_install: failed 5 times, giving up");
+    expect(aptCalls(m)).toEqual(Array(5).fill("update"));
+    expect(r.stderr).not.toContain("host prepared");
+  });
+
   test("(l) is idempotent: a second run leaves the same files", () => {
     const m = machine();
     expect(m.exec("install.sh").status).toBe(0);
@@ -1085,7 +1194,7 @@ describe("external etcd", () => {
       `curl --silent --show-error --fail --max-time 10 --output /dev/null --cacert ${pki}/etcd/ca.crt --cert ${pki}/apiserver-etcd-client.crt --key ${pki}/apiserver-etcd-client.key ${url}/health`;
     // The first member is down twice, then every member answers once.
     expect(health(m)).toEqual([ETCD_ENDPOINTS[0], ETCD_ENDPOINTS[0], ...ETCD_ENDPOINTS].map(probe));
-    expect(flow(m)).toEqual(["curl readyz", "curl readyz", "curl readyz", "kubeadm init"]);
+    expect(flow(m)).toEqual([...Array(9).fill("curl readyz"), "kubeadm init"]);
     expect(m.calls().findIndex((c) => c.startsWith("kubeadm init"))).toBeGreaterThan(m.calls().lastIndexOf(probe(ETCD_ENDPOINTS[2])));
   });
 

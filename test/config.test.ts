@@ -3,7 +3,13 @@ import { ConfigError, DEFAULT_KUBERNETES_VERSION, configReference, durationMs, i
 import * as pulumi from "@pulumi/pulumi";
 
 const ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"];
-const base = () => ({ region: "eu-west-1", clusterName: "dev", network: { availabilityZones: [...ZONES] }, workerPools: [] as unknown });
+const base = () => ({
+  region: "eu-west-1",
+  clusterName: "dev",
+  network: { availabilityZones: [...ZONES] },
+  apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] } as Record<string, unknown>,
+  workerPools: [] as unknown,
+});
 
 function problemsOf(raw: Record<string, unknown>): string[] {
   try {
@@ -30,7 +36,7 @@ describe("parseConfig defaults", () => {
         serviceCidr: "10.96.0.0/12",
         natGateways: "perZone",
       },
-      apiLoadBalancer: { scheme: "internet-facing", allowedCidrs: ["0.0.0.0/0"] },
+      apiLoadBalancer: { scheme: "internet-facing", allowedCidrs: ["203.0.113.0/24"] },
       addons: { installer: "auto", cni: "cilium", awsCloudControllerManager: true, ebsCsiDriver: true, readinessTimeoutMinutes: 20, clusterAutoscaler: true, nodeTerminationHandler: true },
       encryptionAtRest: true,
       autoRecovery: true,
@@ -39,6 +45,41 @@ describe("parseConfig defaults", () => {
       workerPools: [],
       tags: {},
     });
+  });
+
+  it("never opens an internet-facing API to 0.0.0.0/0 by default: allowedCidrs must be written out (issue 15)", () => {
+    const { apiLoadBalancer: _, ...noLb } = base();
+    expect(problemsOf(noLb)).toEqual([
+      "apiLoadBalancer.allowedCidrs: (not set) — must be set for an internet-facing load balancer: list the client ranges that may reach the API, or [0.0.0.0/0] to open it to the internet on purpose",
+    ]);
+    expect(problemsOf({ ...noLb, apiLoadBalancer: { scheme: "internet-facing" } })).toHaveLength(1);
+    expect(parseConfig({ ...noLb, apiLoadBalancer: { allowedCidrs: ["0.0.0.0/0"] } }).apiLoadBalancer).toEqual({ scheme: "internet-facing", allowedCidrs: ["0.0.0.0/0"] });
+  });
+
+  it("an internal load balancer admits the VPC's range unless told otherwise", () => {
+    const c = parseConfig({ ...base(), network: { availabilityZones: [...ZONES], vpcCidr: "10.20.0.0/16" }, apiLoadBalancer: { scheme: "internal" } });
+    expect(c.apiLoadBalancer).toEqual({ scheme: "internal", allowedCidrs: ["10.20.0.0/16"] });
+    expect(parseConfig({ ...base(), apiLoadBalancer: { scheme: "internal", allowedCidrs: ["10.0.0.0/8"] } }).apiLoadBalancer.allowedCidrs).toEqual(["10.0.0.0/8"]);
+  });
+
+  it("the EBS CSI driver needs the cloud controller: its node plugin reads the Node's provider ID, not IMDS (issue 15)", () => {
+    expect(problemsOf({ ...base(), addons: { awsCloudControllerManager: false } })).toEqual([
+      "addons.ebsCsiDriver: true — needs addons.awsCloudControllerManager: pods cannot reach the instance metadata service, so the EBS CSI node plugin reads its instance ID and zone from the Node's provider ID, which only the cloud controller sets; turn the cloud controller on or the driver off",
+    ]);
+    expect(problemsOf({ ...base(), addons: { awsCloudControllerManager: false, ebsCsiDriver: false } })).toEqual([]);
+  });
+
+  it("restoreEncryptionKey: a 32-byte base64 key, only with encryption at rest, never echoed in an error (issue 15)", () => {
+    const key = Buffer.alloc(32, 3).toString("base64");
+    expect(parseConfig({ ...base(), restoreEncryptionKey: key }).restoreEncryptionKey).toBe(key);
+    expect(parseConfig(base()).restoreEncryptionKey).toBeUndefined();
+    const short = Buffer.alloc(16, 3).toString("base64");
+    expect(problemsOf({ ...base(), restoreEncryptionKey: short })).toEqual([
+      'restoreEncryptionKey: "[secret]" — must be a 32-byte secretbox key in base64 (44 characters ending in =)',
+    ]);
+    expect(problemsOf({ ...base(), restoreEncryptionKey: key, encryptionAtRest: false })).toEqual([
+      'restoreEncryptionKey: "[secret]" — applies only with encryptionAtRest: true; remove it or turn encryption at rest on',
+    ]);
   });
 
   it("keeps valid non-default values", () => {
@@ -213,6 +254,7 @@ describe("parseConfig rejects bad input with the key, the value and the rule", (
       controlPlane: { count: 2 },
       network: { availabilityZones: ZONES, podCidr: "10.0.0.0/18" },
       leaderElection: { leaseDuration: "1s" },
+      apiLoadBalancer: { scheme: "internal" },
       workerPools: [{ name: "a", minSize: 4, maxSize: 1 }],
     });
     expect(problems.map((p) => p.split(":")[0])).toEqual([
@@ -302,6 +344,7 @@ describe("loadConfig reads the stack config", () => {
       "kubeadm-ha:kubernetesVersion": "1.31.0",
       "kubeadm-ha:network": JSON.stringify({ availabilityZones: ZONES }),
       "kubeadm-ha:etcd": JSON.stringify({ topology: "external" }),
+      "kubeadm-ha:apiLoadBalancer": JSON.stringify({ allowedCidrs: ["0.0.0.0/0"] }),
       "kubeadm-ha:workerPools": "[]",
       "other:thing": "ignored",
     });

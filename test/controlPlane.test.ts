@@ -108,13 +108,16 @@ describe("ControlPlane component", () => {
       securityGroupIds: ["sg-cp"],
       instanceProfileName: "dev-control-plane",
       targetGroupArn: "arn:tg",
+      publicTargetGroupArn: "arn:tg-public",
       apiEndpoint: "dev-api.elb.eu-west-1.amazonaws.com:6443",
+      publicApiHost: "dev-api-pub.elb.eu-west-1.amazonaws.com",
       secretArn: "arn:secret",
       bootstrapBucket: "dev-bootstrap-0123",
       caCertHash: pulumi.output("sha256:" + "ab".repeat(32)),
       podCidr: "10.244.0.0/16",
       serviceCidr: "10.96.0.0/12",
       leaderElection: LE,
+      initMarker: "/kubeadm-ha/dev/control-plane-initialised",
       tags: { team: "platform" },
     }, {
       transformations: [
@@ -130,11 +133,25 @@ describe("ControlPlane component", () => {
 
   const instances = () => ofType(regs, "aws:ec2/instance:Instance");
 
-  it("creates one instance and one target group attachment a master", () => {
+  const attachments = () => ofType(regs, "aws:lb/targetGroupAttachment:TargetGroupAttachment").sort((a, b) => a.name.localeCompare(b.name));
+
+  it("creates one instance a master, registered with the nodes' internal load balancer and the people's public one", () => {
     expect(instances().map((r) => r.name)).toEqual(["cp-master-0", "cp-master-1", "cp-master-2"]);
-    expect(ofType(regs, "aws:lb/targetGroupAttachment:TargetGroupAttachment").map((r) => r.inputs)).toEqual(
-      [0, 1, 2].map((i) => ({ targetGroupArn: "arn:tg", targetId: `cp-master-${i}-id`, port: 6443 })),
+    expect(attachments().map((r) => [r.name, r.inputs])).toEqual(
+      [0, 1, 2].flatMap((i) => [
+        [`cp-master-${i}-api`, { targetGroupArn: "arn:tg", targetId: `cp-master-${i}-id`, port: 6443 }],
+        [`cp-master-${i}-api-public`, { targetGroupArn: "arn:tg-public", targetId: `cp-master-${i}-id`, port: 6443 }],
+      ]),
     );
+  });
+
+  it("the nodes' endpoint is controlPlaneEndpoint; the people's load balancer is in the API server certificate too (issue 15)", () => {
+    const text = decodeUserData(instances()[0].inputs.userDataBase64, true);
+    const cfg = parse(text, { version: "1.1" });
+    const init = cfg.write_files.find((f: any) => f.path === "/etc/kubeadm-ha/init.yaml").content as string;
+    const cluster = parseAllDocuments(init, { version: "1.1" }).map((d) => d.toJS()).find((d) => d.kind === "ClusterConfiguration");
+    expect(cluster.controlPlaneEndpoint).toBe("dev-api.elb.eu-west-1.amazonaws.com:6443");
+    expect(cluster.apiServer.certSANs).toEqual(["dev-api.elb.eu-west-1.amazonaws.com", "dev-api-pub.elb.eu-west-1.amazonaws.com"]);
   });
 
   it("puts each master in its own zone and subnet at its fixed address", () => {
@@ -145,9 +162,9 @@ describe("ControlPlane component", () => {
     ]);
   });
 
-  it("requires IMDSv2 with hop limit 2 and encrypts the gp3 root volume", () => {
+  it("requires IMDSv2 with hop limit 1 (no pod reaches IMDS, issue 15) and encrypts the gp3 root volume", () => {
     for (const r of instances()) {
-      expect(r.inputs.metadataOptions).toEqual({ httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 });
+      expect(r.inputs.metadataOptions).toEqual({ httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 });
       expect(r.inputs.rootBlockDevice).toEqual({ volumeType: "gp3", volumeSize: 60, encrypted: true, deleteOnTermination: true });
       expect(r.inputs.iamInstanceProfile).toBe("dev-control-plane");
       expect(r.inputs.vpcSecurityGroupIds).toEqual(["sg-cp"]);
@@ -190,10 +207,10 @@ describe("ControlPlane component", () => {
 
   it("replaces a master by deleting it first: its successor takes the same fixed address and name", () => {
     // What the engine receives, caller options merged; the attachments keep Pulumi's default.
-    expect(instances().map((r) => [r.name, r.options])).toEqual(
-      [0, 1, 2].map((i) => [`cp-master-${i}`, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"], retainOnDelete: false }]),
+    expect(instances().map((r) => [r.name, { ...r.options, dependencies: undefined }])).toEqual(
+      [0, 1, 2].map((i) => [`cp-master-${i}`, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"], retainOnDelete: false, dependencies: undefined }]),
     );
-    expect(ofType(regs, "aws:lb/targetGroupAttachment:TargetGroupAttachment").map((r) => r.options.deleteBeforeReplace)).toEqual([false, false, false]);
+    expect(attachments().map((r) => r.options.deleteBeforeReplace)).toEqual(Array(6).fill(false));
   });
 
   it("exposes fixed IPs and node names before deployment", () => {

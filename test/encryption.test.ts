@@ -171,6 +171,15 @@ describe("SecretsEncryption component and Cluster wiring", () => {
     expect(await valueOf(made.configYaml)).toBe(encryptionConfigYaml([{ name: "key1", secret: mockRandomBytes("enc-key1", 32).base64 }]));
   });
 
+  it("a supplied key is used as given, secret, with no RandomBytes of its own: a new stack adopts the key of the snapshots it restores (issue 15)", async () => {
+    const old = Buffer.alloc(32, 7).toString("base64");
+    const { made, mine } = await build(() => new enc.SecretsEncryption("restored", { suppliedKeys: { key1: old } }));
+    expect(ofType(mine, "random:index/randomBytes:RandomBytes")).toEqual([]);
+    expect(await isSecret(made.configYaml)).toBe(true);
+    expect(await valueOf(made.configYaml)).toBe(encryptionConfigYaml([{ name: "key1", secret: old }]));
+    expect(() => new enc.SecretsEncryption("bad", { suppliedKeys: { key9: old } })).toThrow('SecretsEncryption: suppliedKeys names ["key9"], not in keyNames ["key1"]');
+  });
+
   it("keeps the given key order: the first name encrypts", async () => {
     const { made, mine } = await build(() => new enc.SecretsEncryption("rot", { keyNames: ["key2", "key1"] }));
     expect(ofType(mine, "random:index/randomBytes:RandomBytes").map((r) => r.name)).toEqual(["rot-key2", "rot-key1"]);
@@ -197,6 +206,7 @@ describe("SecretsEncryption component and Cluster wiring", () => {
       region: "eu-west-1",
       clusterName,
       network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
+      apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] },
       workerPools: [],
       encryptionAtRest,
     });
@@ -235,9 +245,16 @@ describe("SecretsEncryption component and Cluster wiring", () => {
       "encon-secrets-control-plane-version",
     ]);
     expect(masterApiServer(mine, "encon").extraArgs).toEqual(encryptionProviderArgs());
-    // The key reaches no machine through user data, and no resource but the secret holds it.
-    for (const r of mine.filter((r) => r.type !== "aws:secretsmanager/secretVersion:SecretVersion" && r.type !== "random:index/randomBytes:RandomBytes"))
+    // The key reaches no machine through user data. Only the secret holds it, and the backup
+    // bucket's copy, which outlives the stack with the snapshots it decrypts (issue 15).
+    const holders = ["aws:secretsmanager/secretVersion:SecretVersion", "random:index/randomBytes:RandomBytes", "aws:s3/bucketObjectv2:BucketObjectv2"];
+    for (const r of mine.filter((r) => !holders.includes(r.type)))
       expect({ name: r.name, hasKey: JSON.stringify(r.inputs).includes(key) }).toEqual({ name: r.name, hasKey: false });
+    const [kept] = ofType(mine, "aws:s3/bucketObjectv2:BucketObjectv2").filter((r) => JSON.stringify(r.inputs).includes(key));
+    expect(kept.name).toBe("encon-etcd-backups-encryption-config");
+    expect(kept.inputs.key).toBe("encryption-at-rest/encryption-config.yaml");
+    expect(kept.inputs.content.value).toBe(encryptionConfigYaml([{ name: "key1", secret: key }]));
+    expect(kept.inputs.kmsKeyId).toBe("arn:aws:kms:eu-west-1:123456789012:key/encon-etcd-backups-kms-key-id");
     const withUserData = mine.filter((r) => typeof r.inputs.userDataBase64 === "string");
     expect(withUserData.map((r) => r.name)).toEqual(expect.arrayContaining([0, 1, 2].map((i) => `encon-control-plane-master-${i}`)));
     for (const r of withUserData) {
@@ -253,6 +270,6 @@ describe("SecretsEncryption component and Cluster wiring", () => {
     expect(ofType(mine, "random:index/randomBytes:RandomBytes")).toEqual([]);
     expect(ofType(mine, "kubeadm-ha:index:SecretsEncryption")).toEqual([]);
     expect(Object.keys(controlPlaneFiles(mine, "encoff"))).not.toContain(ENCRYPTION_CONFIG_FILE);
-    expect(masterApiServer(mine, "encoff")).toEqual({ certSANs: [expect.stringContaining(".elb.eu-west-1.amazonaws.com")] });
+    expect(masterApiServer(mine, "encoff")).toEqual({ certSANs: ["encoff-api-0123456789abcdef.elb.eu-west-1.amazonaws.com", "encoff-api-pub-0123456789abcdef.elb.eu-west-1.amazonaws.com"] });
   });
 });

@@ -166,7 +166,7 @@ describe(`real etcd 3.6 with the ${STACK} stack's rendered flags`, () => {
 describe("etcd raft timing against the etcd binary", () => {
   const valid = (heartbeat: number, election: number) => {
     try {
-      parseConfig({ region: "eu-west-1", clusterName: "t", network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] }, workerPools: [], etcd: { heartbeatIntervalMs: heartbeat, electionTimeoutMs: election } });
+      parseConfig({ region: "eu-west-1", clusterName: "t", network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] }, workerPools: [], apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] }, etcd: { heartbeatIntervalMs: heartbeat, electionTimeoutMs: election } });
       return true;
     } catch {
       return false;

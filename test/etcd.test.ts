@@ -31,7 +31,7 @@ const host = (ip: string) => `ip-${ip.replace(/\./g, "-")}.eu-west-1.compute.int
 const MEMBER_IPS = ["10.0.0.20", "10.0.32.20", "10.0.64.20"];
 const MASTER_IPS = ["10.0.0.10", "10.0.32.10", "10.0.64.10"];
 const HARDENING = {
-  metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 },
+  metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
   rootBlockDevice: { volumeType: "gp3", volumeSize: 40, encrypted: true, deleteOnTermination: true },
   userDataReplaceOnChange: false,
 };
@@ -58,7 +58,7 @@ const TOPOLOGIES = [
     clusterEtcd: { local: { dataDir: "/var/lib/etcd", extraArgs: TIMINGS } } as object,
     etcdRules: ["control-plane-from-control-plane-tcp-2379-2380"],
     securityGroups: ["control-plane", "worker"],
-    iamRoles: ["st-control-plane", "st-worker"],
+    iamRoles: ["st-eu-west-1-control-plane", "st-eu-west-1-worker"],
     controlPlaneSecret: ["bootstrap-token", "ca.crt", "ca.key", "encryption-config.yaml", "etcd/ca.crt", "etcd/ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"],
     etcdSecret: undefined as string[] | undefined,
     masterEnv: { ETCD_TOPOLOGY: "stacked" } as Record<string, string>,
@@ -83,7 +83,7 @@ const TOPOLOGIES = [
     // The members reach each other's client port too: a replacement's etcd-rejoin.sh asks them.
     etcdRules: ["etcd-from-control-plane-tcp-2379", "etcd-from-etcd-tcp-2379-2380"],
     securityGroups: ["control-plane", "etcd", "worker"],
-    iamRoles: ["ex-control-plane", "ex-etcd", "ex-worker"],
+    iamRoles: ["ex-eu-west-1-control-plane", "ex-eu-west-1-etcd", "ex-eu-west-1-worker"],
     controlPlaneSecret: [
       "apiserver-etcd-client.crt",
       "apiserver-etcd-client.key",
@@ -117,6 +117,7 @@ beforeAll(async () => {
       clusterName: t.name,
       network: { vpcCidr: "10.0.0.0/16", availabilityZones: ZONES },
       etcd: t.etcd,
+      apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] },
       workerPools: [],
     });
     clusters[t.name] = new Cluster(t.name, { config }, {
@@ -233,7 +234,7 @@ describe("external etcd members", () => {
         subnetId: `ex-network-private-${i}-id`,
         privateIp: MEMBER_IPS[i],
         vpcSecurityGroupIds: ["ex-sg-etcd-id"],
-        iamInstanceProfile: "ex-etcd",
+        iamInstanceProfile: "ex-eu-west-1-etcd",
         ...HARDENING,
         userDataBase64: expect.any(String),
         tags: { "kubernetes.io/cluster/ex": "owned", "kubeadm-ha/cluster": "ex", "kubeadm-ha/role": "etcd", "kubeadm-ha/index": String(i), Name: `ex-etcd-${i}` },
@@ -247,16 +248,19 @@ describe("external etcd members", () => {
       const o = opts.get(`ex-etcd-member-${i}`)!;
       expect(o.ignoreChanges).toEqual(["ami", "userDataBase64"]);
       const deps = o.dependsOn as pulumi.Resource[];
-      expect(await Promise.all(deps.map((d) => valueOf(d.urn)))).toEqual([expect.stringMatching(/::ex-secrets-etcd-version$/), expect.stringMatching(/kubeadm-ha:index:BootstrapAssets::ex-bootstrap$/)]);
+      const urns = await Promise.all(deps.map((d) => valueOf(d.urn)));
+      expect(urns.slice(0, 2)).toEqual([expect.stringMatching(/::ex-secrets-etcd-version$/), expect.stringMatching(/kubeadm-ha:index:BootstrapAssets::ex-bootstrap$/)]);
+      // Then the way out of the private subnet (test/firstBoot.test.ts); never the API load balancer.
+      expect(urns.slice(2).every((u) => /::ex-network-(nat-\d|private-default-route-\d|private-rta-\d|s3-endpoint)$/.test(u))).toBe(true);
     }
   });
 
   it("are replaced by deleting the old machine first, keeping the dependency on the etcd secret", async () => {
-    expect(members().map((r) => [r.name, r.options])).toEqual(
-      [0, 1, 2].map((i) => [`ex-etcd-member-${i}`, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"], retainOnDelete: false }]),
+    expect(members().map((r) => [r.name, { ...r.options, dependencies: undefined }])).toEqual(
+      [0, 1, 2].map((i) => [`ex-etcd-member-${i}`, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"], retainOnDelete: false, dependencies: undefined }]),
     );
     // The caller's options survive the merge.
-    for (const i of [0, 1, 2]) expect(await Promise.all((opts.get(`ex-etcd-member-${i}`)!.dependsOn as pulumi.Resource[]).map((d) => valueOf(d.urn)))).toHaveLength(2);
+    for (const i of [0, 1, 2]) expect(await Promise.all((opts.get(`ex-etcd-member-${i}`)!.dependsOn as pulumi.Resource[]).map((d) => valueOf(d.urn)))).toHaveLength(2 + 10);
   });
 
   it("certificates: server SANs are the member IP, loopback and node name; peer SANs the IP and node name", () => {

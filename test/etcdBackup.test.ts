@@ -2,6 +2,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
 import { Registration, ofType, settle, setupMocks, valueOf } from "./mocks";
 import type * as BackupModule from "../components/etcdBackup";
 import * as render from "../cloud-init/render";
@@ -15,6 +16,7 @@ beforeAll(async () => {
 });
 
 const BUCKET_ARN = "arn:aws:s3:::dev-etcd-backup-20261126000000000000000001";
+const BACKUP_KEY = "arn:aws:kms:eu-west-1:123456789012:key/dev-etcd-backups-kms-key-id";
 const KEY = "arn:aws:kms:eu-west-1:123456789012:key/dev-secrets-kms-key-id";
 
 describe("backupWritePolicy", () => {
@@ -70,8 +72,14 @@ test("tlsOnlyBucketPolicy denies every request without TLS, on the bucket and it
 describe("lifecycleRules", () => {
   test.each([1, 30, 3650])("%i days: snapshots expire, then their versions and delete markers; stale uploads abort after a day", (days) => {
     expect(eb.lifecycleRules(days)).toEqual([
-      { id: "expire-snapshots", status: "Enabled", filter: {}, expiration: { days }, abortIncompleteMultipartUpload: { daysAfterInitiation: 1 } },
-      { id: "purge-expired-versions", status: "Enabled", filter: {}, expiration: { expiredObjectDeleteMarker: true }, noncurrentVersionExpiration: { noncurrentDays: days } },
+      { id: "expire-snapshots", status: "Enabled", filter: { prefix: "etcd-snapshots/" }, expiration: { days }, abortIncompleteMultipartUpload: { daysAfterInitiation: 1 } },
+      {
+        id: "purge-expired-versions",
+        status: "Enabled",
+        filter: { prefix: "etcd-snapshots/" },
+        expiration: { expiredObjectDeleteMarker: true },
+        noncurrentVersionExpiration: { noncurrentDays: days },
+      },
     ]);
   });
   test.each([0, 3651, 1.5])("rejects %p", (days) => {
@@ -106,7 +114,6 @@ describe("EtcdBackups", () => {
     const c = new eb.EtcdBackups("dev-etcd-backups", {
       clusterName: "dev",
       retentionDays: 30,
-      kmsKeyArn: KEY,
       roleArn: "arn:aws:iam::123456789012:role/dev-control-plane",
       tags: { team: "platform" },
     });
@@ -124,9 +131,10 @@ describe("EtcdBackups", () => {
         ["aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "dev-etcd-backups-lifecycle"],
         ["aws:s3/bucketPolicy:BucketPolicy", "dev-etcd-backups-policy"],
         ["aws:iam/rolePolicy:RolePolicy", "dev-etcd-backups-node-access"],
+        ["aws:kms/key:Key", "dev-etcd-backups-kms-key"],
       ]),
     );
-    expect(mine).toHaveLength(9);
+    expect(mine).toHaveLength(10);
     const one = (type: string) => {
       const found = ofType(mine, type);
       expect(found).toHaveLength(1);
@@ -142,7 +150,7 @@ describe("EtcdBackups", () => {
     expect(one("aws:s3/bucketVersioning:BucketVersioning")).toEqual({ bucket: "dev-etcd-backups-bucket-id", versioningConfiguration: { status: "Enabled" } });
     expect(one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")).toEqual({
       bucket: "dev-etcd-backups-bucket-id",
-      rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: KEY }, bucketKeyEnabled: true }],
+      rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: BACKUP_KEY }, bucketKeyEnabled: true }],
     });
     expect(one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")).toEqual({
       bucket: "dev-etcd-backups-bucket-id",
@@ -158,12 +166,57 @@ describe("EtcdBackups", () => {
     const rolePolicy = one("aws:iam/rolePolicy:RolePolicy");
     expect(rolePolicy.name).toBe("etcd-backup");
     expect(rolePolicy.role).toBe("dev-control-plane");
-    expect(JSON.parse(rolePolicy.policy)).toEqual(eb.backupWritePolicy(bucketArn, "etcd-snapshots", KEY, "eu-west-1"));
+    expect(JSON.parse(rolePolicy.policy)).toEqual(eb.backupWritePolicy(bucketArn, "etcd-snapshots", BACKUP_KEY, "eu-west-1"));
+    expect(await valueOf(c.kmsKeyArn)).toBe(BACKUP_KEY);
+  });
+
+  test("the snapshots have their own KMS key, kept when the stack is destroyed, with the bucket (issue 15)", async () => {
+    const start = regs.length;
+    new eb.EtcdBackups("kept", { clusterName: "dev", retentionDays: 30, roleArn: "arn:aws:iam::123456789012:role/dev-control-plane", tags: {} });
+    await settle();
+    const [key] = ofType(regs.slice(start), "aws:kms/key:Key");
+    expect(key.inputs).toEqual({
+      description: "dev: etcd snapshots in S3; kept when the stack is destroyed, with the snapshots",
+      enableKeyRotation: true,
+      deletionWindowInDays: 30,
+      tags: { "kubernetes.io/cluster/dev": "owned", "kubeadm-ha/cluster": "dev", Name: "dev-etcd-backup" },
+    });
+    expect(key.options.retainOnDelete).toBe(true);
+    // No encryption configuration given: none kept.
+    expect(ofType(regs.slice(start), "aws:s3/bucketObjectv2:BucketObjectv2")).toEqual([]);
+  });
+
+  test("a copy of the API servers' encryption configuration is kept beside the snapshots, under the same key, kept on destroy (issue 15)", async () => {
+    const start = regs.length;
+    new eb.EtcdBackups("withkey", {
+      clusterName: "dev",
+      retentionDays: 30,
+      roleArn: "arn:aws:iam::123456789012:role/dev-control-plane",
+      encryptionConfigYaml: pulumi.secret("kind: EncryptionConfiguration\n"),
+      tags: {},
+    });
+    await settle();
+    const [obj] = ofType(regs.slice(start), "aws:s3/bucketObjectv2:BucketObjectv2");
+    expect(obj.name).toBe("withkey-encryption-config");
+    const { content, ...rest } = obj.inputs;
+    expect(rest).toEqual({
+      bucket: "withkey-bucket-id",
+      key: "encryption-at-rest/encryption-config.yaml",
+      contentType: "application/yaml",
+      serverSideEncryption: "aws:kms",
+      kmsKeyId: "arn:aws:kms:eu-west-1:123456789012:key/withkey-kms-key-id",
+    });
+    // Secret in the state, the file itself in the object.
+    expect(content).toEqual({ [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig, value: "kind: EncryptionConfiguration\n" });
+    expect(obj.options.retainOnDelete).toBe(true);
+    // Outside the snapshots' prefix: no lifecycle rule expires it, and the etcd-holding role cannot read it.
+    expect(eb.ENCRYPTION_CONFIG_KEY.startsWith(`${eb.SNAPSHOT_PREFIX}/`)).toBe(false);
+    for (const r of eb.lifecycleRules(30)) expect(eb.ENCRYPTION_CONFIG_KEY.startsWith(r.filter.prefix)).toBe(false);
   });
 
   test("rejects a retention S3 cannot keep before creating anything", () => {
     const start = regs.length;
-    expect(() => new eb.EtcdBackups("x", { clusterName: "dev", retentionDays: 0, kmsKeyArn: KEY, roleArn: "arn:aws:iam::123456789012:role/dev-etcd", tags: {} })).toThrow(
+    expect(() => new eb.EtcdBackups("x", { clusterName: "dev", retentionDays: 0, roleArn: "arn:aws:iam::123456789012:role/dev-etcd", tags: {} })).toThrow(
       "lifecycleRules: retentionDays must be a whole number from 1 to 3650 (got 0)",
     );
     expect(regs.length).toBe(start);

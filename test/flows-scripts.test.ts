@@ -12,7 +12,7 @@ import { FLOWS, Party } from "../components/flows";
 import { SCRIPTS_DIR, ScriptNeeds, scriptsFor, shippedScript } from "../cloud-init/render";
 
 /** Commands that open connections, at a command position once quoted strings are gone. */
-const NETWORKED = /(^|[\s;|&(!{])(curl|aws|kubectl|lock_kubectl|helm|etcdctl_run|ctl|ctr|snap install|apt_get|apt-get|kubeadm (?:init|join|reset|token)|openssl s_client)\b/;
+const NETWORKED = /(^|[\s;|&(!{])(curl|aws|kubectl|lock_kubectl|helm|etcdctl_run|ctl|ctr|snap install|apt_get|apt_install|apt_update|apt-get|kubeadm (?:init|join|reset|token)|openssl s_client)\b/;
 
 type Dial = [Party, number];
 /** Per script: a pattern of the (continuation-joined) line, and what it dials; [] for this machine only. */
@@ -23,6 +23,7 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
     // (A repository URL with --repo, or an OCI reference.)
     [/helm upgrade --install/, [["internet", 443], ["apiLoadBalancer", 6443]]],
     [/kubectl apply -f "\$storage_class"/, [["apiLoadBalancer", 6443]]],
+    [/kubectl -n "\$namespace" patch/, [["apiLoadBalancer", 6443]]],
   ],
   "boot.sh": [[/aws s3api get-object/, [["s3", 443]]]],
   "cert-renew.sh": [
@@ -49,6 +50,9 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
     [/curl .*"\$ETCD_HEALTH_URL"/, []],
     // The joiner kubeconfig's server is controlPlaneEndpoint.
     [/kubeadm token create --kubeconfig "\$JOINER_KUBECONFIG"/, [["apiLoadBalancer", 6443]]],
+    // Master 0 asks the other masters' API servers directly, and reads and writes the init marker.
+    [/curl .*"https:\/\/\$1:6443\/readyz"/, [["controlPlane", 6443]]],
+    [/aws ssm (get|put)-parameter/, [["ssm", 443]]],
   ],
   "etcd-backup.sh": [
     // https://$NODE_IP:2379: the member on this machine.
@@ -82,6 +86,10 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
     // The Ubuntu archive (http) and, once added, pkgs.k8s.io (https).
     [/apt_get\(\) \{ apt-get/, [["internet", 80], ["internet", 443]]],
     [/apt_get (update|install)/, [["internet", 80], ["internet", 443]]],
+    [/apt_get -o APT::Update::Error-Mode=any update/, [["internet", 80], ["internet", 443]]],
+    // The two helpers above: every install refreshes the lists first.
+    [/apt_update\(\) \{|apt_install\(\) \{/, [["internet", 80], ["internet", 443]]],
+    [/apt_install -y/, [["internet", 80], ["internet", 443]]],
     [/curl -fsSL .*"\$KUBE_REPO\/Release.key"/, [["internet", 443]]],
     [/snap install aws-cli/, [["internet", 443]]],
     // Package names, not commands.
@@ -99,6 +107,8 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
   ],
   "lib.sh": [
     [/curl .*"\$base\/latest\//, [["instanceMetadata", 80]]],
+    [/aws autoscaling set-instance-health/, [["awsApis", 443]]],
+    [/aws cloudwatch put-metric-data/, [["awsApis", 443]]],
     [/curl .*"https:\/\/\$API_ENDPOINT\/readyz"/, [["apiLoadBalancer", 6443]]],
   ],
 };

@@ -16,6 +16,7 @@ import { Cluster } from "../components/cluster";
 import {
   Cni,
   Connection,
+  NodeRole,
   FLOWS,
   Flow,
   FlowContext,
@@ -26,13 +27,14 @@ import {
   flowApplies,
   flowContext,
   groupFlows,
+  isGroupFlow,
   isNodeRole,
   sourceRoles,
 } from "../components/flows";
 import { ClusterConfig, parseConfig } from "../config";
 import { rawStackConfig } from "../scripts/failoverBudget";
 import { decodeUserData, stackConfig } from "../scripts/renderLib";
-import { settle, setupMocks } from "./mocks";
+import { Registration, ofType, settle, setupMocks } from "./mocks";
 import { GroupRole, RenderedNetwork, RenderedRule, cidrContains, renderedNetwork, ruleAdmits } from "./renderedNetwork";
 import { shipScripts } from "./shipped";
 
@@ -62,8 +64,9 @@ const CASES: Case[] = STACKS.flatMap((stack) =>
   }),
 );
 
+let regs: Registration[] = [];
 beforeAll(async () => {
-  const regs = await setupMocks();
+  regs = await setupMocks();
   // One Cluster a case, named apart; each is what index.ts builds from that stack's config.
   for (const c of CASES) new Cluster(c.name, { config: c.config });
   await settle();
@@ -81,7 +84,8 @@ interface Need {
   connection: Connection;
 }
 
-const groupsOf = (p: Party): GroupRole[] => (p === "apiLoadBalancer" ? ["apiLoadBalancer"] : sourceRoles(p));
+const LOAD_BALANCERS: ReadonlySet<Party> = new Set(["apiLoadBalancer", "publicApiLoadBalancer"]);
+const groupsOf = (p: Party): GroupRole[] => (LOAD_BALANCERS.has(p) ? [p as GroupRole] : sourceRoles(p));
 const trafficOf = (c: Connection): Traffic => (c.protocol === "icmp" ? { protocol: "icmp", type: c.type, code: c.code } : { protocol: c.protocol, port: c.port });
 const show = (c: Connection) => `${c.from} -> ${c.to} ${describeTraffic(c)}`;
 
@@ -90,25 +94,22 @@ function needs(k: Case, c: Connection): Need[] {
   const out: Need[] = [];
   const traffic = trafficOf(c);
   const add = (direction: Need["direction"], group: GroupRole, peer: Peer) => out.push({ direction, group, peer, traffic, connection: c });
-  // Machines reach an internet-facing NLB through NAT: it sees the NAT gateways' addresses.
-  const viaNat = k.config.apiLoadBalancer.scheme === "internet-facing";
-  if (isNodeRole(c.to) || c.to === "apiLoadBalancer") {
-    if (c.from === "operator") for (const cidr of k.config.apiLoadBalancer.allowedCidrs) add("ingress", c.to, { cidr });
+  if (isNodeRole(c.to) || LOAD_BALANCERS.has(c.to)) {
+    const to = c.to as GroupRole;
+    if (c.from === "operator") for (const cidr of k.config.apiLoadBalancer.allowedCidrs) add("ingress", to, { cidr });
+    // Anything in the VPC: the load balancers' and NAT gateways' interfaces.
+    else if (c.from === "vpc") add("ingress", to, { cidr: k.net.vpcCidr });
     else {
       const from = groupsOf(c.from);
-      if (from.length === 0) throw new Error(`${show(c)}: nothing outside the cluster's groups but the operator connects into them`);
-      for (const g of from) {
-        if (c.to !== "apiLoadBalancer" || g === "apiLoadBalancer") add("ingress", c.to, { group: g });
-        else for (const a of viaNat ? k.net.natAddresses[g].map((ip) => `${ip}/32`) : k.net.privateAddresses[g]) add("ingress", "apiLoadBalancer", { cidr: a });
-      }
+      if (from.length === 0) throw new Error(`${show(c)}: nothing outside the cluster's groups but the operator and the VPC connects into them`);
+      // Nodes reach the internal load balancer inside the VPC, so its group sees theirs, never a NAT address.
+      for (const g of from) add("ingress", to, { group: g });
     }
   }
   for (const g of groupsOf(c.from)) {
     if (isNodeRole(c.to)) add("egress", g, { group: c.to });
-    else if (c.to === "apiLoadBalancer") {
-      if (viaNat) add("egress", g, { internet: true });
-      else for (const cidr of k.net.loadBalancerSubnets) add("egress", g, { cidr });
-    } else if (!UNFILTERED.has(c.to)) add("egress", g, { internet: true });
+    else if (LOAD_BALANCERS.has(c.to)) for (const cidr of k.net.loadBalancerSubnets[c.to as GroupRole] ?? []) add("egress", g, { cidr });
+    else if (!UNFILTERED.has(c.to)) add("egress", g, { internet: true });
   }
   return out;
 }
@@ -158,24 +159,56 @@ describe.each(CASES.map((c) => [c.name, c] as const))("stack %s", (_, k) => {
     expect(unjustified).toEqual([]);
   });
 
-  it("the groups are exactly one a role of the topology, and the NLB's", () => {
+  it("each role reads its bootstrap secret only from its own machines' addresses, through the cluster's NAT, in its VPC (issue 15)", () => {
+    const vpcId = ofType(regs, "aws:ec2/vpc:Vpc").find((v) => v.name === `${k.name}-network-vpc`)!.id;
+    const allNat = [...new Set(Object.values(k.net.natAddresses).flat())].sort();
+    const slugs: Array<[NodeRole, string]> = [["controlPlane", "control-plane"], ["worker", "worker"], ...(k.ctx.topology === "external" ? [["etcd", "etcd"] as [NodeRole, string]] : [])];
+    for (const [role, slug] of slugs) {
+      const policy = JSON.parse(regs.find((r) => r.name === `${k.name}-iam-${slug}-bootstrap-secret`)!.inputs.policy);
+      const read = policy.Statement.find((x: { Sid: string }) => x.Sid === "ReadOwnBootstrapSecret");
+      expect({ role, condition: read.Condition }).toEqual({
+        role,
+        condition: {
+          StringEquals: { "aws:Ec2InstanceSourceVpc": vpcId },
+          IpAddress: { "aws:Ec2InstanceSourcePrivateIPv4": k.net.privateAddresses[role], "aws:SourceIp": allNat.map((ip) => `${ip}/32`) },
+        },
+      });
+    }
+  });
+
+  it("the groups are exactly one a role of the topology, and each NLB's: the internal one always, the public one only internet-facing", () => {
     const roles = [...new Set(k.net.groups.values())].sort();
-    expect(roles).toEqual(k.ctx.topology === "external" ? ["apiLoadBalancer", "controlPlane", "etcd", "worker"] : ["apiLoadBalancer", "controlPlane", "worker"]);
+    const lbs = k.ctx.scheme === "internet-facing" ? ["apiLoadBalancer", "publicApiLoadBalancer"] : ["apiLoadBalancer"];
+    expect(roles).toEqual([...lbs, ...(k.ctx.topology === "external" ? ["controlPlane", "etcd", "worker"] : ["controlPlane", "worker"])].sort());
     expect(k.net.groups.size).toBe(roles.length);
+  });
+
+  it("every node reaches the API through the internal load balancer, in the private subnets, whatever the scheme (issue 15)", () => {
+    const apiDials = connections(k.ctx).filter((c) => isNodeRole(c.from) && (c.to === "apiLoadBalancer" || c.to === "publicApiLoadBalancer"));
+    expect(new Set(apiDials.map((c) => c.to))).toEqual(new Set(["apiLoadBalancer"]));
+    const privateSubnets = k.net.machines.filter((m) => m.ip).map((m) => m.ip!);
+    for (const cidr of k.net.loadBalancerSubnets.apiLoadBalancer!) expect(privateSubnets.some((ip) => cidrContains(cidr, ip))).toBe(true);
+    // The nodes' endpoint in every Kubernetes node's node.env is the internal NLB's DNS name.
+    const endpoint = `API_ENDPOINT='${k.config.clusterName}-api-0123456789abcdef.elb.eu-west-1.amazonaws.com:6443'`;
+    for (const m of k.net.machines.filter((x) => x.role !== "etcd")) expect(writeFiles(m.userData)["/etc/kubeadm-ha/node.env"]).toContain(endpoint);
   });
 });
 
 describe("the security groups follow the table", () => {
   it("the rule counts of each stack and CNI", () => {
     const counts = Object.fromEntries(CASES.map((k) => [k.name, [k.net.ingress.length, k.net.egress.length]]));
-    // dev: 3 NAT-address rules + 1 client range on the NLB; prod: its client range and the VPC.
+    // Node groups: the table's rules for the topology and CNI, with path MTU discovery's ICMP from the VPC
+    // (one a machine role) and, internet-facing, the public load balancer into the masters. The
+    // internal load balancer admits the masters and workers by group (2), and the allowed range of
+    // the scheme's people (dev: on the public one; prod: on the internal one). No NAT address anywhere.
+    // Egress: all out from each node group, 6443 into the VPC from each load balancer.
     expect(counts).toEqual({
-      "dev-cilium": [20 + 2, 3],
-      "dev-calico": [16 + 2, 3],
-      "dev-none": [8 + 2, 3],
-      "prod-cilium": [21 + 2, 4],
-      "prod-calico": [17 + 2, 4],
-      "prod-none": [9 + 2, 4],
+      "dev-cilium": [20 + 2 + 1 + 2 + 1, 2 + 2],
+      "dev-calico": [16 + 2 + 1 + 2 + 1, 2 + 2],
+      "dev-none": [8 + 2 + 1 + 2 + 1, 2 + 2],
+      "prod-cilium": [21 + 3 + 2 + 1, 3 + 1],
+      "prod-calico": [17 + 3 + 2 + 1, 3 + 1],
+      "prod-none": [9 + 3 + 2 + 1, 3 + 1],
     });
   });
 
@@ -202,21 +235,28 @@ describe("the table", () => {
     expect(FLOWS.filter((f) => f.by.length === 0)).toEqual([]);
   });
 
-  it("every flow into a node group carries a rule description EC2 accepts, and no other flow does", () => {
+  it("every flow into a node group carries a rule description EC2 accepts, and no flow outside the groups does", () => {
     const into = (f: Flow) => (typeof f.to === "string" ? [f.to] : f.to).some(isNodeRole);
-    expect(FLOWS.filter((f) => into(f) !== (f.rule !== undefined))).toEqual([]);
-    for (const f of FLOWS.filter(into)) expect(f.rule).toMatch(/^[a-zA-Z0-9. _\-:/()#,@[\]+=&;{}!$*]{1,255}$/);
+    expect(FLOWS.filter((f) => into(f) && f.rule === undefined)).toEqual([]);
+    expect(FLOWS.filter((f) => !isGroupFlow(f) && f.rule !== undefined)).toEqual([]);
+    for (const f of FLOWS.filter((x) => x.rule !== undefined)) expect(f.rule).toMatch(/^[a-zA-Z0-9. _\-:/()#,@[\]+=&;{}!$*]{1,255}$/);
   });
 
   it("no worker, pod or outsider ever reaches etcd, and nothing reaches a worker but kubelet and the pod network", () => {
     for (const k of CASES) {
       const cs = connections(k.ctx);
-      expect(cs.filter((c) => (c.to === "etcd" || (c.to === "controlPlane" && c.protocol === "tcp" && (c.port === 2379 || c.port === 2380))) && !["controlPlane", "etcd"].includes(c.from))).toEqual([]);
+      const pmtu = (c: Connection) => c.from === "vpc" && c.protocol === "icmp" && c.type === 3 && c.code === 4;
+      expect(cs.filter((c) => (c.to === "etcd" || (c.to === "controlPlane" && c.protocol === "tcp" && (c.port === 2379 || c.port === 2380))) && !["controlPlane", "etcd"].includes(c.from) && !pmtu(c))).toEqual([]);
       const toWorker = [...new Set(cs.filter((c) => c.to === "worker").map((c) => describeTraffic(c)))].sort();
       expect(toWorker).toEqual(
-        { cilium: ["icmp 8/0", "tcp/10250", "tcp/4240", "udp/8472"], calico: ["tcp/10250", "tcp/5473", "udp/4789"], none: ["tcp/10250"] }[k.cni],
+        { cilium: ["icmp 3/4", "icmp 8/0", "tcp/10250", "tcp/4240", "udp/8472"], calico: ["icmp 3/4", "tcp/10250", "tcp/5473", "udp/4789"], none: ["icmp 3/4", "tcp/10250"] }[k.cni],
       );
     }
+  });
+
+  it("no pod reaches the instance metadata service in any stack or setting: only host processes on the machines do (issue 15)", () => {
+    for (const k of CASES) expect(connections(k.ctx).filter((c) => c.to === "instanceMetadata" && !isNodeRole(c.from))).toEqual([]);
+    expect(connections(ctx()).filter((c) => c.to === "instanceMetadata").map((c) => c.from)).toEqual(["controlPlane", "worker", "controlPlane", "controlPlane"]);
   });
 
   it("flowApplies: every condition must hold; an absent one holds for any value", () => {
@@ -238,19 +278,26 @@ describe("the table", () => {
       "controlPlane->apiLoadBalancer",
       "controlPlane->internet",
     ]);
-    expect(has(ctx({ awsCloudControllerManager: false, ebsCsiDriver: false, clusterAutoscaler: false, nodeTerminationHandler: false }), "controlPlane", "awsApis")).toBe(false);
+    // Without the cloud controller, the CSI driver and the worker lifecycle add-ons a master calls AWS only to report its bootstrap.
+    const awsCalls = (c: FlowContext) => connections(c).filter((x) => x.from === "controlPlane" && x.to === "awsApis").flatMap((x) => x.flow.by.map((b) => b.where));
+    expect(awsCalls(ctx({ awsCloudControllerManager: false, ebsCsiDriver: false, clusterAutoscaler: false, nodeTerminationHandler: false }))).toEqual(["cloud-init/scripts/lib.sh"]);
     // Each worker lifecycle add-on alone still reaches the AWS APIs from the masters.
-    expect(has(ctx({ awsCloudControllerManager: false, ebsCsiDriver: false, nodeTerminationHandler: false }), "controlPlane", "awsApis")).toBe(true);
-    expect(has(ctx({ awsCloudControllerManager: false, ebsCsiDriver: false, clusterAutoscaler: false }), "controlPlane", "awsApis")).toBe(true);
+    expect(awsCalls(ctx({ awsCloudControllerManager: false, ebsCsiDriver: false, nodeTerminationHandler: false }))).toContain("components/iam.ts");
+    expect(awsCalls(ctx({ awsCloudControllerManager: false, ebsCsiDriver: false, clusterAutoscaler: false }))).toContain("components/nodeTermination.ts");
   });
 
-  it("groupFlows refuses a flow into a group that depends on more than the topology and the CNI", () => {
+  it("groupFlows refuses a flow into a group that depends on more than the topology, the CNI and the scheme", () => {
+    const g = { topology: "stacked", cni: "none", scheme: "internal" } as const;
     const bad: Flow = { from: "worker", to: "controlPlane", protocol: "tcp", port: 9443, when: { installer: "nodes" }, rule: "webhook", by: [{ what: "x", where: "README.md" }] };
-    expect(() => groupFlows("stacked", "none", [bad])).toThrow("groupFlows: a flow into controlPlane depends on installer; security group rules follow only the topology and the CNI");
-    expect(() => groupFlows("stacked", "none", [{ ...bad, when: undefined, from: "operator" }])).toThrow(
-      "groupFlows: operator -> controlPlane: a security group rule can only admit a node role, pods or the API load balancer",
+    expect(() => groupFlows(g, [bad])).toThrow("groupFlows: a flow into controlPlane depends on installer; security group rules follow only the topology, the CNI and the scheme");
+    expect(() => groupFlows(g, [{ ...bad, when: undefined, from: "operator" }])).toThrow(
+      "groupFlows: operator -> controlPlane: a security group rule can only admit a node role, pods, an API load balancer or the VPC",
     );
-    expect(() => groupFlows("stacked", "none", [{ ...bad, when: undefined, rule: undefined }])).toThrow("groupFlows: the flow into controlPlane on tcp/9443 has no rule description");
+    expect(() => groupFlows(g, [{ ...bad, when: undefined, rule: undefined }])).toThrow("groupFlows: the flow into controlPlane on tcp/9443 has no rule description");
+    // Into the internal load balancer a flow may go without a rule of its own when another admits it.
+    expect(groupFlows(g, [{ ...bad, to: "apiLoadBalancer", rule: undefined }])).toEqual([]);
+    expect(groupFlows(g, [{ ...bad, to: "apiLoadBalancer", when: { scheme: "internet-facing" } }])).toEqual([]);
+    expect(groupFlows(g, [{ ...bad, to: "apiLoadBalancer", when: undefined }])).toEqual([{ to: "apiLoadBalancer", from: "worker", traffic: { protocol: "tcp", port: 9443 }, rule: "webhook" }]);
   });
 
   it("pods are the Kubernetes nodes' groups; outsiders have none", () => {

@@ -46,6 +46,15 @@ describe("secretReadPolicy", () => {
     });
   });
 
+  test.each([
+    [{ vpcId: "", privateCidrs: ["10.0.0.10/32"], natPublicIps: ["203.0.113.7"] }, "secretReadPolicy: source.vpcId must not be empty"],
+    [{ vpcId: "vpc-1", privateCidrs: ["10.0.0.10"], natPublicIps: ["203.0.113.7"] }, 'secretReadPolicy: source.privateCidrs must list IPv4 CIDRs with no host bits set (got ["10.0.0.10"])'],
+    [{ vpcId: "vpc-1", privateCidrs: [], natPublicIps: ["203.0.113.7"] }, "secretReadPolicy: source.privateCidrs must list IPv4 CIDRs with no host bits set (got [])"],
+    [{ vpcId: "vpc-1", privateCidrs: ["10.0.0.10/32"], natPublicIps: [] }, "secretReadPolicy: source.natPublicIps must list IPv4 addresses (got [])"],
+  ])("refuses a source that would grant nothing or everything: %j", (source, message) => {
+    expect(() => iam.secretReadPolicy(ARN.worker, ARN.key, "eu-west-1", source)).toThrow(new Error(message));
+  });
+
   test("serializes with no wildcard anywhere", () => {
     expect(JSON.stringify(iam.secretReadPolicy(ARN.cp, ARN.key, "eu-west-1"))).not.toContain("*");
   });
@@ -176,7 +185,7 @@ describe("NodeRoles component", () => {
 
   async function build(name: string, secretArns: IamModule.NodeRolesArgs["secretArns"]) {
     const before = regs.length;
-    const c = new iam.NodeRoles(name, { clusterName: "kh", secretArns, kmsKeyArn: pulumi.output(ARN.key), tags: { env: "test" } });
+    const c = new iam.NodeRoles(name, { clusterName: "kh", region: "eu-west-1", secretArns, kmsKeyArn: pulumi.output(ARN.key), tags: { env: "test" } });
     await settle();
     return { c, mine: regs.slice(before) };
   }
@@ -208,8 +217,8 @@ describe("NodeRoles component", () => {
     });
 
     test.each([
-      ["st-control-plane", "kh-control-plane", "kh: control-plane nodes"],
-      ["st-worker", "kh-worker", "kh: worker nodes"],
+      ["st-control-plane", "kh-eu-west-1-control-plane", "kh: control-plane nodes"],
+      ["st-worker", "kh-eu-west-1-worker", "kh: worker nodes"],
     ])("role %s is named %s and trusts EC2", (resName, roleName, description) => {
       const r = mine.find((x) => x.name === resName)!;
       expect(r.inputs).toEqual({
@@ -225,7 +234,7 @@ describe("NodeRoles component", () => {
       });
     });
 
-    test("each role reads only its own secret, through the provider's region; the masters also rotate the workers' join token", () => {
+    test("each role reads only its own secret, in the cluster's region; the masters also rotate the workers' join token", () => {
       expect(policyOf(mine, "st-control-plane-bootstrap-secret")).toEqual(iam.secretReadPolicy(ARN.cp, ARN.key, "eu-west-1"));
       expect(policyOf(mine, "st-worker-bootstrap-secret")).toEqual(iam.secretReadPolicy(ARN.worker, ARN.key, "eu-west-1"));
       expect(policyOf(mine, "st-control-plane-join-token-rotation")).toEqual(iam.joinTokenRotationPolicy(ARN.worker, ARN.key, "eu-west-1"));
@@ -252,10 +261,10 @@ describe("NodeRoles component", () => {
     test("outputs: profiles and roles per role, no etcd", async () => {
       expect(Object.keys(c.instanceProfileNames).sort()).toEqual(["controlPlane", "worker"]);
       expect(Object.keys(c.roleArns).sort()).toEqual(["controlPlane", "worker"]);
-      expect(await valueOf(c.instanceProfileNames.controlPlane)).toBe("kh-control-plane");
-      expect(await valueOf(c.instanceProfileNames.worker)).toBe("kh-worker");
-      expect(await valueOf(c.instanceProfileArns.worker)).toBe("arn:aws:iam::123456789012:instance-profile/kh-worker");
-      expect(await valueOf(c.roleArns.controlPlane)).toBe("arn:aws:iam::123456789012:role/kh-control-plane");
+      expect(await valueOf(c.instanceProfileNames.controlPlane)).toBe("kh-eu-west-1-control-plane");
+      expect(await valueOf(c.instanceProfileNames.worker)).toBe("kh-eu-west-1-worker");
+      expect(await valueOf(c.instanceProfileArns.worker)).toBe("arn:aws:iam::123456789012:instance-profile/kh-eu-west-1-worker");
+      expect(await valueOf(c.roleArns.controlPlane)).toBe("arn:aws:iam::123456789012:role/kh-eu-west-1-control-plane");
     });
   });
 
@@ -265,7 +274,7 @@ describe("NodeRoles component", () => {
     beforeAll(async () => ({ c, mine } = await build("ex", { controlPlane: ARN.cp, worker: ARN.worker, etcd: ARN.etcd })));
 
     test("adds an etcd role with only the secret read and SSM", () => {
-      expect(ofType(mine, "aws:iam/role:Role").map((r) => r.inputs.name).sort()).toEqual(["kh-control-plane", "kh-etcd", "kh-worker"]);
+      expect(ofType(mine, "aws:iam/role:Role").map((r) => r.inputs.name).sort()).toEqual(["kh-eu-west-1-control-plane", "kh-eu-west-1-etcd", "kh-eu-west-1-worker"]);
       expect(ofType(mine, "aws:iam/instanceProfile:InstanceProfile")).toHaveLength(3);
       expect(ofType(mine, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")).toHaveLength(4);
       expect(ofType(mine, "aws:iam/rolePolicy:RolePolicy")).toHaveLength(6);
@@ -295,8 +304,8 @@ describe("NodeRoles component", () => {
     });
 
     test("outputs include etcd", async () => {
-      expect(await valueOf(c.instanceProfileNames.etcd!)).toBe("kh-etcd");
-      expect(await valueOf(c.roleArns.etcd!)).toBe("arn:aws:iam::123456789012:role/kh-etcd");
+      expect(await valueOf(c.instanceProfileNames.etcd!)).toBe("kh-eu-west-1-etcd");
+      expect(await valueOf(c.roleArns.etcd!)).toBe("arn:aws:iam::123456789012:role/kh-eu-west-1-etcd");
     });
   });
 
@@ -308,7 +317,7 @@ describe("NodeRoles component", () => {
       material: { controlPlane: { "ca.key": "K" }, worker: { "bootstrap-token": "T" }, etcd: { "etcd/ca.key": "E" } },
       tags: {},
     });
-    new iam.NodeRoles("wired", { clusterName: "kh", secretArns: secrets.secretArns, kmsKeyArn: secrets.kmsKeyArn, tags: {} });
+    new iam.NodeRoles("wired", { clusterName: "kh", region: "eu-west-1", secretArns: secrets.secretArns, kmsKeyArn: secrets.kmsKeyArn, tags: {} });
     await settle();
     const mine = regs.slice(before);
     const key = "arn:aws:kms:eu-west-1:123456789012:key/wired-secrets-kms-key-id";
@@ -318,7 +327,7 @@ describe("NodeRoles component", () => {
       );
   });
 
-  test("an explicit region overrides the provider's", async () => {
+  test("the region names the roles, so one cluster name in two regions never collides on IAM's account-wide names (issue 15)", async () => {
     const before = regs.length;
     new iam.NodeRoles("us", {
       clusterName: "kh",
@@ -328,15 +337,59 @@ describe("NodeRoles component", () => {
       tags: {},
     });
     await settle();
-    const doc = policyOf(regs.slice(before), "us-worker-bootstrap-secret");
+    const mine = regs.slice(before);
+    expect(ofType(mine, "aws:iam/role:Role").map((r) => r.inputs.name).sort()).toEqual(["kh-us-east-1-control-plane", "kh-us-east-1-worker"]);
+    expect(ofType(mine, "aws:iam/instanceProfile:InstanceProfile").map((r) => r.inputs.name).sort()).toEqual(["kh-us-east-1-control-plane", "kh-us-east-1-worker"]);
+    const doc = policyOf(mine, "us-worker-bootstrap-secret");
     expect(doc.Statement[1].Condition.StringEquals["kms:ViaService"]).toBe("secretsmanager.us-east-1.amazonaws.com");
+    expect(iam.nodeRoleName("kh", "eu-west-1", "worker")).not.toBe(iam.nodeRoleName("kh", "us-east-1", "worker"));
+  });
+
+  test("the longest cluster name (24) and region (14) still fit IAM's 64 characters; a bad region is refused", () => {
+    expect(iam.nodeRoleName("a".repeat(24), "ap-southeast-4", "control-plane")).toHaveLength(53);
+    expect(() => new iam.NodeRoles("bad", { clusterName: "kh", region: "Ireland", secretArns: { controlPlane: ARN.cp, worker: ARN.worker }, kmsKeyArn: ARN.key, tags: {} })).toThrow(
+      'NodeRoles: region must be an AWS region name such as eu-west-1 (got "Ireland")',
+    );
+  });
+
+  test("with a secret source, each role reads its secret only from its own machines' addresses, the VPC and the NAT addresses (issue 15)", async () => {
+    const before = regs.length;
+    new iam.NodeRoles("src", {
+      clusterName: "kh",
+      region: "eu-west-1",
+      secretSource: {
+        vpcId: pulumi.output("vpc-0123"),
+        natPublicIps: [pulumi.output("203.0.113.7")],
+        privateCidrs: { controlPlane: ["10.0.0.10/32", "10.0.32.10/32", "10.0.64.10/32"], worker: ["10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19"] },
+      },
+      secretArns: { controlPlane: ARN.cp, worker: ARN.worker },
+      kmsKeyArn: ARN.key,
+      tags: {},
+    });
+    await settle();
+    const mine = regs.slice(before);
+    expect(policyOf(mine, "src-control-plane-bootstrap-secret").Statement[0]).toEqual({
+      Sid: "ReadOwnBootstrapSecret",
+      Effect: "Allow",
+      Action: "secretsmanager:GetSecretValue",
+      Resource: ARN.cp,
+      Condition: {
+        StringEquals: { "aws:Ec2InstanceSourceVpc": "vpc-0123" },
+        IpAddress: { "aws:Ec2InstanceSourcePrivateIPv4": ["10.0.0.10/32", "10.0.32.10/32", "10.0.64.10/32"], "aws:SourceIp": ["203.0.113.7/32"] },
+      },
+    });
+    expect(policyOf(mine, "src-worker-bootstrap-secret").Statement[0].Condition.IpAddress["aws:Ec2InstanceSourcePrivateIPv4"]).toEqual(["10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19"]);
+    // KMS sees Secrets Manager's call, not the machine's: no address condition there.
+    expect(policyOf(mine, "src-worker-bootstrap-secret").Statement[1].Condition).toEqual({
+      StringEquals: { "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com", "kms:EncryptionContext:SecretARN": ARN.worker },
+    });
   });
 
   test.each([
     ["", "NodeRoles: clusterName must not be empty"],
-    ["a".repeat(51), `NodeRoles: clusterName "${"a".repeat(51)}" makes the role name ${"a".repeat(51)}-control-plane longer than IAM's 64 characters`],
+    ["a".repeat(41), `NodeRoles: clusterName "${"a".repeat(41)}" makes the role name ${"a".repeat(41)}-eu-west-1-control-plane longer than IAM's 64 characters`],
   ])("rejects cluster name %j", (clusterName, message) => {
-    expect(() => new iam.NodeRoles("bad", { clusterName, secretArns: { controlPlane: ARN.cp, worker: ARN.worker }, kmsKeyArn: ARN.key, tags: {} })).toThrow(
+    expect(() => new iam.NodeRoles("bad", { clusterName, region: "eu-west-1", secretArns: { controlPlane: ARN.cp, worker: ARN.worker }, kmsKeyArn: ARN.key, tags: {} })).toThrow(
       new Error(message),
     );
   });
@@ -379,6 +432,7 @@ describe("NodeRoles add-on permissions", () => {
     const name = `addon-${awsCloudControllerManager}-${ebsCsiDriver}`;
     new iam.NodeRoles(name, {
       clusterName: "kh",
+      region: "eu-west-1",
       secretArns: { controlPlane: ARN.cp, worker: ARN.worker, etcd: ARN.etcd },
       kmsKeyArn: ARN.key,
       tags: {},
@@ -399,7 +453,7 @@ describe("NodeRoles add-on permissions", () => {
     const ebs = mine.filter((r) => r.name === `${name}-control-plane-ebs-csi`);
     expect(ebs.map((r) => [r.type, r.inputs])).toEqual(
       extras.includes("ebs-csi")
-        ? [["aws:iam/rolePolicyAttachment:RolePolicyAttachment", { role: "kh-control-plane", policyArn: "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy" }]]
+        ? [["aws:iam/rolePolicyAttachment:RolePolicyAttachment", { role: "kh-eu-west-1-control-plane", policyArn: "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy" }]]
         : [],
     );
     const ccm = mine.filter((r) => r.name === `${name}-control-plane-cloud-controller-manager`);
@@ -494,6 +548,7 @@ describe("worker lifecycle policies", () => {
     const before = regs.length;
     new iam.NodeRoles("lc", {
       clusterName: "kh",
+      region: "eu-west-1",
       secretArns: { controlPlane: ARN.cp, worker: ARN.worker, etcd: ARN.etcd },
       kmsKeyArn: ARN.key,
       tags: {},
@@ -524,7 +579,7 @@ describe("worker lifecycle policies", () => {
 
   test("NodeRoles without them by default: nothing new on any role", async () => {
     const before = regs.length;
-    new iam.NodeRoles("plain", { clusterName: "kh", secretArns: { controlPlane: ARN.cp, worker: ARN.worker }, kmsKeyArn: ARN.key, tags: {} });
+    new iam.NodeRoles("plain", { clusterName: "kh", region: "eu-west-1", secretArns: { controlPlane: ARN.cp, worker: ARN.worker }, kmsKeyArn: ARN.key, tags: {} });
     await settle();
     const names = regs.slice(before).map((r) => r.name);
     for (const n of ["plain-control-plane-cluster-autoscaler", "plain-control-plane-node-termination-handler", "plain-worker-launch-hook"]) expect(names).not.toContain(n);

@@ -159,6 +159,21 @@ describe("Init and Join configurations", () => {
     expect(kcm.filter((a) => a.name === "cloud-provider")).toEqual(expected ? [cloudProvider] : []);
   });
 
+  it("every node registers with containerd's /run socket, not the deprecated /var/run spelling (issue 15)", () => {
+    const registrations = [
+      initConfiguration(NODE).nodeRegistration,
+      joinConfiguration(NODE, { apiServerEndpoint: "x:6443", caCertHash: "sha256:abc", controlPlane: true }).nodeRegistration,
+      joinConfiguration(NODE, { apiServerEndpoint: "x:6443", caCertHash: "sha256:abc", controlPlane: false }).nodeRegistration,
+    ];
+    for (const r of registrations) expect(r.criSocket).toBe("unix:///run/containerd/containerd.sock");
+  });
+
+  it("init and every join give kubeadm's API calls five minutes, not the default minute (kubeadm#3294, issue 15)", () => {
+    expect(initConfiguration(NODE).timeouts).toEqual({ kubernetesAPICall: "5m0s" });
+    for (const controlPlane of [true, false])
+      expect(joinConfiguration(NODE, { apiServerEndpoint: "x:6443", caCertHash: "sha256:abc", controlPlane }).timeouts).toEqual({ kubernetesAPICall: "5m0s" });
+  });
+
   it("kubelet uses the systemd cgroup driver", () => {
     expect(kubeletConfiguration().cgroupDriver).toBe("systemd");
   });

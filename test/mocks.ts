@@ -23,6 +23,8 @@ export interface RegistrationOptions {
   deleteBeforeReplace: boolean;
   ignoreChanges: string[];
   retainOnDelete: boolean;
+  /** URNs of what the resource depends on, `dependsOn` included: the engine creates them first. */
+  dependencies: string[];
 }
 
 const fixture = (f: string) => fs.readFileSync(path.join(__dirname, "fixtures", f), "utf8");
@@ -71,6 +73,9 @@ function computedState(type: string, name: string, inputs: Record<string, any>, 
       return { arn: arnOf("elasticloadbalancing", `targetgroup/${inputs.name ?? name}/0123456789abcdef`) };
     case "aws:kms/key:Key":
       return { arn: arnOf("kms", `key/${name}-id`), keyId: `${name}-id` };
+    case "aws:ssm/parameter:Parameter":
+      // A name that starts with "/" follows "parameter" directly in the ARN.
+      return { arn: arnOf("ssm", `parameter${String(inputs.name).startsWith("/") ? "" : "/"}${inputs.name}`) };
     case "aws:secretsmanager/secret:Secret":
       return { arn: arnOf("secretsmanager", `secret:${inputs.name ?? name}-AbCdEf`) };
     case "aws:iam/role:Role":
@@ -156,7 +161,7 @@ export async function setupMocks(opts: { project?: string; stack?: string; regio
   const registrations: Registration[] = [];
   const project = opts.project ?? "kubeadm-ha";
   if (opts.config) pulumi.runtime.setAllConfig(opts.config);
-  let options: RegistrationOptions = { deleteBeforeReplace: false, ignoreChanges: [], retainOnDelete: false };
+  let options: RegistrationOptions = { deleteBeforeReplace: false, ignoreChanges: [], retainOnDelete: false, dependencies: [] };
   await pulumi.runtime.setMocks(
     {
       newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Record<string, any> } {
@@ -189,7 +194,12 @@ export async function setupMocks(opts: { project?: string; stack?: string; regio
   const monitor = pulumi.runtime.getMonitor() as any;
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: any, callback: unknown) => {
-    options = { deleteBeforeReplace: req.getDeletebeforereplace(), ignoreChanges: req.getIgnorechangesList(), retainOnDelete: req.getRetainondelete() ?? false };
+    options = {
+      deleteBeforeReplace: req.getDeletebeforereplace(),
+      ignoreChanges: req.getIgnorechangesList(),
+      retainOnDelete: req.getRetainondelete() ?? false,
+      dependencies: req.getDependenciesList(),
+    };
     return register(req, callback);
   };
   return registrations;

@@ -120,15 +120,18 @@ describe("add-ons", () => {
 });
 
 describe("topology", () => {
-  it("dev: stacked etcd on three masters in three zones behind an internet-facing NLB", () => {
+  it("dev: stacked etcd on three masters in three zones behind the nodes' internal NLB and the people's internet-facing one", () => {
     const out = JSON.parse(rendered.dev["outputs.json"]);
     expect(out.etcdTopology).toBe("stacked");
     expect(out.masterIps).toEqual(["10.10.0.10", "10.10.32.10", "10.10.64.10"]);
     expect(out.etcdEndpoints).toEqual(out.masterIps.map((ip: string) => `https://${ip}:2379`));
     const mmd = rendered.dev["topology.mmd"];
-    expect(mmd).toContain('nlb(["NLB dev-api (internet-facing) TCP 6443"])');
+    expect(mmd).toContain('nlb(["NLB dev-api (internal, nodes) TCP 6443"])');
+    expect(mmd).toContain('publicNlb(["NLB dev-api-pub (internet-facing, people) TCP 6443"])');
     for (const zone of ["eu-west-1a", "eu-west-1b", "eu-west-1c"]) expect(mmd).toContain(`["${zone}"]`);
-    expect(mmd.match(/nlb --> /g)).toHaveLength(3);
+    expect(mmd.match(/ nlb --> /g)).toHaveLength(3);
+    expect(mmd.match(/publicNlb --> /g)).toHaveLength(3);
+    expect(mmd.match(/-- join via NLB --> nlb\n/g)).toHaveLength(2);
   });
 
   it("dev: an on-demand pool and a tainted Spot pool over every zone", () => {
@@ -210,7 +213,9 @@ describe("stackConfig", () => {
     fs.writeFileSync(file, "config:\n  aws:region: eu-west-1\n  kubeadm-ha:clusterName: Bad\n");
     const r = render("bad", ["--config", file]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/Invalid stack config \(3 problems\):\n  - clusterName: "Bad" — .*\n  - network: \(not set\) — .*\n  - workerPools: \(not set\) — must be set/);
+    expect(r.stderr).toMatch(
+      /Invalid stack config \(4 problems\):\n  - clusterName: "Bad" — .*\n  - network: \(not set\) — .*\n  - workerPools: \(not set\) — must be set.*\n  - apiLoadBalancer.allowedCidrs: \(not set\) — must be set/,
+    );
     expect(r.files).toEqual({});
   });
 });

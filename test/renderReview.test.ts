@@ -67,11 +67,11 @@ describe("resources.md", () => {
       "| etcd | stacked: one member on each master |",
       "| worker pool general | t3.large, on-demand, min 1 / desired 1 / max 3, 50 GiB gp3 each, over eu-west-1a, eu-west-1b, eu-west-1c |",
       "| worker pool spot | m7i.large, m6i.large, m5.large, spot, min 0 / desired 1 / max 4, 40 GiB gp3 each, over eu-west-1a, eu-west-1b, eu-west-1c |",
-      "| API load balancer | NLB `dev-api`, internet-facing, TCP 6443 |",
+      "| API load balancer | NLB `dev-api`, internal; NLB `dev-api-pub`, internet-facing, TCP 6443 |",
       "| NAT gateways | 1 |",
       "| S3 buckets | `dev-bootstrap-*`, `dev-etcd-backup-*` |",
-      "| secrets | 2 in Secrets Manager under 1 KMS key(s) |",
-      "| CloudWatch alarms | 6 |",
+      "| secrets | 2 in Secrets Manager under 2 KMS key(s) |",
+      "| CloudWatch alarms | 9 |",
       expect.stringMatching(/^\| SQS queues \| `dev-node-termination`, fed by \d+ EventBridge rule\(s\) \|$/),
       "| add-ons | cilium (pulumi), aws-cloud-controller-manager (pulumi), aws-ebs-csi-driver (pulumi), cluster-autoscaler (pulumi), aws-node-termination-handler (pulumi) |",
       "| bootstrap scripts | 10 in the bootstrap bucket, written to bootstrap/ with SHA256SUMS |",
@@ -112,7 +112,8 @@ describe.each(["dev", "prod"])("mock values (%s)", (stack) => {
   it("outputs.json marks the outputs that hold one, and only those", () => {
     const o = JSON.parse(out[stack].files["outputs.json"]);
     expect(o.vpcId).toBe(`${stack}-network-vpc-id (mock)`);
-    expect(o.apiServerUrl).toBe(`https://${stack}-api-0123456789abcdef.elb.eu-west-1.amazonaws.com:6443 (mock)`);
+    // dev's API is internet-facing: kubectl's URL is the public NLB's, the machines use the internal one.
+    expect(o.apiServerUrl).toBe(`https://${stack === "dev" ? "dev-api-pub" : "prod-api"}-0123456789abcdef.elb.eu-west-1.amazonaws.com:6443 (mock)`);
     expect(o.masterIps.every((ip: string) => /^10\.\d+\.\d+\.10$/.test(ip))).toBe(true);
     expect(o.etcdTopology).toBe(stack === "dev" ? "stacked" : "external");
     expect(o.kubeconfig).toBe("[secret]");
@@ -178,10 +179,12 @@ describe("cost.md", () => {
     const masters = 3 * 730 * usd("ec2:t3.medium");
     const general = 1 * 730 * usd("ec2:t3.large");
     const disks = (3 * 50 + 1 * 50 + 1 * 40) * usd("ebs:gp3");
-    const nlb = 730 * usd("elb:nlb");
+    // Two NLBs: the machines' internal one and the internet-facing one for kubectl (issue 15).
+    const nlb = 2 * 730 * usd("elb:nlb");
     const nat = 730 * usd("vpc:nat-gateway");
     const ipv4 = 4 * 730 * usd("vpc:public-ipv4");
-    const small = 1 * usd("kms:key") + 2 * usd("secretsmanager:secret") + 6 * usd("cloudwatch:alarm");
+    // Two KMS keys (the secrets' and the backups'); 9 alarms: 2 recovery alarms and 1 bootstrap alarm a master.
+    const small = 2 * usd("kms:key") + 2 * usd("secretsmanager:secret") + 9 * usd("cloudwatch:alarm");
     expect(md).toContain(`| masters (t3.medium) | 3 x 730 h | $${usd("ec2:t3.medium")} / hour | ${money(masters)} |`);
     expect(md).toContain(`| root volumes (gp3) | 240 GiB | $${usd("ebs:gp3")} / GiB-month | ${money(disks)} |`);
     expect(md).toContain("| public IPv4 addresses | 4 x 730 h |");
@@ -260,7 +263,7 @@ describe("docs/deployer-iam-policy.json", () => {
   it("is well formed and fits IAM's 6,144-character limit for a managed policy", () => {
     const policy = JSON.parse(fs.readFileSync(POLICY_FILE, "utf8"));
     const actions: string[] = policy.Statement.flatMap((s: { Action: string[] }) => s.Action);
-    for (const a of actions) expect(a).toMatch(/^(autoscaling|cloudwatch|ec2|elasticloadbalancing|events|iam|kms|s3|secretsmanager|sqs):[A-Z][A-Za-z]*\*?$/);
+    for (const a of actions) expect(a).toMatch(/^(autoscaling|cloudwatch|ec2|elasticloadbalancing|events|iam|kms|s3|secretsmanager|sqs|ssm):[A-Z][A-Za-z]*\*?$/);
     expect(new Set(actions).size).toBe(actions.length);
     expect(JSON.stringify(policy).length).toBeLessThanOrEqual(6144);
     // iam:PassRole only towards EC2.

@@ -8,8 +8,8 @@
 import { NodeRole, Traffic } from "../components/flows";
 import { Registration, ofType } from "./mocks";
 
-/** A role with a security group. */
-export type GroupRole = NodeRole | "apiLoadBalancer";
+/** A role with a security group: the machines', the internal API load balancer's (nodes), the public one's (people). */
+export type GroupRole = NodeRole | "apiLoadBalancer" | "publicApiLoadBalancer";
 
 export interface RenderedRule {
   /** Resource name. */
@@ -30,7 +30,7 @@ export interface RenderedMachine {
   /** Fixed private address; undefined for a worker of an auto scaling group. */
   ip?: string;
   groupIds: string[];
-  /** userDataBase64 (instances and launch templates). */
+  /** User data, base64: an instance's userDataBase64, a launch template's userData. */
   userData: string;
 }
 
@@ -44,8 +44,8 @@ export interface RenderedNetwork {
   privateAddresses: Record<NodeRole, string[]>;
   /** The NAT gateways' public addresses a role's machines reach the internet with. */
   natAddresses: Record<NodeRole, string[]>;
-  /** CIDRs of the subnets the NLB has addresses in. */
-  loadBalancerSubnets: string[];
+  /** CIDRs of the subnets each NLB has addresses in. */
+  loadBalancerSubnets: Partial<Record<GroupRole, string[]>>;
   vpcCidr: string;
 }
 
@@ -85,7 +85,8 @@ export function renderedNetwork(all: Registration[], prefix: string): RenderedNe
       name: r.name,
       role: "worker" as NodeRole,
       groupIds: r.inputs.vpcSecurityGroupIds as string[],
-      userData: r.inputs.userDataBase64 as string,
+      // A launch template's user data is its `userData`, base64 like an instance's userDataBase64.
+      userData: r.inputs.userData as string,
     })),
   ];
 
@@ -96,7 +97,8 @@ export function renderedNetwork(all: Registration[], prefix: string): RenderedNe
     groups.set(id, role);
   };
   for (const m of machines) for (const id of m.groupIds) claim(id, m.role);
-  for (const lb of ofType(regs, "aws:lb/loadBalancer:LoadBalancer")) for (const id of lb.inputs.securityGroups as string[]) claim(id, "apiLoadBalancer");
+  const lbRole = (lb: Registration): GroupRole => (lb.inputs.internal ? "apiLoadBalancer" : "publicApiLoadBalancer");
+  for (const lb of ofType(regs, "aws:lb/loadBalancer:LoadBalancer")) for (const id of lb.inputs.securityGroups as string[]) claim(id, lbRole(lb));
   const unattached = ofType(regs, "aws:ec2/securityGroup:SecurityGroup").filter((g) => !groups.has(g.id));
   if (unattached.length > 0) throw new Error(`security groups attached to nothing: ${unattached.map((g) => g.name).join(", ")}`);
 
@@ -147,7 +149,7 @@ export function renderedNetwork(all: Registration[], prefix: string): RenderedNe
     machines,
     privateAddresses,
     natAddresses,
-    loadBalancerSubnets: lb.flatMap((l) => (l.inputs.subnets as string[]).map((id) => subnets.get(id)!)),
+    loadBalancerSubnets: Object.fromEntries(lb.map((l) => [lbRole(l), (l.inputs.subnets as string[]).map((id) => subnets.get(id)!)])),
     vpcCidr: ofType(regs, "aws:ec2/vpc:Vpc")[0].inputs.cidrBlock,
   };
 }

@@ -4,6 +4,10 @@ import { EtcdTopology } from "../config";
 import { Registration, ofType, settle, setupMocks, valueOf } from "./mocks";
 
 const SERVICE = "kube-apiserver via the kubernetes Service: pods and host-network agents";
+// Issue 15: master 0 also asks the other masters' API servers directly before it would initialise.
+const SERVICE_AND_GUARD = `${SERVICE}; kube-apiserver of the other masters, asked directly by master 0 before it would initialise`;
+const NODES_API = "Kubernetes API from the nodes";
+const PMTU = "Path MTU discovery: ICMP fragmentation needed from the VPC";
 
 // One row a topology (with addons.cni none): the groups, the exact rule keys, and each rule's protocol, ports and description.
 const TOPOLOGIES: Array<[EtcdTopology, string[], Record<string, [string, number, number, string]>]> = [
@@ -12,13 +16,19 @@ const TOPOLOGIES: Array<[EtcdTopology, string[], Record<string, [string, number,
     ["controlPlane", "worker"],
     {
       "control-plane-from-api-lb-tcp-6443": ["tcp", 6443, 6443, "kube-apiserver from the API load balancer: clients and health checks"],
-      "control-plane-from-control-plane-tcp-6443": ["tcp", 6443, 6443, SERVICE],
+      "control-plane-from-control-plane-tcp-6443": ["tcp", 6443, 6443, SERVICE_AND_GUARD],
       "control-plane-from-worker-tcp-6443": ["tcp", 6443, 6443, SERVICE],
       "control-plane-from-control-plane-tcp-10250": ["tcp", 10250, 10250, "kubelet API from kube-apiserver: logs, exec, port-forward"],
       "worker-from-control-plane-tcp-10250": ["tcp", 10250, 10250, "kubelet API from kube-apiserver: logs, exec, port-forward"],
       "control-plane-from-worker-tcp-10250": ["tcp", 10250, 10250, "kubelet API from pods on workers: metrics-server, monitoring"],
       "worker-from-worker-tcp-10250": ["tcp", 10250, 10250, "kubelet API from pods on workers: metrics-server, monitoring"],
       "control-plane-from-control-plane-tcp-2379-2380": ["tcp", 2379, 2380, "etcd client and peer between stacked members"],
+      // Issue 15: nodes reach the API through the internal load balancer, admitted by group.
+      "api-lb-from-control-plane-tcp-6443": ["tcp", 6443, 6443, NODES_API],
+      "api-lb-from-worker-tcp-6443": ["tcp", 6443, 6443, NODES_API],
+      // Issue 15: path MTU discovery inside the VPC.
+      "control-plane-from-vpc-icmp-3-4": ["icmp", 3, 4, PMTU],
+      "worker-from-vpc-icmp-3-4": ["icmp", 3, 4, PMTU],
     },
   ],
   [
@@ -26,7 +36,7 @@ const TOPOLOGIES: Array<[EtcdTopology, string[], Record<string, [string, number,
     ["controlPlane", "worker", "etcd"],
     {
       "control-plane-from-api-lb-tcp-6443": ["tcp", 6443, 6443, "kube-apiserver from the API load balancer: clients and health checks"],
-      "control-plane-from-control-plane-tcp-6443": ["tcp", 6443, 6443, SERVICE],
+      "control-plane-from-control-plane-tcp-6443": ["tcp", 6443, 6443, SERVICE_AND_GUARD],
       "control-plane-from-worker-tcp-6443": ["tcp", 6443, 6443, SERVICE],
       "control-plane-from-control-plane-tcp-10250": ["tcp", 10250, 10250, "kubelet API from kube-apiserver: logs, exec, port-forward"],
       "worker-from-control-plane-tcp-10250": ["tcp", 10250, 10250, "kubelet API from kube-apiserver: logs, exec, port-forward"],
@@ -35,6 +45,11 @@ const TOPOLOGIES: Array<[EtcdTopology, string[], Record<string, [string, number,
       "etcd-from-control-plane-tcp-2379": ["tcp", 2379, 2379, "etcd client from kube-apiserver and kubeadm"],
       // 2379 too: a replacement member's etcd-rejoin.sh asks the other members (issue 12).
       "etcd-from-etcd-tcp-2379-2380": ["tcp", 2379, 2380, "etcd peer between members; etcd client between members for etcd-rejoin.sh"],
+      "api-lb-from-control-plane-tcp-6443": ["tcp", 6443, 6443, NODES_API],
+      "api-lb-from-worker-tcp-6443": ["tcp", 6443, 6443, NODES_API],
+      "control-plane-from-vpc-icmp-3-4": ["icmp", 3, 4, PMTU],
+      "worker-from-vpc-icmp-3-4": ["icmp", 3, 4, PMTU],
+      "etcd-from-vpc-icmp-3-4": ["icmp", 3, 4, PMTU],
     },
   ],
 ];
@@ -43,7 +58,7 @@ const covers = (r: NodeRule, port: number) => port >= r.fromPort && port <= r.to
 
 describe("nodeRules", () => {
   describe.each(TOPOLOGIES)("%s etcd", (topology, roles, expected) => {
-    const rules = nodeRules(topology, "none");
+    const rules = nodeRules(topology, "none", "internal");
 
     it("has exactly the expected groups and rules", () => {
       expect(nodeRoles(topology)).toEqual(roles);
@@ -55,8 +70,19 @@ describe("nodeRules", () => {
       expect(rules.filter((r) => r.from === "apiLoadBalancer").map(ruleKey)).toEqual(["control-plane-from-api-lb-tcp-6443"]);
     });
 
-    it("opens nothing to workers but the kubelet, and no NodePorts", () => {
-      expect(rules.filter((r) => r.to === "worker").map(ruleKey)).toEqual(["worker-from-control-plane-tcp-10250", "worker-from-worker-tcp-10250"]);
+    it("the internal load balancer admits the Kubernetes nodes on 6443 only, by group (issue 15)", () => {
+      expect(rules.filter((r) => r.to === "apiLoadBalancer").map((r) => [r.from, r.protocol, r.fromPort, r.toPort])).toEqual([
+        ["controlPlane", "tcp", 6443, 6443],
+        ["worker", "tcp", 6443, 6443],
+      ]);
+    });
+
+    it("admits the VPC's range only for ICMP fragmentation needed, on every machine (issue 15)", () => {
+      expect(rules.filter((r) => r.from === "vpc").map((r) => [r.to, r.protocol, r.fromPort, r.toPort])).toEqual(roles.map((role) => [role, "icmp", 3, 4]));
+    });
+
+    it("opens nothing to workers but the kubelet and path MTU discovery, and no NodePorts", () => {
+      expect(rules.filter((r) => r.to === "worker").map(ruleKey)).toEqual(["worker-from-control-plane-tcp-10250", "worker-from-worker-tcp-10250", "worker-from-vpc-icmp-3-4"]);
       expect(rules.some((r) => covers(r, 30000) || covers(r, 32767))).toBe(false);
     });
 
@@ -74,23 +100,23 @@ describe("nodeRules", () => {
   });
 
   it("stacked etcd: etcd clients and peers only between masters", () => {
-    expect(nodeRules("stacked", "none").filter((r) => covers(r, 2379) || covers(r, 2380)).map((r) => [r.to, r.from])).toEqual([["controlPlane", "controlPlane"]]);
+    expect(nodeRules("stacked", "none", "internal").filter((r) => covers(r, 2379) || covers(r, 2380)).map((r) => [r.to, r.from])).toEqual([["controlPlane", "controlPlane"]]);
   });
 
   it("external etcd: no etcd port on the control plane group", () => {
-    const cp = nodeRules("external", "none").filter((r) => r.to === "controlPlane");
+    const cp = nodeRules("external", "none", "internal").filter((r) => r.to === "controlPlane");
     expect(cp.some((r) => covers(r, 2379) || covers(r, 2380))).toBe(false);
   });
 
   it("external etcd: peers only from the etcd group", () => {
-    expect(nodeRules("external", "none").filter((r) => covers(r, 2380)).map((r) => [r.to, r.from])).toEqual([["etcd", "etcd"]]);
+    expect(nodeRules("external", "none", "internal").filter((r) => covers(r, 2380)).map((r) => [r.to, r.from])).toEqual([["etcd", "etcd"]]);
   });
 
   // Issue 12: a replacement member's etcd-rejoin.sh probes the other members' client URLs. With
   // 2379 open to the masters only, every probe timed out on AWS and the member concluded the
   // cluster was being created.
   it("external etcd: the client port is open to the masters and to the other members", () => {
-    expect(nodeRules("external", "none").filter((r) => covers(r, 2379)).map((r) => [r.to, r.from])).toEqual([
+    expect(nodeRules("external", "none", "internal").filter((r) => covers(r, 2379)).map((r) => [r.to, r.from])).toEqual([
       ["etcd", "controlPlane"],
       ["etcd", "etcd"],
     ]);
@@ -98,20 +124,33 @@ describe("nodeRules", () => {
 
   it("appends valid extra rules after the flow matrix's", () => {
     const vxlan: NodeRule = { to: "worker", from: "worker", protocol: "udp", fromPort: 4789, toPort: 4789, description: "VXLAN between workers" };
-    const rules = nodeRules("stacked", "none", [vxlan]);
-    expect(rules).toHaveLength(9);
-    expect(rules[8]).toEqual(vxlan);
+    const base = nodeRules("stacked", "none", "internal").length;
+    const rules = nodeRules("stacked", "none", "internal", [vxlan]);
+    expect(rules).toHaveLength(base + 1);
+    expect(rules[base]).toEqual(vxlan);
     expect(ruleKey(vxlan)).toBe("worker-from-worker-udp-4789");
   });
 
   it("accepts an ICMP extra rule: type and code in place of ports", () => {
     const unreachable: NodeRule = { to: "worker", from: "controlPlane", protocol: "icmp", fromPort: 3, toPort: 4, description: "path MTU discovery" };
-    expect(nodeRules("stacked", "none", [unreachable])[8]).toEqual(unreachable);
+    expect(nodeRules("stacked", "none", "internal", [unreachable]).at(-1)).toEqual(unreachable);
     expect(ruleKey(unreachable)).toBe("worker-from-control-plane-icmp-3-4");
   });
 
-  it("rejects an unknown CNI", () => {
-    expect(() => nodeRules("stacked", "flannel" as Cni)).toThrow(new Error('NodeSecurityGroups: cni: "flannel" — must be cilium, calico or none'));
+  it("rejects an unknown CNI and scheme", () => {
+    expect(() => nodeRules("stacked", "flannel" as Cni, "internal")).toThrow(new Error('NodeSecurityGroups: cni: "flannel" — must be cilium, calico or none'));
+    expect(() => nodeRules("stacked", "none", "public" as any)).toThrow(new Error('NodeSecurityGroups: scheme: "public" — must be internet-facing or internal'));
+  });
+
+  it("internet-facing: the public load balancer reaches the masters' 6443 too, and nothing else changes (issue 15)", () => {
+    for (const topology of ["stacked", "external"] as EtcdTopology[]) {
+      const internal = keys(nodeRules(topology, "none", "internal"));
+      const internet = nodeRules(topology, "none", "internet-facing");
+      expect(internet.filter((r) => !internal.has(ruleKey(r)))).toEqual([
+        { to: "controlPlane", from: "publicApiLoadBalancer", protocol: "tcp", fromPort: 6443, toPort: 6443, description: "kube-apiserver from the public API load balancer: people and health checks" },
+      ]);
+      expect(internet).toHaveLength(internal.size + 1);
+    }
   });
 
   const extraErrors: Array<[string, EtcdTopology, NodeRule[], string]> = [
@@ -168,7 +207,7 @@ describe("nodeRules", () => {
     ],
   ];
   it.each(extraErrors)("rejects an extra rule with %s", (_, topology, extra, message) => {
-    expect(() => nodeRules(topology, "none", extra)).toThrow(new Error(message));
+    expect(() => nodeRules(topology, "none", "internal", extra)).toThrow(new Error(message));
   });
 });
 
@@ -176,7 +215,9 @@ describe("NodeSecurityGroups component", () => {
   const args = (etcdTopology: EtcdTopology, over: Partial<NodeSecurityGroupsArgs> = {}): NodeSecurityGroupsArgs => ({
     clusterName: "prod",
     vpcId: "vpc-1",
+    vpcCidr: "10.20.0.0/16",
     apiLbSecurityGroupId: "sg-nlb",
+    scheme: "internal",
     etcdTopology,
     cni: "none",
     tags: { team: "platform" },
@@ -208,19 +249,19 @@ describe("NodeSecurityGroups component", () => {
       );
     });
 
-    it("one ingress resource a rule, referencing groups, never a CIDR", async () => {
+    it("one ingress resource a rule, referencing groups, the VPC's range only for path MTU discovery", async () => {
       const { regs } = await build(args(topology));
       const ingress = ofType(regs, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule");
       expect(ingress).toHaveLength(Object.keys(expected).length);
       const got = Object.fromEntries(ingress.map((r) => [r.name, r.inputs]));
       const want = Object.fromEntries(
-        nodeRules(topology, "none").map((r) => {
+        nodeRules(topology, "none", "internal").map((r) => {
           const [protocol, fromPort, toPort, description] = expected[ruleKey(r)];
           return [
             `sg-${ruleKey(r)}`,
             {
               securityGroupId: SG_ID[r.to],
-              referencedSecurityGroupId: SG_ID[r.from],
+              ...(r.from === "vpc" ? { cidrIpv4: "10.20.0.0/16" } : { referencedSecurityGroupId: SG_ID[r.from] }),
               ipProtocol: protocol,
               fromPort,
               toPort,
@@ -231,7 +272,7 @@ describe("NodeSecurityGroups component", () => {
         }),
       );
       expect(got).toEqual(want);
-      expect(ingress.some((r) => "cidrIpv4" in r.inputs)).toBe(false);
+      expect(ingress.filter((r) => "cidrIpv4" in r.inputs).map((r) => [r.inputs.ipProtocol, r.inputs.fromPort, r.inputs.toPort])).toEqual(roles.map(() => ["icmp", 3, 4]));
     });
 
     it("exact resource counts", async () => {
@@ -267,8 +308,20 @@ describe("NodeSecurityGroups component", () => {
     ]);
   });
 
+  it("internet-facing: the public load balancer's group is admitted to 6443 on the masters", async () => {
+    const { regs } = await build(args("stacked", { scheme: "internet-facing", publicApiLbSecurityGroupId: "sg-public-nlb" }));
+    const r = regs.filter((x) => x.name === "sg-control-plane-from-public-api-lb-tcp-6443");
+    expect(r.map((x) => [x.inputs.securityGroupId, x.inputs.referencedSecurityGroupId])).toEqual([["sg-control-plane-id", "sg-public-nlb"]]);
+  });
+
   it("rejects bad args before registering anything", async () => {
     const regs = await setupMocks();
+    expect(() => new NodeSecurityGroups("bad", args("stacked", { scheme: "internet-facing" }))).toThrow(
+      new Error("NodeSecurityGroups: publicApiLbSecurityGroupId is required with scheme internet-facing"),
+    );
+    expect(() => new NodeSecurityGroups("bad", args("stacked", { vpcCidr: "10.20.0.1/16" }))).toThrow(
+      new Error('NodeSecurityGroups: vpcCidr: "10.20.0.1/16" — must be an IPv4 CIDR with no host bits set'),
+    );
     expect(() => new NodeSecurityGroups("bad", args("both" as any))).toThrow(new Error('NodeSecurityGroups: etcdTopology: "both" — must be stacked or external'));
     expect(
       () => new NodeSecurityGroups("bad", args("stacked", { extraRules: [{ to: "etcd", from: "worker", protocol: "tcp", fromPort: 1, toPort: 1, description: "x" }] })),
@@ -305,8 +358,8 @@ const cniExpected = (ports: Array<[string, number, number, string]>) =>
   );
 const keys = (rs: NodeRule[]) => new Set(rs.map(ruleKey));
 const cniOnly = (topology: EtcdTopology, cni: Cni) => {
-  const base = keys(nodeRules(topology, "none"));
-  return nodeRules(topology, cni).filter((r) => !base.has(ruleKey(r)));
+  const base = keys(nodeRules(topology, "none", "internal"));
+  return nodeRules(topology, cni, "internal").filter((r) => !base.has(ruleKey(r)));
 };
 
 describe("the CNI's rules", () => {
@@ -318,12 +371,12 @@ describe("the CNI's rules", () => {
       expect(rules.filter((r) => r.to === "etcd" || r.from === "etcd" || r.from === "apiLoadBalancer")).toEqual([]);
       // The rules every CNI shares are untouched.
       const own = keys(rules);
-      expect(nodeRules(topology, cni).filter((r) => !own.has(ruleKey(r)))).toEqual(nodeRules(topology, "none"));
+      expect(nodeRules(topology, cni, "internal").filter((r) => !own.has(ruleKey(r)))).toEqual(nodeRules(topology, "none", "internal"));
     });
   });
 
   it("no Hubble server port: nothing dials 4244 across nodes while Hubble Relay is off", () => {
-    expect(nodeRules("stacked", "cilium").some((r) => r.protocol === "tcp" && covers(r, 4244))).toBe(false);
+    expect(nodeRules("stacked", "cilium", "internal").some((r) => r.protocol === "tcp" && covers(r, 4244))).toBe(false);
   });
 
   it.each<[Cni, Cni]>([
@@ -333,8 +386,8 @@ describe("the CNI's rules", () => {
     ["none", "calico"],
   ])("changing cni from %s to %s changes exactly those CNI rules", (from, to) => {
     for (const topology of ["stacked", "external"] as EtcdTopology[]) {
-      const before = keys(nodeRules(topology, from));
-      const after = keys(nodeRules(topology, to));
+      const before = keys(nodeRules(topology, from, "internal"));
+      const after = keys(nodeRules(topology, to, "internal"));
       expect([...before].filter((k) => !after.has(k)).sort()).toEqual(cniOnly(topology, from).map(ruleKey).sort());
       expect([...after].filter((k) => !before.has(k)).sort()).toEqual(cniOnly(topology, to).map(ruleKey).sort());
     }
@@ -342,10 +395,10 @@ describe("the CNI's rules", () => {
 
   it("the component turns the CNI's flows into ingress rules between the node groups", async () => {
     const regs = await setupMocks();
-    new NodeSecurityGroups("sg", { clusterName: "prod", vpcId: "vpc-1", apiLbSecurityGroupId: "sg-nlb", etcdTopology: "stacked", cni: "calico", tags: {} });
+    new NodeSecurityGroups("sg", { clusterName: "prod", vpcId: "vpc-1", vpcCidr: "10.20.0.0/16", apiLbSecurityGroupId: "sg-nlb", scheme: "internal", etcdTopology: "stacked", cni: "calico", tags: {} });
     await settle();
     const ingress = ofType(regs, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule");
-    expect(ingress).toHaveLength(nodeRules("stacked", "none").length + 8);
+    expect(ingress).toHaveLength(nodeRules("stacked", "none", "internal").length + 8);
     const typha = ingress.filter((r) => r.inputs.fromPort === 5473).map((r) => [r.name, r.inputs.securityGroupId, r.inputs.referencedSecurityGroupId, r.inputs.ipProtocol]);
     expect(typha.sort((x, y) => x[0].localeCompare(y[0]))).toEqual([
       ["sg-control-plane-from-control-plane-tcp-5473", "sg-control-plane-id", "sg-control-plane-id", "tcp"],
@@ -357,7 +410,7 @@ describe("the CNI's rules", () => {
 
   it("an ICMP rule renders the type and code as EC2's from and to ports", async () => {
     const regs = await setupMocks();
-    new NodeSecurityGroups("sg", { clusterName: "prod", vpcId: "vpc-1", apiLbSecurityGroupId: "sg-nlb", etcdTopology: "stacked", cni: "cilium", tags: {} });
+    new NodeSecurityGroups("sg", { clusterName: "prod", vpcId: "vpc-1", vpcCidr: "10.20.0.0/16", apiLbSecurityGroupId: "sg-nlb", scheme: "internal", etcdTopology: "stacked", cni: "cilium", tags: {} });
     await settle();
     const echo = ofType(regs, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").find((r) => r.name === "sg-worker-from-control-plane-icmp-8-0");
     expect(echo?.inputs).toMatchObject({ securityGroupId: "sg-worker-id", referencedSecurityGroupId: "sg-control-plane-id", ipProtocol: "icmp", fromPort: 8, toPort: 0 });

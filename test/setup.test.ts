@@ -73,7 +73,7 @@ function setup(bin: string, steps: string[], repo = ROOT) {
 const record = (log: string, name: string) => `echo "${name} $*" >> ${log}`;
 // What the script itself runs besides the tools it checks for.
 const BASE = ["dirname", "env"];
-const ALL_TOOLS = ["cloud-init", "shellcheck", "openssl", "systemd-analyze", "haproxy", "ip", "unshare"];
+const ALL_TOOLS = ["cloud-init", "shellcheck", "openssl", "systemd-analyze", "haproxy", "ip", "unshare", "iptables", "curl"];
 
 describe("npm run setup -- system", () => {
   let log: string;
@@ -88,8 +88,8 @@ describe("npm run setup -- system", () => {
     const r = setup(bin, ["system"]);
     expect(r.status).toBe(1);
     expect(r.stderr).toBe(
-      "[setup] missing cloud-init shellcheck systemd-analyze haproxy ip unshare python3; install the Debian packages as root, then run npm run setup again:\n" +
-        "    apt-get update && apt-get install -y --no-install-recommends cloud-init shellcheck systemd haproxy iproute2 util-linux python3\n",
+      "[setup] missing cloud-init shellcheck systemd-analyze haproxy ip unshare iptables curl python3; install the Debian packages as root, then run npm run setup again:\n" +
+        "    apt-get update && apt-get install -y --no-install-recommends cloud-init shellcheck systemd haproxy iproute2 util-linux iptables curl python3\n",
     );
     expect(calls()).toEqual([]);
   });
@@ -97,8 +97,8 @@ describe("npm run setup -- system", () => {
   it("as root: installs exactly the missing packages with apt-get", () => {
     const bin = binDir({ id: "echo 0", "apt-get": record(log, "apt-get"), python3: "exit 0" }, [...BASE, "openssl", "shellcheck"]);
     const r = setup(bin, ["system"]);
-    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: expect.stringContaining("installing Debian packages: cloud-init systemd haproxy iproute2 util-linux\n") });
-    expect(calls()).toEqual(["apt-get update -qq", "apt-get install -y -qq --no-install-recommends cloud-init systemd haproxy iproute2 util-linux"]);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: expect.stringContaining("installing Debian packages: cloud-init systemd haproxy iproute2 util-linux iptables curl\n") });
+    expect(calls()).toEqual(["apt-get update -qq", "apt-get install -y -qq --no-install-recommends cloud-init systemd haproxy iproute2 util-linux iptables curl"]);
   });
 
   it("with passwordless sudo: installs through sudo; Python without ensurepip gets python3-venv", () => {

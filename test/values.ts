@@ -17,6 +17,7 @@ export function masterValues<T extends Partial<MasterDocumentValues>>(over: T = 
     podCidr: "10.244.0.0/16",
     serviceCidr: "10.96.0.0/12",
     leaderElection: LEADER_ELECTION,
+    initMarker: "/kubeadm-ha/dev/control-plane-initialised",
     masters: placeNodes(3, ZONES, SUBNETS, "eu-west-1"),
     ...over,
   };

@@ -205,7 +205,7 @@ describe("WorkerPool component", () => {
       instanceType: "m7i.large",
       iamInstanceProfile: { name: "dev-worker" },
       vpcSecurityGroupIds: ["sg-worker"],
-      metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 },
+      metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
       blockDeviceMappings: [{ deviceName: "/dev/sda1", ebs: { volumeType: "gp3", volumeSize: 50, encrypted: "true", deleteOnTermination: "true" } }],
       privateDnsNameOptions: { hostnameType: "ip-name" },
       updateDefaultVersion: true,
@@ -227,7 +227,7 @@ describe("WorkerPool component", () => {
       imageId: "ami-arm64",
       iamInstanceProfile: { name: "dev-worker" },
       vpcSecurityGroupIds: ["sg-worker", "sg-0123456789abcdef0"],
-      metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 2 },
+      metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
       blockDeviceMappings: [{ deviceName: "/dev/sda1", ebs: { volumeType: "gp3", volumeSize: 80, encrypted: "true", deleteOnTermination: "true" } }],
       privateDnsNameOptions: { hostnameType: "ip-name" },
       updateDefaultVersion: true,
@@ -309,7 +309,7 @@ describe("WorkerPool component", () => {
       discovery: { bootstrapToken: { apiServerEndpoint: ENDPOINT, token: TOKEN_PLACEHOLDER, caCertHashes: [HASH] } },
       nodeRegistration: {
         name: "__NODE_NAME__",
-        criSocket: "unix:///var/run/containerd/containerd.sock",
+        criSocket: "unix:///run/containerd/containerd.sock",
         kubeletExtraArgs: [
           { name: "cloud-provider", value: "external" },
           { name: "node-ip", value: "__NODE_IP__" },
@@ -320,6 +320,7 @@ describe("WorkerPool component", () => {
           { key: "example.com/preemptible", effect: "PreferNoSchedule" },
         ],
       },
+      timeouts: { kubernetesAPICall: "5m0s" },
     });
     const general = parse(written("general", "/etc/kubeadm-ha/join.yaml"), { version: "1.1" });
     expect(general.nodeRegistration.taints).toEqual([]);
@@ -508,6 +509,7 @@ describe("Cluster builds the configured pools", () => {
       region: "eu-west-1",
       clusterName: "wired",
       network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
+      apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] },
       workerPools: [GENERAL, SPOT],
     });
     cluster = new Cluster("wired", { config }, {
@@ -526,10 +528,13 @@ describe("Cluster builds the configured pools", () => {
     expect(ofType(regs, "kubeadm-ha:index:WorkerPool").filter((r) => r.name.startsWith("wired-")).map((r) => r.name)).toEqual(["wired-pool-general", "wired-pool-spot"]);
     for (const pool of ["general", "spot"]) {
       const deps = (opts.get(`wired-pool-${pool}-launch-template`)?.dependsOn ?? []) as pulumi.Resource[];
-      expect(await Promise.all(deps.map((d) => valueOf(d.urn)))).toEqual([
+      const urns = await Promise.all(deps.map((d) => valueOf(d.urn)));
+      expect(urns.slice(0, 2)).toEqual([
         expect.stringMatching(/aws:secretsmanager\/secretVersion:SecretVersion::wired-secrets-worker-version$/),
         expect.stringMatching(/kubeadm-ha:index:BootstrapAssets::wired-bootstrap$/),
       ]);
+      // Then the way out and the internal API listener the first boot uses (test/firstBoot.test.ts).
+      expect(urns.slice(2).every((u) => /::wired-(network-(nat-\d|private-default-route-\d|private-rta-\d|s3-endpoint)|api-listener)$/.test(u))).toBe(true);
     }
   });
 
@@ -543,7 +548,7 @@ describe("Cluster builds the configured pools", () => {
       caCertHash: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
       secretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:wired/bootstrap/worker-AbCdEf",
       bootstrapBucket: "wired-bootstrap-bucket",
-      instanceProfileName: "wired-worker",
+      instanceProfileName: "wired-eu-west-1-worker",
       securityGroupId: "wired-sg-worker-id",
       privateSubnetIds: ["wired-network-private-0-id", "wired-network-private-1-id", "wired-network-private-2-id"],
       amiIds: { amd64: "ami-0123456789abcdef0", arm64: "ami-0123456789abcdef0" },
@@ -552,7 +557,7 @@ describe("Cluster builds the configured pools", () => {
       nodeTerminationHandler: true,
     });
     const lt = ofType(regs, "aws:ec2/launchTemplate:LaunchTemplate").find((r) => r.name === "wired-pool-spot-launch-template")!;
-    expect(lt.inputs.iamInstanceProfile).toEqual({ name: "wired-worker" });
+    expect(lt.inputs.iamInstanceProfile).toEqual({ name: "wired-eu-west-1-worker" });
     expect(await valueOf(pulumi.output(cluster.workerAutoScalingGroups))).toEqual({ general: "wired-general-0001", spot: "wired-spot-0001" });
   });
 });
@@ -564,6 +569,7 @@ describe("Cluster checks every pool's tag count first", () => {
       region: "eu-west-1",
       clusterName: "tagged",
       network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
+      apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] },
       workerPools: [SPOT],
       tags: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`t${i}`, "x"])),
     });

@@ -6,6 +6,8 @@
 #   $ADDONS_DIR/releases      one "name chart repo version namespace" line a release, in order;
 #                             a repo oci://<registry>/<path> holds the chart at <repo>/<chart>
 #   $ADDONS_DIR/<name>.yaml   the release's Helm values
+#   $ADDONS_DIR/patches       (optional) one "namespace kind name file" line a merge patch, applied
+#                             after every release: what a chart cannot set (a host network)
 #   $ADDONS_DIR/storageclass.yaml (optional) applied last
 # `helm upgrade --install` is idempotent, so running this again by hand repairs a failed run.
 set -euo pipefail
@@ -46,6 +48,18 @@ while read -r -u 3 name chart repo version namespace extra; do
     --namespace "$namespace" --create-namespace --values "$values" ||
     die "$EXIT_ADDONS" "could not install add-on $name ($chart $version) after $ATTEMPTS attempts (see helm's output above); rerun $0 once fixed"
 done 3<"$list"
+
+patches=$ADDONS_DIR/patches
+if [[ -f $patches ]]; then
+  while read -r -u 3 namespace kind object file extra; do
+    [[ -n $namespace ]] || continue
+    [[ -n $file && -z $extra ]] || die "$EXIT_CONFIG" "$patches: malformed line for '$namespace' (want: namespace kind name file)"
+    [[ -r $ADDONS_DIR/$file ]] || die "$EXIT_CONFIG" "$ADDONS_DIR/$file is missing: cloud-init write_files should have written it"
+    log "patching $kind $namespace/$object with $file"
+    retry "$ATTEMPTS" "$KUBEADM_HA_BACKOFF_SECONDS" kubectl -n "$namespace" patch "$kind" "$object" --type merge --patch-file "$ADDONS_DIR/$file" ||
+      die "$EXIT_ADDONS" "could not patch $kind $namespace/$object after $ATTEMPTS attempts"
+  done 3<"$patches"
+fi
 
 storage_class=$ADDONS_DIR/storageclass.yaml
 if [[ -f $storage_class ]]; then

@@ -8,6 +8,9 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "${BASH_SOURCE[0]%/*}/lib.sh"
 load_env
+# However the first boot ends, AWS hears of it (lib.sh report_bootstrap): a machine that gave up is
+# replaced (a worker) or raises its alarm (a master or etcd member). cloud-init never runs this again.
+trap 'rc=$?; report_bootstrap "$rc"; exit "$rc"' EXIT
 
 [[ -n ${BOOTSTRAP_BUCKET:-} ]] || die "$EXIT_CONFIG" "BOOTSTRAP_BUCKET is not set in $KUBEADM_HA_ETC/node.env"
 
@@ -46,4 +49,4 @@ while read -r sha mode rel; do
 done <"$KUBEADM_HA_ETC/bundle.list"
 log "fetched $n files from s3://$BOOTSTRAP_BUCKET/$BOOTSTRAP_PREFIX"
 
-exec "$BASH" "$KUBEADM_HA_LIB/bootstrap.sh"
+"$BASH" "$KUBEADM_HA_LIB/bootstrap.sh"

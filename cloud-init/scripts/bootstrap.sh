@@ -123,19 +123,61 @@ run_kubeadm() {
 
 # Only transport failures (no DNS, refused, timed out, reset before TLS) mean "no API yet". An
 # HTTP error or a TLS failure means something answers: initialising then would fork the cluster.
-api_absent() {
-  local i rc
+# absent WHERE CMD...: true when every one of KUBEADM_HA_INIT_PROBES probes fails at the transport.
+absent() {
+  local where=$1 i rc
+  shift
   for ((i = 1; i <= KUBEADM_HA_INIT_PROBES; i++)); do
     rc=0
-    api_ready 2>/dev/null || rc=$?
+    "$@" 2>/dev/null || rc=$?
     case $rc in
-      6 | 7 | 28 | 35 | 52 | 56) log "probe $i/$KUBEADM_HA_INIT_PROBES: no API at https://$API_ENDPOINT (curl exit $rc)" ;;
+      6 | 7 | 28 | 35 | 52 | 56) log "probe $i/$KUBEADM_HA_INIT_PROBES: no API at $where (curl exit $rc)" ;;
       *)
-        log "probe $i/$KUBEADM_HA_INIT_PROBES: https://$API_ENDPOINT answers (curl exit $rc)"
+        log "probe $i/$KUBEADM_HA_INIT_PROBES: $where answers (curl exit $rc)"
         return 1
         ;;
     esac
     if ((i < KUBEADM_HA_INIT_PROBES)); then sleep "$KUBEADM_HA_POLL_SECONDS"; fi
+  done
+}
+
+# An API server on another master, asked directly at its fixed address: the load balancer may be
+# unreachable (NAT or DNS trouble) while the masters behind it run.
+master_ready() {
+  curl --silent --show-error --fail --connect-timeout 5 --max-time 10 --cacert "$KUBERNETES_DIR/pki/ca.crt" \
+    --output /dev/null "https://$1:6443/readyz"
+}
+
+# The durable record that this cluster was initialised (components/initMarker.ts): an SSM
+# parameter Pulumi creates as "pending" and master 0 overwrites after its first successful init.
+read_init_marker() {
+  aws ssm get-parameter --region "$AWS_REGION" --name "$INIT_MARKER" --query Parameter.Value --output text
+}
+write_init_marker() {
+  aws ssm put-parameter --region "$AWS_REGION" --name "$INIT_MARKER" --type String --overwrite \
+    --value "initialised $(date -u +%Y-%m-%dT%H:%M:%SZ) by $NODE_NAME"
+}
+
+# Master 0 initialises only when the cluster provably does not exist: the marker says no init ever
+# succeeded, and neither the load balancer nor any other master answers. Anything unknown is not
+# proof: a marker it cannot read stops the bootstrap (exit 17) rather than risk a second cluster
+# with the same CA; a replacement master 0 cut off from the load balancer still sees the marker.
+cluster_absent() {
+  local marker ip
+  [[ -n ${INIT_MARKER:-} ]] || die "$EXIT_CONFIG" "INIT_MARKER is not set in $KUBEADM_HA_ETC/node.env (required on the first master)"
+  if ! marker=$(retry 10 "$KUBEADM_HA_POLL_SECONDS" read_init_marker); then
+    die "$EXIT_INIT_MARKER" "cannot read the init marker $INIT_MARKER, so cannot prove the cluster does not exist: refusing to initialise (see the aws error above)"
+  fi
+  if [[ $marker != pending ]]; then
+    log "init marker $INIT_MARKER: '$marker': this cluster was initialised before, never again"
+    return 1
+  fi
+  # kubeadm init and the probes below need the load balancer's name, which DNS may not serve yet.
+  poll_until "DNS for ${API_ENDPOINT%:*}" "$EXIT_API_TIMEOUT" getent ahostsv4 "${API_ENDPOINT%:*}"
+  absent "https://$API_ENDPOINT" api_ready || return 1
+  for ip in ${MASTER_IPS//,/ }; do
+    [[ $ip == "$NODE_IP" ]] && continue
+    absent "https://$ip:6443" master_ready "$ip" || return 1
   done
 }
 
@@ -160,10 +202,14 @@ start_etcd_member() {
 if [[ $NODE_ROLE == etcd ]]; then
   mode=etcd-member
   start_etcd_member
-elif [[ $INIT_NODE == true ]] && api_absent; then
+elif [[ $INIT_NODE == true ]] && cluster_absent; then
   mode=init
-  log "first control-plane node and no API answers: initialising the cluster"
+  log "first control-plane node, the cluster was never initialised and no API answers: initialising it"
   run_kubeadm init
+  # From here on no machine may initialise this cluster again, whatever it sees.
+  retry 10 "$KUBEADM_HA_POLL_SECONDS" write_init_marker >/dev/null ||
+    die "$EXIT_INIT_MARKER" "kubeadm init succeeded but the init marker $INIT_MARKER could not be written; write it by hand: aws ssm put-parameter --overwrite --name $INIT_MARKER --type String --value initialised"
+  log "init marker $INIT_MARKER written"
   # Only after a fresh init: a replacement master 0 joins a cluster whose add-ons are installed.
   if [[ -f $KUBEADM_HA_ETC/addons/releases ]]; then "$BASH" "$KUBEADM_HA_LIB/addons.sh"; fi
 elif [[ $NODE_ROLE == control-plane ]]; then

@@ -26,6 +26,13 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 # cloud-init's package modules and unattended-upgrades hold the dpkg lock during first boot.
 apt_get() { apt-get -o DPkg::Lock::Timeout=300 -q "$@"; }
+# `apt-get update` only warns and exits 0 when it cannot fetch an index (no route to the mirror
+# yet), so a retry around it would never retry; Error-Mode=any makes any failed fetch an error
+# (apt >= 2.1.16, apt-get(8) --error-on=any; Ubuntu 24.04 ships 2.7).
+apt_update() { apt_get -o APT::Update::Error-Mode=any update; }
+# Every install attempt refreshes the lists first: an install that failed on lists fetched before
+# the network was up, or before a mirror moved, fails again on the same lists.
+apt_install() { apt_update && apt_get install "$@"; }
 
 log "disabling swap: kubelet refuses to start with swap on by default"
 swapoff -a
@@ -43,8 +50,7 @@ printf '%s\n' net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 \
 sysctl --system >/dev/null
 
 log "installing containerd from the Ubuntu archive"
-retry 5 "$KUBEADM_HA_POLL_SECONDS" apt_get update
-retry 5 "$KUBEADM_HA_POLL_SECONDS" apt_get install -y containerd ca-certificates curl gpg
+retry 5 "$KUBEADM_HA_POLL_SECONDS" apt_install -y containerd ca-certificates curl gpg iptables
 mkdir -p "${CONTAINERD_CONFIG%/*}"
 # kubeadm configures the kubelet with the systemd cgroup driver; containerd must use the same one
 # or pods are killed and restarted under two cgroup managers. containerd 2.0/2.1 leave the key out
@@ -67,13 +73,18 @@ mkdir -p "$APT_KEYRINGS" "$APT_SOURCES"
 retry 5 "$KUBEADM_HA_POLL_SECONDS" fetch_key
 chmod 0644 "$KEYRING"
 printf 'deb [signed-by=%s] %s/ /\n' "$KEYRING" "$KUBE_REPO" >"$APT_SOURCES/kubernetes.list"
-retry 5 "$KUBEADM_HA_POLL_SECONDS" apt_get update
 # The hold keeps `apt upgrade` from moving the kubelet past the control plane (version skew
 # policy); on a re-run the packages are already held, hence --allow-change-held-packages.
-retry 5 "$KUBEADM_HA_POLL_SECONDS" apt_get install -y --allow-change-held-packages \
+retry 5 "$KUBEADM_HA_POLL_SECONDS" apt_install -y --allow-change-held-packages \
   "kubelet=$KUBERNETES_VERSION-*" "kubeadm=$KUBERNETES_VERSION-*" "kubectl=$KUBERNETES_VERSION-*"
 apt-mark hold kubelet kubeadm kubectl
 systemctl enable kubelet
+# Before the kubelet ever runs a pod: pods never reach the instance metadata service, where the
+# node role's credentials are (cloud-init/systemd/kubeadm-ha-imds-guard.service). etcd members run none.
+if [[ $NODE_ROLE != etcd ]]; then
+  log "dropping pod traffic to the instance metadata service"
+  systemctl enable --now kubeadm-ha-imds-guard.service
+fi
 
 if ! command -v aws >/dev/null; then
   log "installing the AWS CLI snap"

@@ -20,6 +20,9 @@ export EXIT_BUNDLE
 # node-ready.sh: the node never became Ready; the auto scaling group would not take the report.
 readonly EXIT_NOT_READY=15 EXIT_LIFECYCLE=16
 export EXIT_NOT_READY EXIT_LIFECYCLE
+# bootstrap.sh on master 0: the cluster's "initialised" marker cannot be read or written.
+readonly EXIT_INIT_MARKER=17
+export EXIT_INIT_MARKER
 
 LOG_TAG=${BASH_SOURCE[-1]##*/}
 LOG_TAG=${LOG_TAG%.sh}
@@ -117,6 +120,38 @@ imds() {
   token=$(curl --silent --show-error --fail --max-time 5 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 300" \
     "$base/latest/api/token") || return 1
   curl --silent --show-error --fail --max-time 5 -H "X-aws-ec2-metadata-token: $token" "$base/latest/meta-data/$1"
+}
+
+# The CloudWatch metric a master or etcd member reports its first boot's outcome with (1 gave up,
+# 0 succeeded), per InstanceId; components/bootstrapHealth.ts alarms on it.
+readonly BOOTSTRAP_METRIC_NAMESPACE=kubeadm-ha BOOTSTRAP_METRIC_NAME=BootstrapFailed
+
+# report_bootstrap EXIT_CODE: tells AWS how the first boot ended, so a machine whose bootstrap gave
+# up is replaced or seen rather than left looking healthy. A worker, which its auto scaling group
+# launched, marks itself Unhealthy and the group replaces it; a master or etcd member, which
+# nothing replaces on its own, publishes the outcome its CloudWatch alarm watches. Best effort: a
+# machine without the AWS CLI or an instance ID can only log.
+report_bootstrap() {
+  local rc=$1 id
+  if [[ $NODE_ROLE == worker ]] && ((rc == 0)); then return 0; fi
+  if ! command -v aws >/dev/null; then
+    log "cannot report the bootstrap's exit $rc to AWS: no AWS CLI"
+    return 0
+  fi
+  if ! id=$(imds instance-id); then
+    log "cannot report the bootstrap's exit $rc to AWS: no instance ID from the instance metadata service"
+    return 0
+  fi
+  if [[ $NODE_ROLE == worker ]]; then
+    log "bootstrap gave up (exit $rc): marking $id Unhealthy, so its auto scaling group replaces it"
+    retry 3 "$KUBEADM_HA_POLL_SECONDS" aws autoscaling set-instance-health --region "$AWS_REGION" --instance-id "$id" \
+      --health-status Unhealthy --no-should-respect-grace-period || log "could not mark $id Unhealthy"
+    return 0
+  fi
+  log "reporting the bootstrap's outcome (exit $rc) as $BOOTSTRAP_METRIC_NAMESPACE/$BOOTSTRAP_METRIC_NAME for $id"
+  retry 3 "$KUBEADM_HA_POLL_SECONDS" aws cloudwatch put-metric-data --region "$AWS_REGION" --namespace "$BOOTSTRAP_METRIC_NAMESPACE" \
+    --metric-name "$BOOTSTRAP_METRIC_NAME" --dimensions "InstanceId=$id" --value "$((rc == 0 ? 0 : 1))" ||
+    log "could not publish $BOOTSTRAP_METRIC_NAMESPACE/$BOOTSTRAP_METRIC_NAME for $id"
 }
 
 # poll_until WHAT EXIT_CODE CMD...: runs CMD every KUBEADM_HA_POLL_SECONDS until it succeeds; after

@@ -37,6 +37,7 @@ import {
   peerCertificateArgs,
   serverCertificateArgs,
 } from "../../components/etcd";
+import { initMarkerName } from "../../components/initMarker";
 import { nthHost, planSubnets } from "../../components/network";
 import { LeafCertificateArgs, caCertHash } from "../../components/pki";
 import { encryptionConfigYaml, ENCRYPTION_CONFIG_FILE } from "../../cloud-init/encryption";
@@ -51,7 +52,7 @@ import { addAddresses } from "./netns";
 import { MachineHost, StaticPodRunner } from "./staticPods";
 
 export const API_PORT = 6443;
-/** The load balancer's address: a host of the first subnet an NLB of the stack's scheme sits in. */
+/** The load balancer's address: a host of the first private subnet, where the nodes' internal NLB sits whatever the scheme. */
 export const LB_HOST = 5;
 
 /** One machine: its placement as the program computes it, its loopback stand-in and its runner. */
@@ -217,8 +218,7 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
   const renderedMasters = placeNodes(config.controlPlane.count, config.network.availabilityZones, privateCidrs, config.region);
   const renderedEtcd = external ? etcdMembers(config.etcd.nodeCount, config.network.availabilityZones, privateCidrs, config.region) : [];
 
-  const subnet = plan[0][config.apiLoadBalancer.scheme === "internal" ? "privateCidr" : "publicCidr"];
-  const lbIp = nthHost(subnet, LB_HOST);
+  const lbIp = nthHost(plan[0].privateCidr, LB_HOST);
   const apiEndpoint = `${lbIp}:${API_PORT}`;
   const machine = (role: LocalMachine["role"], p: Placement): LocalMachine => {
     const root = path.join(work, p.name);
@@ -338,6 +338,7 @@ export async function startLocalCluster(opts: LocalClusterOptions = {}): Promise
         etcdTimings: { heartbeatIntervalMs: config.etcd.heartbeatIntervalMs, electionTimeoutMs: config.etcd.electionTimeoutMs },
         encryptionAtRest: config.encryptionAtRest,
         externalCloudProvider: config.addons.awsCloudControllerManager,
+        initMarker: initMarkerName(config.clusterName),
         masters: masterPlacements,
       };
       for (const m of masters) {

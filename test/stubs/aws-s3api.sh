@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `aws s3api get-object --region R --bucket B --key K OUTFILE`: copies $STUB_BUCKET_DIR/K to
 # OUTFILE. Fails $STUB_AWS_FAILS times first (no credentials yet, or S3 unreachable).
+# `aws autoscaling set-instance-health` and `aws cloudwatch put-metric-data` are recorded and succeed.
 # shellcheck source=stub-lib.sh
 source "${BASH_SOURCE[0]%/*}/stub-lib.sh"
 stub_record "$@"
@@ -8,6 +9,8 @@ if stub_fails "${STUB_AWS_FAILS:-}" "$(stub_count aws)"; then
   echo "Could not connect to the endpoint URL" >&2
   exit 255
 fi
+# The bootstrap's report (lib.sh report_bootstrap) succeeds once recorded.
+[[ $1 == autoscaling && $2 == set-instance-health || $1 == cloudwatch && $2 == put-metric-data ]] && exit 0
 [[ $1 == s3api && $2 == get-object ]] || {
   echo "aws-s3api stub: unexpected command $*" >&2
   exit 2

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # `aws secretsmanager ...`: fails $STUB_AWS_FAILS times (no credentials yet), then prints
 # $STUB_STATE/secret.json.
+# `aws ssm get-parameter` fails $STUB_AWS_SSM_FAILS times (or "always"), then prints
+# $STUB_STATE/init-marker (ParameterNotFound without it); `aws ssm put-parameter --value V` fails
+# $STUB_AWS_SSM_PUT_FAILS times, then writes V there.
 # `aws autoscaling ...`, the calls of node-ready.sh:
 #   describe-auto-scaling-instances prints "<group> <state>" ($STUB_ASG_NAME, $STUB_ASG_STATE;
 #     default dev-general-0001 Pending:Wait), failing the first $STUB_ASG_DESCRIBE_FAILS calls;
@@ -9,7 +12,30 @@
 # shellcheck source=stub-lib.sh
 source "${BASH_SOURCE[0]%/*}/stub-lib.sh"
 stub_record "$@"
+marker=$STUB_STATE/init-marker
 case "${1:-} ${2:-}" in
+  "ssm get-parameter")
+    if stub_fails "${STUB_AWS_SSM_FAILS:-}" "$(stub_count aws-ssm-get)"; then
+      echo "Could not connect to the endpoint URL: \"https://ssm.eu-west-1.amazonaws.com/\"" >&2
+      exit 255
+    fi
+    [[ -f $marker ]] || {
+      echo "An error occurred (ParameterNotFound) when calling the GetParameter operation: " >&2
+      exit 254
+    }
+    cat "$marker"
+    ;;
+  "ssm put-parameter")
+    if stub_fails "${STUB_AWS_SSM_PUT_FAILS:-}" "$(stub_count aws-ssm-put)"; then
+      echo "Could not connect to the endpoint URL: \"https://ssm.eu-west-1.amazonaws.com/\"" >&2
+      exit 255
+    fi
+    while (($#)); do
+      [[ $1 == --value ]] && printf '%s\n' "$2" >"$marker"
+      shift
+    done
+    echo '{"Version": 2, "Tier": "Standard"}'
+    ;;
   "autoscaling describe-auto-scaling-instances")
     if stub_fails "${STUB_ASG_DESCRIBE_FAILS:-}" "$(stub_count aws-asg-describe)"; then
       echo "An error occurred (AccessDenied) when calling the DescribeAutoScalingInstances operation: not authorized" >&2

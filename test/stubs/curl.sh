@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # /readyz fails $STUB_CURL_READYZ_FAILS times (or "always") with exit $STUB_CURL_READYZ_FAIL_CODE
-# (default 7, connection refused), then answers. Release.key downloads return a fake key. etcd's
+# (default 7, connection refused), then answers, counted across the load balancer and the masters. Release.key downloads return a fake key. etcd's
 # /health fails $STUB_CURL_ETCD_HEALTH_FAILS times (or "always"), counted across all members.
 # shellcheck source=stub-lib.sh
 source "${BASH_SOURCE[0]%/*}/stub-lib.sh"
 stub_record "$@"
 url=${*: -1}
+# Hosts in $STUB_CURL_ANSWERS (space-separated) always answer /readyz: a master reached directly.
+host=${url#https://}
+host=${host%%[:/]*}
+if [[ $url == */readyz && " ${STUB_CURL_ANSWERS:-} " == *" $host "* ]]; then exit 0; fi
 case $url in
   */readyz)
     n=$(stub_count readyz)

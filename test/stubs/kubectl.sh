@@ -7,6 +7,8 @@
 # The documents sent on stdin are appended to $STUB_STATE/kubectl-stdin.log.
 # `apply -f FILE` fails the first $STUB_KUBECTL_APPLY_FAILS times (or "always"); each call appends
 # the file and the KUBECONFIG it would use to $STUB_STATE/kubectl-apply.log.
+# `patch KIND NAME --type merge --patch-file FILE` fails the first $STUB_KUBECTL_PATCH_FAILS times
+# (or "always"); each call appends the object, the patch and the KUBECONFIG to kubectl-patch.log.
 # shellcheck source=stub-lib.sh
 source "${BASH_SOURCE[0]%/*}/stub-lib.sh"
 stub_record "$@"
@@ -91,6 +93,13 @@ print(json.dumps(doc))' "$lease" "$STUB_LEASE_TAKEN_BY")" $((rv + 1))
     printf '%s kubeconfig=%s\n' "${args[2]}" "${KUBECONFIG:-unset}" >>"$STUB_STATE/kubectl-apply.log"
     if stub_fails "${STUB_KUBECTL_APPLY_FAILS:-}" "$(stub_count kubectl-apply)"; then
       echo "error: unable to recognize \"${args[2]}\": fake failure" >&2
+      exit 1
+    fi
+    ;;
+  "patch "*" --type merge --patch-file "*)
+    printf '%s/%s %s kubeconfig=%s\n' "${args[1]}" "${args[2]}" "$(<"${args[-1]}")" "${KUBECONFIG:-unset}" >>"$STUB_STATE/kubectl-patch.log"
+    if stub_fails "${STUB_KUBECTL_PATCH_FAILS:-}" "$(stub_count kubectl-patch)"; then
+      echo "Error from server (NotFound): ${args[1]}s.apps \"${args[2]}\" not found" >&2
       exit 1
     fi
     ;;
