@@ -10,13 +10,47 @@ import { parse } from "yaml";
 import { AddonSummary } from "../components/addons";
 import { Registration, settle, setupMocks } from "../test/mocks";
 
-/** Pulumi passes every config value to the program as a string; objects and lists as JSON. */
-export function stackConfig(stackYaml: string): Record<string, string> {
-  const doc = parse(stackYaml, { version: "1.1" }) as { config?: Record<string, unknown> } | null;
+const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+const kindOf = (v: unknown) => (v === null ? "nothing" : Array.isArray(v) ? "a list" : typeof v === "object" ? "a map" : `a ${typeof v}`);
+
+/** The path of the first `secure:` value inside `v`, as `pulumi config set --path` spells it. */
+function securePath(v: unknown, at: string): string | undefined {
+  if (isMap(v) && "secure" in v) return at;
+  if (Array.isArray(v)) {
+    for (const [i, x] of v.entries()) {
+      const p = securePath(x, `${at}[${i}]`);
+      if (p) return p;
+    }
+  } else if (isMap(v)) {
+    for (const [k, x] of Object.entries(v)) {
+      const p = securePath(x, `${at}.${k}`);
+      if (p) return p;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A stack file's `config:` as Pulumi passes it to the program: every value a string, objects and
+ * lists as JSON. Keys are passed as written, so config.ts refuses a misspelt namespace just as it
+ * would under `pulumi up`. `file` names the file in every error.
+ */
+export function stackConfig(stackYaml: string, file = "the stack file"): Record<string, string> {
+  let doc: unknown;
+  try {
+    doc = parse(stackYaml, { version: "1.1" });
+  } catch (e) {
+    throw new Error(`${file}: not valid YAML: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const shape = "it must be a map with a config: map of keys such as aws:region and kubeadm-ha:clusterName";
+  if (!isMap(doc)) throw new Error(`${file}: is ${doc === null || doc === undefined ? "empty" : kindOf(doc)}; ${shape}`);
+  if (!("config" in doc)) throw new Error(`${file}: has no config: section; ${shape}`);
+  if (!isMap(doc.config)) throw new Error(`${file}: config: is ${kindOf(doc.config)}; ${shape}`);
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(doc?.config ?? {})) {
-    if (v !== null && typeof v === "object" && "secure" in (v as object))
-      throw new Error(`${k}: secure values cannot be rendered offline; render with a stack whose config has no secrets`);
+  for (const [k, v] of Object.entries(doc.config)) {
+    const secure = securePath(v, k);
+    if (secure)
+      throw new Error(`${file}: ${secure} is a secure value, which cannot be decrypted offline; render a copy of the stack file without secrets (npm run render -- <stack> --config <copy>)`);
     out[k] = typeof v === "string" ? v : JSON.stringify(v);
   }
   return out;
@@ -117,7 +151,8 @@ function plainOutputs(outputs: Record<string, unknown>): Promise<Record<string, 
  */
 export async function renderStack(root: string, stack: string, stackFile = path.join(root, `Pulumi.${stack}.yaml`)): Promise<Record<string, string>> {
   if (!fs.existsSync(stackFile)) throw new Error(`no stack config ${stackFile} (stacks: ${fs.readdirSync(root).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f)).map((f) => f.split(".")[1]).join(", ")})`);
-  const config = stackConfig(fs.readFileSync(stackFile, "utf8"));
+  // Named as the user knows it: Pulumi.dev.yaml for the project's own, the path as given otherwise.
+  const config = stackConfig(fs.readFileSync(stackFile, "utf8"), path.dirname(stackFile) === root ? path.basename(stackFile) : stackFile);
   const regs = await setupMocks({ stack, config, region: config["aws:region"] });
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const program = require(path.join(root, "index")) as Record<string, unknown>;

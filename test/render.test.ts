@@ -9,7 +9,6 @@ import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
 import { addonVersions } from "../components/addons";
-import { stackConfig } from "../scripts/renderLib";
 import { FIXTURES, mockRandomBytes } from "./mocks";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -189,19 +188,7 @@ describe("golden files (dev)", () => {
   });
 });
 
-describe("stackConfig", () => {
-  it("passes scalars as strings and objects as JSON, as Pulumi does", () => {
-    expect(stackConfig("config:\n  aws:region: eu-west-1\n  kubeadm-ha:kubernetesVersion: \"1.35.0\"\n  kubeadm-ha:etcd:\n    topology: external\n")).toEqual({
-      "aws:region": "eu-west-1",
-      "kubeadm-ha:kubernetesVersion": "1.35.0",
-      "kubeadm-ha:etcd": '{"topology":"external"}',
-    });
-  });
-
-  it("refuses secure values it cannot decrypt offline", () => {
-    expect(() => stackConfig("config:\n  kubeadm-ha:token:\n    secure: AAAB\n")).toThrow("kubeadm-ha:token: secure values cannot be rendered offline");
-  });
-
+describe("npm run render with a bad stack config", () => {
   it("a bad stack config fails the render with every problem and writes nothing", () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "stack-")), "Pulumi.bad.yaml");
     fs.writeFileSync(file, "config:\n  aws:region: eu-west-1\n  kubeadm-ha:clusterName: Bad\n");
