@@ -7,4 +7,7 @@ module.exports = {
   transform: { "^.+\\.ts$": ["@swc/jest", { jsc: { parser: { syntax: "typescript" }, target: "es2022" } }] },
   testMatch: ["<rootDir>/test/**/*.test.ts"],
   testTimeout: 60000,
+  // A directory a run for the program evaluations test files share (test/capture.ts).
+  globalSetup: "<rootDir>/test/tier/globalSetup.ts",
+  globalTeardown: "<rootDir>/test/tier/globalTeardown.ts",
 };

@@ -145,20 +145,31 @@ function plainOutputs(outputs: Record<string, unknown>): Promise<Record<string, 
   ).then((entries) => Object.fromEntries(entries));
 }
 
+/** The program's registrations and its stack outputs (secrets shown as `[secret]`), as `pulumi up` would see them. */
+export interface ProgramCapture {
+  registrations: Registration[];
+  outputs: Record<string, unknown>;
+}
+
 /**
- * Evaluates the program (index.ts) for `stack` under mocks; returns relative path -> file content.
- * Once per process: the program registers its resources when its module is first loaded.
+ * Evaluates the program for `stack` with `config` (Pulumi's strings) under mocks. The program
+ * registers its resources when its module is loaded, so `load` must load it afresh: Node's
+ * `require` does once per process, a test uses `jest.isolateModules`.
  */
-export async function renderStack(root: string, stack: string, stackFile = path.join(root, `Pulumi.${stack}.yaml`)): Promise<Record<string, string>> {
-  if (!fs.existsSync(stackFile)) throw new Error(`no stack config ${stackFile} (stacks: ${fs.readdirSync(root).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f)).map((f) => f.split(".")[1]).join(", ")})`);
-  // Named as the user knows it: Pulumi.dev.yaml for the project's own, the path as given otherwise.
-  const config = stackConfig(fs.readFileSync(stackFile, "utf8"), path.dirname(stackFile) === root ? path.basename(stackFile) : stackFile);
-  const regs = await setupMocks({ stack, config, region: config["aws:region"] });
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const program = require(path.join(root, "index")) as Record<string, unknown>;
+export async function evaluateProgram(
+  stack: string,
+  config: Record<string, string>,
+  load: () => Record<string, unknown>,
+): Promise<ProgramCapture> {
+  const registrations = await setupMocks({ stack, config, region: config["aws:region"] });
+  const program = load();
   const outputs = await plainOutputs(program);
   await settle();
+  return { registrations, outputs };
+}
 
+/** What `npm run render` writes for a capture: relative path -> file content. */
+export function renderFiles(stack: string, { registrations: regs, outputs }: ProgramCapture): Record<string, string> {
   const files: Record<string, string> = {};
   for (const r of regs) {
     const ud = r.inputs.userDataBase64 ?? r.inputs.userData;
@@ -172,4 +183,29 @@ export async function renderStack(root: string, stack: string, stackFile = path.
   files["outputs.json"] = JSON.stringify(outputs, null, 2) + "\n";
   files["addons.md"] = `# Add-ons of stack ${stack}\n\n` + addonTable((outputs.addons as AddonSummary[] | undefined) ?? []);
   return files;
+}
+
+/** The stack file's config with top-level keys replaced by `overrides` (values as YAML would give them). */
+export function withOverrides(config: Record<string, string>, overrides: Record<string, unknown> = {}): Record<string, string> {
+  const out = { ...config };
+  for (const [k, v] of Object.entries(overrides)) out[k] = typeof v === "string" ? v : JSON.stringify(v);
+  return out;
+}
+
+/** Reads `Pulumi.<stack>.yaml` (or `stackFile`) as the program would receive it, naming the file in any error. */
+export function readStackFile(root: string, stack: string, stackFile = path.join(root, `Pulumi.${stack}.yaml`)): Record<string, string> {
+  if (!fs.existsSync(stackFile)) throw new Error(`no stack config ${stackFile} (stacks: ${fs.readdirSync(root).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f)).map((f) => f.split(".")[1]).join(", ")})`);
+  // Named as the user knows it: Pulumi.dev.yaml for the project's own, the path as given otherwise.
+  return stackConfig(fs.readFileSync(stackFile, "utf8"), path.dirname(stackFile) === root ? path.basename(stackFile) : stackFile);
+}
+
+/**
+ * Evaluates the program (index.ts) for `stack` under mocks; returns relative path -> file content.
+ * Once per process: the program registers its resources when its module is first loaded.
+ */
+export async function renderStack(root: string, stack: string, stackFile = path.join(root, `Pulumi.${stack}.yaml`)): Promise<Record<string, string>> {
+  const config = readStackFile(root, stack, stackFile);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const capture = await evaluateProgram(stack, config, () => require(path.join(root, "index")) as Record<string, unknown>);
+  return renderFiles(stack, capture);
 }
