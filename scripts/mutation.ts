@@ -19,7 +19,7 @@ const ROOT = path.resolve(__dirname, "..");
  * import it directly; anything rendered onto machines also gets render.test.ts (the golden files).
  */
 export const KILLERS: Record<string, string[]> = {
-  "config.ts": ["config", "ec2"],
+  "config.ts": ["config", "loadConfig", "ec2", "readme"],
   "cloud-init/kubeadm.ts": ["kubeadm", "controlPlane", "render"],
   "cloud-init/render.ts": ["scripts-selection", "etcdBackup", "bootstrapAssets", "workerPool", "render"],
   "cloud-init/encryption.ts": ["encryption", "secrets"],
