@@ -13,6 +13,9 @@ import {
   isQualifiedName,
   nodeLabelKeyProblem,
   parseConfig,
+  parseStackConfig,
+  SECRET_KEYS,
+  stackSettings,
   parseWorkerPool,
   suggestion,
 } from "../config";
@@ -458,6 +461,104 @@ describe("etcd raft timing", () => {
         expect(problemsOf(raw).length === 0).toBe(election >= 5 * heartbeat && election <= 50000);
       }),
     );
+  });
+});
+
+describe("parseStackConfig: the stack's keys as Pulumi passes them to the program", () => {
+  it("parses structured keys as JSON and keeps scalar strings as strings", () => {
+    const c = parseStackConfig({
+      "aws:region": "eu-west-1",
+      "kubeadm-ha:clusterName": "dev",
+      "kubeadm-ha:kubernetesVersion": "1.31.0",
+      "kubeadm-ha:amiId": "ami-01234567",
+      "kubeadm-ha:network": JSON.stringify({ availabilityZones: ZONES }),
+      "kubeadm-ha:etcd": JSON.stringify({ topology: "external" }),
+      "kubeadm-ha:encryptionAtRest": "false",
+      "kubeadm-ha:workerPools": "[]",
+    });
+    expect([c.kubernetesVersion, c.amiId, c.etcd.topology, c.encryptionAtRest, c.network.availabilityZones]).toEqual(["1.31.0", "ami-01234567", "external", false, ZONES]);
+  });
+
+  it("a value that is not JSON stays a string, refused by its rule", () => {
+    expect(stackSettings({ "kubeadm-ha:tags": "team=x", "kubeadm-ha:clusterName": "123" }).raw).toEqual({ tags: "team=x", clusterName: "123" });
+  });
+
+  const VALID = {
+    "aws:region": "eu-west-1",
+    "kubeadm-ha:clusterName": "dev",
+    "kubeadm-ha:network": JSON.stringify({ availabilityZones: ZONES }),
+    "kubeadm-ha:workerPools": "[]",
+  };
+  const loadProblems = (extra: Record<string, string>): string[] => {
+    try {
+      parseStackConfig({ ...VALID, ...extra });
+    } catch (e) {
+      if (e instanceof ConfigError) return e.problems;
+      throw e;
+    }
+    return [];
+  };
+  const NEVER_READ = "so the program never reads it; write it as kubeadm-ha:etcd";
+
+  it.each([
+    ["a key without a namespace", { etcd: '{"topology":"external"}' }, `etcd: {"topology":"external"} — has no namespace, ${NEVER_READ}`],
+    ["a namespace with _ for -", { "kubeadm_ha:etcd": '{"topology":"external"}' }, `kubeadm_ha:etcd: {"topology":"external"} — is in namespace kubeadm_ha, not kubeadm-ha, ${NEVER_READ}`],
+    ["a namespace with a Cyrillic a", { "kubeadm-h\u0430:etcd": '{"topology":"external"}' }, `kubeadm-h\\u0430:etcd: {"topology":"external"} — is in namespace kubeadm-h\\u0430 (non-ASCII characters shown as \\u escapes), not kubeadm-ha, ${NEVER_READ}`],
+    ["a namespace in capitals", { "Kubeadm-HA:etcd": "{}" }, `Kubeadm-HA:etcd: {} — is in namespace Kubeadm-HA, not kubeadm-ha, ${NEVER_READ}`],
+    ["a namespace missing a letter", { "kubeadmha:etcd": "{}" }, `kubeadmha:etcd: {} — is in namespace kubeadmha, not kubeadm-ha, ${NEVER_READ}`],
+    [
+      "a namespace nothing reads",
+      { "myorg:etcd": "{}" },
+      "myorg:etcd: {} — is in namespace myorg, which nothing in this program reads (it reads kubeadm-ha: settings, and aws:, kubernetes:, tls:, random:, pulumi: for its providers and Pulumi); remove it or correct the namespace",
+    ],
+    [
+      "a flat dotted key, as the README's table spells it",
+      { "kubeadm-ha:controlPlane.count": "5" },
+      "kubeadm-ha:controlPlane.count: 5 — is one flat key: Pulumi does not nest keys at dots, so controlPlane.count would keep its default; nest it under kubeadm-ha:controlPlane in Pulumi.<stack>.yaml, or run pulumi config set --path 'controlPlane.count' 5",
+    ],
+    [
+      "a flat key into a list",
+      { "kubeadm-ha:workerPools[0].name": "big pool" },
+      `kubeadm-ha:workerPools[0].name: "big pool" — is one flat key: Pulumi does not nest keys at dots, so workerPools[0].name would keep its default; nest it under kubeadm-ha:workerPools in Pulumi.<stack>.yaml, or run pulumi config set --path 'workerPools[0].name' <value>`,
+    ],
+  ])("refuses %s", (_desc, extra, expected) => expect(loadProblems(extra)).toEqual([expected]));
+
+  it("lists key problems before the settings' own, all at once", () => {
+    expect(loadProblems({ "kubeadm_ha:etcd": "{}", "kubeadm-ha:controlPlane": '{"count":4}' })).toEqual([
+      `kubeadm_ha:etcd: {} — is in namespace kubeadm_ha, not kubeadm-ha, ${NEVER_READ}`,
+      "controlPlane.count: 4 — must be 3, 5 or 7 (odd so stacked etcd keeps quorum; etcd advises at most 7)",
+    ]);
+  });
+
+  it("accepts the providers' and Pulumi's own namespaces", () => {
+    expect(loadProblems({ "aws:profile": "ops", "aws:skipMetadataApiCheck": "false", "kubernetes:context": "x", "tls:proxy": "{}", "random:x": "y", "pulumi:tags": "{}" })).toEqual([]);
+  });
+
+  it("a program of another name reads its own namespace", () => {
+    expect(parseStackConfig({ "aws:region": "eu-west-1", "fork:clusterName": "dev", "fork:network": JSON.stringify({ availabilityZones: ZONES }), "fork:workerPools": "[]" }, "fork").clusterName).toBe("dev");
+  });
+});
+
+describe("stackSettings: keys that must be secrets", () => {
+  const all = { "kubeadm-ha:clusterName": "dev", "kubeadm-ha:registryPassword": "hunter2" };
+  const secret = new Set(["registryPassword"]);
+
+  it("refuses a secret setting in plain text, without repeating it", () => {
+    const { raw, problems } = stackSettings(all, "kubeadm-ha", secret, () => false);
+    expect(problems).toEqual(["registryPassword: (value not shown) — must be a secret, not plain text: pulumi config set --secret kubeadm-ha:registryPassword <value>"]);
+    expect(raw).toEqual({ clusterName: "dev" });
+  });
+
+  it("takes it when Pulumi holds it as a secret", () => {
+    const asked: string[] = [];
+    const { raw, problems } = stackSettings(all, "kubeadm-ha", secret, (k) => (asked.push(k), true));
+    expect(problems).toEqual([]);
+    expect(raw).toEqual({ clusterName: "dev", registryPassword: "hunter2" });
+    expect(asked).toEqual(["kubeadm-ha:registryPassword"]);
+  });
+
+  it("none of today's settings is one: none holds a credential", () => {
+    expect([...SECRET_KEYS]).toEqual([]);
   });
 });
 
