@@ -727,7 +727,7 @@ function renamedRule(path: PropertyKey[], key: string, value: unknown): string |
 
 /** The settings an object of `schema` at `path` knows, for a "did you mean". */
 function knownKeysAt(schema: z.core.$ZodType, path: PropertyKey[]): string[] {
-  type Def = { innerType?: z.core.$ZodType; element?: z.core.$ZodType; valueType?: z.core.$ZodType; shape?: Record<string, z.core.$ZodType> };
+  type Def = { innerType?: z.core.$ZodType; element?: z.core.$ZodType; shape?: Record<string, z.core.$ZodType> };
   let s: z.core.$ZodType | undefined = schema;
   let i = 0;
   while (s !== undefined) {
@@ -738,7 +738,7 @@ function knownKeysAt(schema: z.core.$ZodType, path: PropertyKey[]): string[] {
     }
     if (i === path.length) return def.shape ? Object.keys(def.shape) : [];
     const step = path[i++];
-    s = def.element ?? def.valueType ?? def.shape?.[String(step)];
+    s = def.element ?? def.shape?.[String(step)];
   }
   return [];
 }

@@ -22,7 +22,7 @@ const ROOT = path.resolve(__dirname, "..");
 export const KILLERS: Record<string, string[]> = {
   "config.ts": ["config", "ec2", "readme"],
   "cloud-init/kubeadm.ts": ["kubeadm", "controlPlane"],
-  "cloud-init/render.ts": ["scripts-selection", "etcdBackup", "bootstrapAssets", "controlPlane"],
+  "cloud-init/render.ts": ["cloudConfig", "scripts-selection", "etcdBackup", "bootstrapAssets"],
   "cloud-init/encryption.ts": ["encryption"],
   "components/controlPlane.ts": ["controlPlane"],
 };

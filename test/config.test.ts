@@ -240,7 +240,15 @@ const BAD: Array<[string, (c: any) => void, string]> = [
   ["kubeadm-ha tag", (c) => (c.tags = { "kubeadm-ha/role": "x" }), `tags["kubeadm-ha/role"]: "x" — ${OWN_TAG}`],
   ["46 tags", (c) => (c.tags = Object.fromEntries(Array.from({ length: 46 }, (_, i) => [`t${i}`, "x"]))), `tags: {"t0":"x","t1":"x","t2":"x","t3":"x","t4":"x","t5":"x","t6":… (451 characters) — has 46 tags; AWS allows 50 a resource and kubeadm-ha puts up to 5 of its own on each machine, so at most 45`],
   ["tags not a map", (c) => (c.tags = ["team=x"]), 'tags: ["team=x"] — must be a map of tag keys to string values'],
+  ["instance type in capitals", (c) => (c.controlPlane = { instanceType: "M7i.large" }), 'controlPlane.instanceType: "M7i.large" — must be an EC2 instance type such as m7i.large'],
+  ["instance type with a trailing space", (c) => (c.workerPools = [{ name: "a", instanceTypes: ["m7i.large "] }]), 'workerPools[0].instanceTypes[0]: "m7i.large " — must be an EC2 instance type such as m7i.large'],
+  ["region in capitals", (c) => (c.region = "EU-west-1"), 'region: "EU-west-1" — must be an AWS region name such as eu-west-1'],
+  ["region with a trailing zone letter", (c) => (c.region = "eu-west-1a"), 'region: "eu-west-1a" — must be an AWS region name such as eu-west-1'],
+  ["zone without its letter", (c) => (c.network.availabilityZones = ["eu-west-1a", "eu-west-1b", "eu-west-1"]), 'network.availabilityZones[2]: "eu-west-1" — must be an availability zone name such as eu-west-1a'],
   // Messages: our words, values shortened.
+  ["a value of 81 characters is cut", (c) => (c.clusterName = "x".repeat(79)), `clusterName: "${"x".repeat(59)}… (79 characters) — must be 1-24 lowercase letters, digits or hyphens, start with a letter and not end with a hyphen (AWS load balancer names are 32 characters at most)`],
+  ["a value of 80 characters is shown whole", (c) => (c.clusterName = "x".repeat(78)), `clusterName: "${"x".repeat(78)}" — must be 1-24 lowercase letters, digits or hyphens, start with a letter and not end with a hyphen (AWS load balancer names are 32 characters at most)`],
+  ["a map key of 80 characters is shown whole", (c) => (c.tags = { ["k".repeat(80)]: "a,b" }), `tags.${"k".repeat(80)}: "a,b" — has a character AWS tags refuse: ${TAG_CHARACTERS}`],
   ["a 20,000-character value", (c) => (c.clusterName = "x".repeat(20000)), `clusterName: "${"x".repeat(59)}… (20000 characters) — must be 1-24 lowercase letters, digits or hyphens, start with a letter and not end with a hyphen (AWS load balancer names are 32 characters at most)`],
   ["unknown nested key, a typo", (c) => (c.etcd = { topolgy: "external" }), 'etcd.topolgy: "external" — is not a known setting; did you mean topology? (see the config reference in README.md)'],
   ["unknown pool key, a typo", (c) => (c.workerPools = [{ name: "a", minsize: 1 }]), "workerPools[0].minsize: 1 — is not a known setting; did you mean minSize? (see the config reference in README.md)"],
@@ -308,7 +316,9 @@ const GOOD: Array<[string, (c: any) => void]> = [
     "tags at every AWS limit",
     (c) =>
       (c.tags = {
-        ...Object.fromEntries(Array.from({ length: 42 }, (_, i) => [`t${i}`, ""])),
+        ...Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`t${i}`, ""])),
+        Namespace: "x",
+        "kubernetes.io/role-x": "y",
         ["k".repeat(128)]: "v".repeat(256),
         "Équipe plateforme +-=._:/@": "données 1",
         awsome: "aws-x",

@@ -273,6 +273,11 @@ describe("whole documents, exactly", () => {
   });
 
   it("toYaml: one document per object, separated by ---, lines never folded", () => {
-    expect(toYaml({ a: 1 }, { b: "x".repeat(120) })).toBe(`a: 1\n---\nb: ${"x".repeat(120)}\n`);
+    const long = "a flag value with spaces ".repeat(8).trim();
+    expect(toYaml({ a: 1 }, { b: long })).toBe(`a: 1\n---\nb: ${long}\n`);
+  });
+
+  it("no cloud controller: the controller manager gets the leader election flags only", () => {
+    expect(clusterConfiguration({ ...CLUSTER, externalCloudProvider: false }).controllerManager).toEqual({ extraArgs: LE_ARGS });
   });
 });
