@@ -35,14 +35,16 @@ export function targets(root = ROOT): string[] {
 
 /** The fast-tier test files run against `file`'s mutants. */
 export function testsFor(file: string, root = ROOT): string[] {
+  const slow: string[] = require(path.join(root, "jest.unit.config.js")).SLOW_TESTS;
+  const fast = (t: string) => !slow.some((p) => new RegExp(p).test(`${root}/${t}`));
   const listed = KILLERS[file];
-  if (listed) return listed.map((t) => `test/${t}.test.ts`);
+  if (listed) return listed.map((t) => `test/${t}.test.ts`).filter(fast);
   const base = path.basename(file, ".ts");
   const importers = fs
     .readdirSync(path.join(root, "test"))
     .filter((f) => f.endsWith(".test.ts") && fs.readFileSync(path.join(root, "test", f), "utf8").includes(`/${path.dirname(file)}/${base}"`))
     .map((f) => `test/${f}`);
-  return [...new Set([...importers, "test/render.test.ts"])].sort();
+  return [...new Set([...importers, "test/render.test.ts"])].filter(fast).sort();
 }
 
 function main(argv: string[]): number {
@@ -54,10 +56,9 @@ function main(argv: string[]): number {
     console.error(`not a file mutation testing covers: ${unknown.join(", ")} (config.ts, cloud-init/*.ts, components/*.ts)`);
     return 2;
   }
-  const slow: string[] = require(path.join(ROOT, "jest.unit.config.js")).SLOW_TESTS;
   let status = 0;
   for (const file of files) {
-    const tests = testsFor(file).filter((t) => !slow.some((p) => new RegExp(p).test(`${ROOT}/${t}`)));
+    const tests = testsFor(file);
     console.log(`\n== ${file}: ${tests.join(", ")}`);
     const report = path.join("reports", "mutation", `${file.replace(/\//g, "_")}.json`);
     const r = spawnSync("npx", ["stryker", "run", "stryker.config.mjs", "--mutate", file, "--concurrency", concurrency], {

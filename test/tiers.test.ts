@@ -45,3 +45,26 @@ describe("test tiers", () => {
     expect(PROCESS_CALLS).toEqual(["spawn", "spawnSync", "exec", "execSync", "execFile", "execFileSync", "fork"]);
   });
 });
+
+describe("mutation testing's test sets (scripts/mutation.ts)", () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { KILLERS, targets, testsFor } = require("../scripts/mutation") as typeof import("../scripts/mutation");
+
+  it("covers config.ts, cloud-init/ and components/, file by file", () => {
+    expect(targets()).toEqual(expect.arrayContaining(["config.ts", "cloud-init/kubeadm.ts", "cloud-init/render.ts", "components/controlPlane.ts"]));
+    expect(targets().every((f) => /^(config\.ts|cloud-init\/\w+\.ts|components\/\w+\.ts)$/.test(f))).toBe(true);
+    for (const f of Object.keys(KILLERS)) expect(targets()).toContain(f);
+  });
+
+  it("runs only fast-tier test files that exist", () => {
+    for (const f of targets())
+      for (const t of testsFor(f)) {
+        expect({ f, t, exists: fs.existsSync(path.join(ROOT, t)) }).toEqual({ f, t, exists: true });
+        expect({ f, t, slow: slow(`/${t}`) }).toEqual({ f, t, slow: false });
+      }
+  });
+
+  it("a file without its own set gets the tests importing it and the golden files", () => {
+    expect(testsFor("components/recovery.ts")).toEqual(["test/recovery.test.ts", "test/render.test.ts"]);
+  });
+});
