@@ -3,6 +3,9 @@
  * selection per machine, the cloud-config document and its encoding for EC2, and the size limit.
  * The stacks' real renders: test/render.test.ts; the scripts running: test/bootstrap-scripts.test.ts.
  */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import * as zlib from "zlib";
 import { parse } from "yaml";
 import {
@@ -13,13 +16,17 @@ import {
   USER_DATA_LIMIT,
   assertUserDataSize,
   backupEnv,
+  backupUnitFiles,
   bundleList,
+  bundledScriptContents,
   cloudConfig,
   encodeUserData,
   envFile,
   holdsEtcdMember,
   renderCloudConfig,
+  scriptFiles,
   scriptsFor,
+  shippedScript,
   sha256Hex,
   userDataBytes,
 } from "../cloud-init/render";
@@ -57,6 +64,33 @@ describe("bundleList", () => {
     expect(bundleList(files)).toBe(`${sha256Hex("b")} 0755 lib/b.sh\n${sha256Hex("a")} 0700 lib/a.sh\n`);
     expect(sha256Hex("a")).toBe("ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb");
     expect(bundleList([])).toBe("");
+  });
+});
+
+describe("scripts and units from their folders", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "render-dir-"));
+    for (const [f, text] of Object.entries({ "b.sh": "# b\nb\n", "a.sh": "a\n", "boot.sh": "boot\n", "notes.txt": "x", "c.service": "[Unit]\nX=@OTHER@\n" })) fs.writeFileSync(path.join(dir, f), text);
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("bundledScriptContents: every .sh but the inline ones, in name order, as shipped", () => {
+    expect(bundledScriptContents(dir)).toEqual(["a\n", "b\n"]);
+  });
+
+  it("scriptFiles: in name order under the lib folder, executable", () => {
+    expect(scriptFiles(["b.sh", "a.sh"], dir)).toEqual([
+      { path: "/usr/local/lib/kubeadm-ha/a.sh", content: "a\n", permissions: "0755" },
+      { path: "/usr/local/lib/kubeadm-ha/b.sh", content: shippedScript("# b\nb\n"), permissions: "0755" },
+    ]);
+  });
+
+  it("backupUnitFiles: a timer every minute is allowed; a placeholder left unfilled is refused", () => {
+    expect(backupUnitFiles(1).find((u) => u.path.endsWith(".timer"))!.content).toContain("OnUnitActiveSec=1min\n");
+    fs.copyFileSync(path.join(dir, "c.service"), path.join(dir, "kubeadm-ha-etcd-backup.service"));
+    fs.writeFileSync(path.join(dir, "kubeadm-ha-etcd-backup.timer"), "OnUnitActiveSec=@INTERVAL_MINUTES@min\n");
+    expect(() => backupUnitFiles(5, dir)).toThrow("backupUnitFiles: kubeadm-ha-etcd-backup.service has a placeholder nobody fills: @OTHER@");
   });
 });
 
@@ -149,6 +183,11 @@ describe("what EC2 receives", () => {
     expect(text.startsWith("#cloud-config\nwrite_files:\n")).toBe(true);
     expect(parse(text, { version: "1.1" })).toEqual(cloudConfig(node, "dev-bootstrap-0123"));
     expect(text).toContain(`content: ${"x ".repeat(80).trim()}\n`);
+  });
+
+  it("renderCloudConfig: YAML 1.1, so a value 1.1 reads as a boolean stays a quoted string", () => {
+    const text = renderCloudConfig({ ...WORKER, kubeadm: { "join.yaml": "yes" } }, "b");
+    expect(text).toContain('content: "yes"\n');
   });
 
   it("encodeUserData: gzip at level 9, base64, the same bytes every time", () => {
