@@ -270,6 +270,15 @@ describe("ControlPlane component", () => {
     expect(ofType(regs, "aws:lb/targetGroupAttachment:TargetGroupAttachment").map((r) => r.options.deleteBeforeReplace)).toEqual([false, false, false]);
   });
 
+  it("parents every master and attachment to the component", () => {
+    for (const i of [0, 1, 2]) for (const child of [`cp-master-${i}`, `cp-master-${i}-api`]) expect({ child, parent: childOpts.get(child)?.parent === cp }).toEqual({ child, parent: true });
+  });
+
+  it("exposes each master's instance id and the user data it was given, in index order", async () => {
+    expect(await valueOf(pulumi.all(cp.instanceIds))).toEqual(["cp-master-0-id", "cp-master-1-id", "cp-master-2-id"]);
+    expect(await valueOf(pulumi.all(cp.userData))).toEqual(instances().map((r) => r.inputs.userDataBase64));
+  });
+
   it("exposes fixed IPs and node names before deployment", () => {
     expect(cp.masterIps).toEqual(["10.0.0.10", "10.0.32.10", "10.0.64.10"]);
     expect(cp.nodeNames[0]).toBe("ip-10-0-0-10.eu-west-1.compute.internal");
