@@ -330,6 +330,19 @@ const ApiLoadBalancer = z.strictObject({
     .describe("Client CIDRs allowed to reach TCP 6443 on the NLB; the default is open to all, as kOps and CAPA."),
 });
 
+const Certificates = z.strictObject({
+  renewBeforeDays: z.int({ error: "must be a whole number of days" })
+    .min(14, { error: "must be at least 14: the renewal timer runs twice a day, and a master or etcd member down for a week must still renew in time" })
+    .max(300, { error: "must be at most 300: kubeadm signs for 365 days, so a larger value would renew again on every run" })
+    .default(60)
+    .describe("Masters and external etcd members renew their kubeadm-managed certificates and kubeconfigs this many days before the first expires (`kubeadm-ha-cert-renew.timer`, twice a day), one machine at a time, each only while the others are healthy."),
+  joinTokenTtlHours: z.int({ error: "must be a whole number of hours" })
+    .min(2, { error: "must be at least 2: the masters rotate it hourly, when half its lifetime is left" })
+    .max(168, { error: "must be at most 168 (a week): anyone who reads the workers' secret can add nodes until it expires" })
+    .default(24)
+    .describe("Lifetime of the worker join token. The masters rotate it into the workers' secret every hour once half of it is gone (`kubeadm-ha-token-rotate.timer`), so a pool can add a node any time."),
+});
+
 const LeaderElection = z.strictObject({
   leaseDuration: duration("15s")
     .describe("`--leader-elect-lease-duration` of kube-controller-manager and kube-scheduler."),
@@ -350,6 +363,32 @@ const Addons = z.strictObject({
     .describe("The EBS CSI driver and a default `gp3` StorageClass with encrypted volumes."),
   readinessTimeoutMinutes: z.int({ error: "must be a whole number of minutes" }).min(1, { error: "must be at least 1" }).max(120, { error: "must be at most 120" }).default(20)
     .describe("How long `pulumi up` waits for the API's /readyz through the load balancer before installing add-ons (installer pulumi)."),
+  clusterAutoscaler: z.boolean({ error: "must be true or false" }).default(true)
+    .describe("The cluster-autoscaler on the control plane, of the cluster's Kubernetes minor: it finds the pools with `autoscaling.enabled` by their tags and sets their desired capacity between minSize and maxSize from pending pods and idle nodes."),
+  nodeTerminationHandler: z.boolean({ error: "must be true or false" }).default(true)
+    .describe("aws-node-termination-handler in queue mode on the control plane, with an SQS queue fed by EventBridge (Spot interruption and rebalance, the pools' termination lifecycle hooks, instance stop and termination, scheduled retirement): it cordons and drains the nodes of the pools with `drain.enabled` before they go. Never a master."),
+});
+
+/** AWS allows a lifecycle hook a heartbeat timeout of 30 to 7200 seconds. */
+export const LIFECYCLE_HOOK_TIMEOUT = { min: 30, max: 7200 } as const;
+/** Bounds of a pool's drain timeout, the termination lifecycle hook's heartbeat timeout. */
+export const DRAIN_TIMEOUT_SECONDS = { min: 60, max: LIFECYCLE_HOOK_TIMEOUT.max, default: 300 } as const;
+/** Bounds of a pool's ready timeout, the launch lifecycle hook's heartbeat timeout. */
+export const READY_TIMEOUT_SECONDS = { min: 300, max: LIFECYCLE_HOOK_TIMEOUT.max, default: 900 } as const;
+
+const PoolDrain = z.strictObject({
+  enabled: z.boolean({ error: "must be true or false" }).default(true)
+    .describe("Cordon and drain a node before its machine goes: scale-in, instance refresh, Spot interruption or rebalance recommendation, a stop or termination through EC2, a scheduled retirement. Needs addons.nodeTerminationHandler."),
+  timeoutSeconds: z.int({ error: "must be a whole number of seconds" })
+    .min(DRAIN_TIMEOUT_SECONDS.min, { error: `must be at least ${DRAIN_TIMEOUT_SECONDS.min}: a drain waits out each pod's termination grace period (30 s by default)` })
+    .max(DRAIN_TIMEOUT_SECONDS.max, { error: `must be at most ${DRAIN_TIMEOUT_SECONDS.max}, the longest heartbeat timeout AWS allows a lifecycle hook` })
+    .default(DRAIN_TIMEOUT_SECONDS.default)
+    .describe("The longest a drain may hold a machine the group terminates (the termination lifecycle hook's heartbeat timeout); then the machine goes, drained or not. A Spot interruption allows two minutes whatever this says."),
+});
+
+const PoolAutoscaling = z.strictObject({
+  enabled: z.boolean({ error: "must be true or false" }).default(true)
+    .describe("Tag the group for the cluster-autoscaler's discovery (addons.clusterAutoscaler, or one of your own), which then scales it between minSize and maxSize, from zero when minSize is 0. Off: the group keeps the size `pulumi up` or a human sets."),
 });
 
 /** AWS allows 50 tags a resource (https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html). */
@@ -441,6 +480,13 @@ const WorkerPool = z.strictObject({
     .max(4, { error: "must list at most 4: with the worker security group that makes 5, EC2's default limit a network interface" })
     .default([])
     .describe("Security groups attached besides the cluster's worker group."),
+  drain: PoolDrain.prefault({}).describe("Draining the pool's nodes before they go (addons.nodeTerminationHandler)."),
+  autoscaling: PoolAutoscaling.prefault({}).describe("The cluster-autoscaler's control of the pool's size."),
+  readyTimeoutSeconds: z.int({ error: "must be a whole number of seconds" })
+    .min(READY_TIMEOUT_SECONDS.min, { error: `must be at least ${READY_TIMEOUT_SECONDS.min}: a new machine installs containerd and the Kubernetes packages, joins and starts its CNI before its node is Ready` })
+    .max(READY_TIMEOUT_SECONDS.max, { error: `must be at most ${READY_TIMEOUT_SECONDS.max}, the longest heartbeat timeout AWS allows a lifecycle hook` })
+    .default(READY_TIMEOUT_SECONDS.default)
+    .describe("How long a new machine may take to join and report its node Ready (the launch lifecycle hook's heartbeat timeout). It completes the hook itself once Ready; past the timeout, or when it reports failure, the group terminates it, so an instance refresh never replaces old nodes with ones that did not join."),
 });
 
 const Schema = z.strictObject({
@@ -467,6 +513,7 @@ const Schema = z.strictObject({
   addons: Addons.prefault({}).describe("In-cluster add-ons, each pinned to a version matched to the Kubernetes minor."),
   encryptionAtRest: z.boolean({ error: "must be true or false" }).default(true)
     .describe("Encrypt Secrets in etcd with an API server EncryptionConfiguration (secretbox, a 32-byte random key); the key lives only in Pulumi state and the control plane's secret. Takes effect at cluster creation."),
+  certificates: Certificates.prefault({}).describe("Renewal of the machines' certificates and rotation of the worker join token."),
   autoRecovery: z.boolean({ error: "must be true or false" }).default(true)
     .describe("CloudWatch alarms on each master and etcd machine: EC2 auto recovery when the system status check fails, a reboot when the instance status check fails."),
   leaderElection: LeaderElection.prefault({}).describe("Leader election of kube-controller-manager and kube-scheduler; client-go requires leaseDuration > renewDeadline > 1.2 x retryPeriod."),
@@ -612,6 +659,23 @@ function crossFieldProblems(raw: Record<string, unknown>, c: Partial<ClusterConf
       out.push(...poolProblems(p, `workerPools[${i}]`));
     });
   }
+  if (pools && c.addons) out.push(...poolAddonProblems(raw, c.addons));
+  return out;
+}
+
+/**
+ * A pool that asks for draining in a cluster without the add-on that drains: its termination hook
+ * would hold every machine for the whole timeout with nobody to complete it. Only a setting
+ * written in the stack config counts; the default follows the add-on. (Autoscaling needs no such
+ * rule: the tags serve a cluster-autoscaler of your own as well as the add-on.)
+ */
+function poolAddonProblems(raw: Record<string, unknown>, addons: AddonsConfig): string[] {
+  const out: string[] = [];
+  const rawPools = Array.isArray(raw.workerPools) ? (raw.workerPools as unknown[]) : [];
+  rawPools.forEach((rp, i) => {
+    if (valueAt(rp, ["drain", "enabled"]) === true && !addons.nodeTerminationHandler)
+      out.push(problem(`workerPools[${i}].drain.enabled`, true, "needs addons.nodeTerminationHandler, which does the draining; turn it on or remove this setting"));
+  });
   return out;
 }
 

@@ -11,11 +11,16 @@ export const kubeconfig = cluster.kubeconfig;
 export const masterIps = cluster.masterIps;
 export const etcdEndpoints = cluster.etcdEndpoints;
 export const etcdIps = cluster.etcdIps;
+/** Instance IDs for the runbooks' `aws ssm start-session --target`, in index order. */
+export const masterInstanceIds = cluster.masterInstanceIds;
+export const etcdInstanceIds = cluster.etcdInstanceIds;
 export const etcdTopology = cluster.etcdTopology;
 /** The S3 bucket of the etcd snapshots; undefined when etcd.backup.enabled is false. */
 export const etcdBackupBucket = cluster.etcdBackupBucket;
 export const vpcId = cluster.vpcId;
 export const caCertHash = cluster.caCertHash;
+/** When each certificate Pulumi signs expires; `npm run certs -- <stack>` lists every certificate and what renews it. */
+export const certificateExpiry = cluster.certificateExpiry;
 /** Everything a program needs to build another worker pool for this cluster (components/workerPool.ts). */
 export const workerJoin = cluster.workerJoin;
 /** Pool name -> auto scaling group name. */

@@ -7,7 +7,8 @@ module.exports = {
   transform: { "^.+\\.ts$": ["@swc/jest", { jsc: { parser: { syntax: "typescript" }, target: "es2022" } }] },
   testMatch: ["<rootDir>/test/**/*.test.ts"],
   testTimeout: 60000,
-  // A directory a run for the program evaluations test files share (test/capture.ts).
+  // The real Kubernetes and etcd binaries on PATH when they are built (test/k8s/build.sh), and a
+  // directory a run for the program evaluations test files share (test/capture.ts).
   globalSetup: "<rootDir>/test/tier/globalSetup.ts",
   globalTeardown: "<rootDir>/test/tier/globalTeardown.ts",
 };

@@ -21,6 +21,16 @@ const SLOW_TESTS = [
   "/test/pki-openssl\\.test\\.ts$",
   "/test/etcdBackup-systemd\\.test\\.ts$",
   "/test/readiness\\.test\\.ts$",
+  // The AWS CLI against moto, git, the setup script, the CLIs of the render review and certificates.
+  "/test/aws-moto\\.test\\.ts$",
+  "/test/operatorManual\\.test\\.ts$",
+  "/test/setup\\.test\\.ts$",
+  "/test/gitignore\\.test\\.ts$",
+  "/test/renderReview\\.test\\.ts$",
+  "/test/certificates\\.test\\.ts$",
+  // Whole files for one test that starts a process each: splitting them is a follow-up.
+  "/test/dayTwoUnits\\.test\\.ts$",
+  "/test/flows\\.test\\.ts$",
 ];
 
 /** @type {import('jest').Config} */

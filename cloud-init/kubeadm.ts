@@ -151,7 +151,23 @@ export function clusterConfiguration(c: ClusterValues) {
   };
 }
 
-export function initConfiguration(node: NodeValues) {
+/**
+ * `patches` only when there is a patch: kubeadm fails its control-plane phase when the patches
+ * directory it is given does not exist, and cloud-init creates it only by writing a file into it.
+ */
+const patchesOf = (directory: string | undefined) => (directory ? { patches: { directory } } : {});
+
+/** The join token's lifetime when none is given (config certificates.joinTokenTtlHours). */
+export const DEFAULT_TOKEN_TTL_HOURS = 24;
+
+export interface InitOptions {
+  /** Where cloud-init writes kubeadm patches for this node (PATCHES_DIR). Default: none, no `patches`. */
+  patchesDirectory?: string;
+  /** Lifetime of the bootstrap token `kubeadm init` creates. Default 24. */
+  tokenTtlHours?: number;
+}
+
+export function initConfiguration(node: NodeValues, opts: InitOptions = {}) {
   return {
     apiVersion: KUBEADM_API,
     kind: "InitConfiguration",
@@ -159,19 +175,21 @@ export function initConfiguration(node: NodeValues) {
       {
         token: TOKEN_PLACEHOLDER,
         description: "kubeadm-ha node join token, held in AWS Secrets Manager",
-        // A node an autoscaling group launches weeks later must still join; the token lives only in the secret store.
-        ttl: "0s",
+        // Short-lived: the masters put a fresh one into the workers' secret before it expires
+        // (token-rotate.sh), so a node an autoscaling group launches weeks later still joins.
+        ttl: `${opts.tokenTtlHours ?? DEFAULT_TOKEN_TTL_HOURS}h`,
         usages: ["signing", "authentication"],
         groups: ["system:bootstrappers:kubeadm:default-node-token"],
       },
     ],
     localAPIEndpoint: { advertiseAddress: node.ip, bindPort: 6443 },
     nodeRegistration: nodeRegistration(node, true),
-    patches: { directory: PATCHES_DIR },
+    ...patchesOf(opts.patchesDirectory),
   };
 }
 
-export function joinConfiguration(node: NodeValues, join: { apiServerEndpoint: string; caCertHash: string; controlPlane: boolean }) {
+/** `join.patchesDirectory`: as for `initConfiguration`, control plane only. Default: none. */
+export function joinConfiguration(node: NodeValues, join: { apiServerEndpoint: string; caCertHash: string; controlPlane: boolean; patchesDirectory?: string }) {
   return {
     apiVersion: KUBEADM_API,
     kind: "JoinConfiguration",
@@ -180,7 +198,7 @@ export function joinConfiguration(node: NodeValues, join: { apiServerEndpoint: s
     },
     nodeRegistration: nodeRegistration(node, join.controlPlane),
     ...(join.controlPlane
-      ? { controlPlane: { localAPIEndpoint: { advertiseAddress: node.ip, bindPort: 6443 } }, patches: { directory: PATCHES_DIR } }
+      ? { controlPlane: { localAPIEndpoint: { advertiseAddress: node.ip, bindPort: 6443 } }, ...patchesOf(join.patchesDirectory) }
       : {}),
   };
 }

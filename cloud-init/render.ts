@@ -47,6 +47,16 @@ export interface NodeEnv {
   BACKUP_PREFIX?: string;
   /** With BACKUP_BUCKET: ARN of the KMS key each snapshot is encrypted with. */
   BACKUP_KMS_KEY?: string;
+  /** Workers with the readiness hook: the launch lifecycle hook node-ready.sh completes once the node is Ready. */
+  LAUNCH_HOOK?: string;
+  /** Masters and external etcd members: renew certificates this many days before expiry (cert-renew.sh). */
+  CERT_RENEW_BEFORE_DAYS?: string;
+  /** Control plane only: every master's address, comma-separated; cert-renew.sh checks the others' API servers before a restart. */
+  CONTROL_PLANE_IPS?: string;
+  /** Control plane only: the workers' secret, into which token-rotate.sh writes a fresh join token. */
+  WORKER_SECRET_ID?: string;
+  /** Control plane only: the worker join token's lifetime in hours (token-rotate.sh). */
+  JOIN_TOKEN_TTL_HOURS?: string;
   /** The bootstrap bucket boot.sh fetches the other scripts from (components/bootstrapAssets.ts). */
   BOOTSTRAP_BUCKET?: string;
   /** With BOOTSTRAP_BUCKET: the objects' key prefix; an object's key is the prefix and its SHA-256. */
@@ -125,6 +135,8 @@ export interface ScriptNeeds {
   backup?: boolean;
   /** Control plane only: master 0 installs the add-ons after `kubeadm init` (addons.installer nodes). */
   addons?: boolean;
+  /** Worker only: the machine completes its group's launch lifecycle hook once its node is Ready (node-ready.sh). */
+  launchHook?: boolean;
 }
 
 /** Stacked masters and external etcd members hold an etcd member; workers and masters of external etcd do not. */
@@ -139,10 +151,12 @@ export function holdsEtcdMember(n: { role: NodeRole; etcdTopology?: "stacked" | 
  */
 export function scriptsFor(needs: ScriptNeeds): string[] {
   const out = ["boot.sh", "bootstrap.sh", "fetch-secrets.sh", "install.sh", "lib.sh"];
-  if (needs.role === "control-plane") out.push("join-lock.sh");
-  if (holdsEtcdMember(needs)) out.push("etcd-rejoin.sh", "etcdctl.sh");
+  if (needs.role === "control-plane") out.push("join-lock.sh", "token-rotate.sh");
+  if (needs.role !== "worker") out.push("cert-renew.sh", "etcdctl.sh");
+  if (holdsEtcdMember(needs)) out.push("etcd-rejoin.sh");
   if (needs.backup && holdsEtcdMember(needs)) out.push("etcd-backup.sh", "etcd-restore.sh");
   if (needs.addons && needs.role === "control-plane") out.push("addons.sh");
+  if (needs.launchHook && needs.role === "worker") out.push("node-ready.sh");
   return out.sort();
 }
 
@@ -202,6 +216,23 @@ export function backupUnitFiles(intervalMinutes: number, dir: string = SYSTEMD_U
   });
 }
 
+/** The day-2 timers of a role: certificate renewal on masters and etcd members, join token rotation on masters. */
+export function dayTwoUnits(role: NodeRole): string[] {
+  const renew = ["kubeadm-ha-cert-renew.service", "kubeadm-ha-cert-renew.timer"];
+  if (role === "control-plane") return [...renew, "kubeadm-ha-token-rotate.service", "kubeadm-ha-token-rotate.timer"];
+  return role === "etcd" ? renew : [];
+}
+
+/** The day-2 units of a role for /etc/systemd/system, comment lines dropped; they read their settings from node.env. */
+export function dayTwoUnitFiles(role: NodeRole, dir: string = SYSTEMD_UNITS_DIR): WriteFile[] {
+  return dayTwoUnits(role).map((f) => {
+    const content = shippedScript(fs.readFileSync(path.join(dir, f), "utf8"));
+    const left = /@[A-Z_]+@/.exec(content);
+    if (left) throw new Error(`dayTwoUnitFiles: ${f} has a placeholder nobody fills: ${left[0]}`);
+    return { path: `/etc/systemd/system/${f}`, content, permissions: "0644" };
+  });
+}
+
 /** Whether `node` takes etcd backups; throws when the env and the interval disagree or the machine holds no member. */
 function backupNeeded(node: NodeDocuments): boolean {
   const on = node.backupIntervalMinutes !== undefined;
@@ -231,6 +262,7 @@ export function cloudConfig(node: NodeDocuments, bootstrapBucket: string) {
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([name, content]) => ({ path: `${ETC_DIR}/${name}`, content, permissions: "0600" })),
     ...(node.backupIntervalMinutes === undefined ? [] : backupUnitFiles(node.backupIntervalMinutes)),
+    ...dayTwoUnitFiles(node.env.NODE_ROLE),
   ];
   return {
     write_files: files.map((f) => ({ path: f.path, permissions: f.permissions, owner: f.owner ?? "root:root", content: f.content })),

@@ -1,7 +1,9 @@
 /**
  * The in-cluster add-ons that turn a kubeadm control plane into a cluster whose nodes go Ready:
  * a CNI (Cilium or Calico), the AWS cloud controller manager and the EBS CSI driver with a default
- * encrypted gp3 StorageClass. Each is a Helm chart pinned per Kubernetes minor.
+ * encrypted gp3 StorageClass; then the worker lifecycle: the cluster-autoscaler and
+ * aws-node-termination-handler (components/nodeTermination.ts feeds its queue). Each is a Helm
+ * chart pinned per Kubernetes minor.
  *
  * Two installers, one list of releases (`addonReleases`):
  * - `Addons` (installer `pulumi`): a readiness step polls the API's /readyz through the load
@@ -21,7 +23,7 @@ export interface AddonRelease {
   /** Helm release name; also names the Pulumi child and the values file on master 0. */
   name: string;
   chart: string;
-  /** Chart repository URL. */
+  /** Chart repository URL, or an OCI registry path `oci://<host>/<path>` whose chart is `<repo>/<chart>`. */
   repo: string;
   /** Chart version, pinned. */
   version: string;
@@ -41,6 +43,12 @@ export interface AddonVersions {
   awsCloudControllerManagerImage: string;
   /** `aws-ebs-csi-driver` chart (https://kubernetes-sigs.github.io/aws-ebs-csi-driver). */
   ebsCsiDriver: string;
+  /** `cluster-autoscaler` chart (https://kubernetes.github.io/autoscaler), versioned apart from the image. */
+  clusterAutoscalerChart: string;
+  /** Image tag of registry.k8s.io/autoscaling/cluster-autoscaler; its minor is the cluster's. */
+  clusterAutoscalerImage: string;
+  /** `aws-node-termination-handler` chart (oci://public.ecr.aws/aws-ec2/helm); its appVersion is the image's. */
+  nodeTerminationHandlerChart: string;
 }
 
 /**
@@ -69,15 +77,30 @@ export interface AddonVersions {
  * EBS CSI driver: not tied to a Kubernetes minor (the chart requires >= 1.17); one pin for all,
  * chart 2.56.1 (kubernetes-sigs/aws-ebs-csi-driver#2874).
  *
+ * cluster-autoscaler: its minor is the cluster's (kubernetes/autoscaler cluster-autoscaler/README.md
+ * "Releases": CA 1.x.y for Kubernetes 1.x, chart 9.38.0+ for 1.31 up to 9.51.0+ for 1.34), and the
+ * chart is versioned apart from the image, so one chart and an `image.tag` a minor, as for the
+ * cloud controller. Chart 9.59.0 is the newest (tag cluster-autoscaler-chart-9.59.0, 2026-07-21,
+ * appVersion 1.35.0) and above every minimum of that table.
+ * Images, each the newest patch of its minor: v1.31.5 (tag cluster-autoscaler-1.31.5, pinned by
+ * digest in edgelesssys/constellation's versions), v1.32.7 (tag cluster-autoscaler-1.32.7,
+ * kOps's default for 1.32), v1.33.6, v1.34.5, v1.35.2 and v1.36.1 (the releases of 2026-07-23,
+ * whose notes list the registry.k8s.io images).
+ *
+ * aws-node-termination-handler: chart 0.27.6, app v1.25.6 (aws/aws-node-termination-handler tag
+ * v1.25.6, the newest release; the chart is published only to public.ecr.aws as OCI). Its README
+ * marks v1.25.x tested on 1.29-1.32, and its CI runs the same code on 1.32-1.35 since #1261; it
+ * uses only core node, pod and eviction APIs, so one pin serves every minor, 1.36 on that word.
+ *
  * A new minor in config.ts's SUPPORTED_MINORS needs its row; a test checks every supported minor.
  */
 export const ADDON_VERSIONS: Readonly<Record<number, AddonVersions>> = {
-  31: { cilium: "1.18.14", calico: "v3.29.4", awsCloudControllerManagerChart: "0.0.10", awsCloudControllerManagerImage: "v1.31.5", ebsCsiDriver: "2.56.1" },
-  32: { cilium: "1.19.8", calico: "v3.31.3", awsCloudControllerManagerChart: "0.0.10", awsCloudControllerManagerImage: "v1.32.1", ebsCsiDriver: "2.56.1" },
-  33: { cilium: "1.19.8", calico: "v3.31.3", awsCloudControllerManagerChart: "0.0.10", awsCloudControllerManagerImage: "v1.33.0", ebsCsiDriver: "2.56.1" },
-  34: { cilium: "1.19.8", calico: "v3.31.3", awsCloudControllerManagerChart: "0.0.10", awsCloudControllerManagerImage: "v1.34.0", ebsCsiDriver: "2.56.1" },
-  35: { cilium: "1.19.8", calico: "v3.31.3", awsCloudControllerManagerChart: "0.0.10", awsCloudControllerManagerImage: "v1.35.2", ebsCsiDriver: "2.56.1" },
-  36: { cilium: "1.20.2", calico: "v3.32.3", awsCloudControllerManagerChart: "0.0.10", awsCloudControllerManagerImage: "v1.35.2", ebsCsiDriver: "2.56.1" },
+  31: { cilium: "1.18.14", calico: "v3.29.4", awsCloudControllerManagerChart: "0.0.10", awsCloudControllerManagerImage: "v1.31.5", ebsCsiDriver: "2.56.1", clusterAutoscalerChart: "9.59.0", clusterAutoscalerImage: "v1.31.5", nodeTerminationHandlerChart: "0.27.6" },
+  32: { cilium: "1.19.8", calico: "v3.31.3", awsCloudControllerManagerChart: "0.0.10", awsCloudControllerManagerImage: "v1.32.1", ebsCsiDriver: "2.56.1", clusterAutoscalerChart: "9.59.0", clusterAutoscalerImage: "v1.32.7", nodeTerminationHandlerChart: "0.27.6" },
+  33: { cilium: "1.19.8", calico: "v3.31.3", awsCloudControllerManagerChart: "0.0.10", awsCloudControllerManagerImage: "v1.33.0", ebsCsiDriver: "2.56.1", clusterAutoscalerChart: "9.59.0", clusterAutoscalerImage: "v1.33.6", nodeTerminationHandlerChart: "0.27.6" },
+  34: { cilium: "1.19.8", calico: "v3.31.3", awsCloudControllerManagerChart: "0.0.10", awsCloudControllerManagerImage: "v1.34.0", ebsCsiDriver: "2.56.1", clusterAutoscalerChart: "9.59.0", clusterAutoscalerImage: "v1.34.5", nodeTerminationHandlerChart: "0.27.6" },
+  35: { cilium: "1.19.8", calico: "v3.31.3", awsCloudControllerManagerChart: "0.0.10", awsCloudControllerManagerImage: "v1.35.2", ebsCsiDriver: "2.56.1", clusterAutoscalerChart: "9.59.0", clusterAutoscalerImage: "v1.35.2", nodeTerminationHandlerChart: "0.27.6" },
+  36: { cilium: "1.20.2", calico: "v3.32.3", awsCloudControllerManagerChart: "0.0.10", awsCloudControllerManagerImage: "v1.35.2", ebsCsiDriver: "2.56.1", clusterAutoscalerChart: "9.59.0", clusterAutoscalerImage: "v1.36.1", nodeTerminationHandlerChart: "0.27.6" },
 };
 
 /** The pinned add-on versions for this Kubernetes release. */
@@ -93,8 +116,24 @@ export const CALICO_REPO = "https://docs.tigera.io/calico/charts";
 export const AWS_CCM_REPO = "https://kubernetes.github.io/cloud-provider-aws";
 export const EBS_CSI_REPO = "https://kubernetes-sigs.github.io/aws-ebs-csi-driver";
 export const AWS_CCM_IMAGE = "registry.k8s.io/provider-aws/cloud-controller-manager";
+export const CLUSTER_AUTOSCALER_REPO = "https://kubernetes.github.io/autoscaler";
+export const CLUSTER_AUTOSCALER_IMAGE = "registry.k8s.io/autoscaling/cluster-autoscaler";
+/** The chart is published only here (aws/aws-node-termination-handler config/helm/.../README.md). */
+export const NODE_TERMINATION_HANDLER_REPO = "oci://public.ecr.aws/aws-ec2/helm";
 /** Helm release names. */
-export const RELEASE = { cilium: "cilium", calico: "calico", ccm: "aws-cloud-controller-manager", ebsCsi: "aws-ebs-csi-driver" } as const;
+export const RELEASE = {
+  cilium: "cilium",
+  calico: "calico",
+  ccm: "aws-cloud-controller-manager",
+  ebsCsi: "aws-ebs-csi-driver",
+  clusterAutoscaler: "cluster-autoscaler",
+  nodeTerminationHandler: "aws-node-termination-handler",
+} as const;
+
+/** Whether the chart comes from an OCI registry, which helm addresses as `<repo>/<chart>` with no `--repo`. */
+export function isOciRepo(repo: string): boolean {
+  return repo.startsWith("oci://");
+}
 
 const CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane";
 /** The taint kubeadm puts on every master (cloud-init/kubeadm.ts nodeRegistration). */
@@ -113,6 +152,20 @@ export interface AddonReleaseValues {
   cni: "cilium" | "calico" | "none";
   awsCloudControllerManager: boolean;
   ebsCsiDriver: boolean;
+  /** The cluster-autoscaler (addons.clusterAutoscaler). Default false. */
+  clusterAutoscaler?: boolean;
+  /** aws-node-termination-handler in queue mode, with its queue (addons.nodeTerminationHandler). Default: not installed. */
+  nodeTermination?: NodeTerminationValues;
+}
+
+/** What aws-node-termination-handler needs from the rest of the cluster. */
+export interface NodeTerminationValues {
+  /** URL of the SQS queue EventBridge feeds (components/nodeTermination.ts). */
+  queueUrl: pulumi.Input<string>;
+  /** Instance tag key that marks a machine as the handler's to drain: the drained pools' machines carry it, masters never do. */
+  managedTag: string;
+  /** Seconds one drain may take: the longest termination hook timeout of the cluster's pools. */
+  drainTimeoutSeconds: number;
 }
 
 /**
@@ -186,8 +239,48 @@ function ebsCsiValues(clusterName: string, region: string): Record<string, unkno
 }
 
 /**
+ * The cluster-autoscaler on the masters, whose instance role carries its permissions
+ * (components/iam.ts clusterAutoscalerPolicy) and which no scale-in ever removes. It discovers the
+ * groups tagged `k8s.io/cluster-autoscaler/enabled` and `k8s.io/cluster-autoscaler/<cluster>`
+ * (the chart's `autoDiscovery.tags`; components/workerPool.ts autoscalerTags sets them).
+ */
+function clusterAutoscalerValues(clusterName: string, region: string, imageTag: string): Record<string, unknown> {
+  return {
+    cloudProvider: "aws",
+    awsRegion: region,
+    autoDiscovery: { clusterName },
+    image: { repository: CLUSTER_AUTOSCALER_IMAGE, tag: imageTag },
+    nodeSelector: CONTROL_PLANE_SELECTOR,
+    tolerations: [CONTROL_PLANE_TOLERATION],
+  };
+}
+
+/**
+ * aws-node-termination-handler in queue-processor mode: one Deployment reading the SQS queue,
+ * on the masters, whose role carries its permissions and which it never drains itself (they carry
+ * no managed tag). It drains only machines tagged `managedTag`, the check that keeps it off
+ * masters, etcd members and every other machine of the account whose events reach the queue. One
+ * drain may take the longest pool's hook timeout; the hook still bounds each pool's own.
+ * Lifecycle heartbeats stay off (`heartbeatInterval` -1): the hook's timeout is the bound.
+ */
+function nodeTerminationHandlerValues(region: string, t: NodeTerminationValues): Record<string, unknown> {
+  return {
+    enableSqsTerminationDraining: true,
+    queueURL: t.queueUrl,
+    awsRegion: region,
+    checkTagBeforeDraining: true,
+    managedTag: t.managedTag,
+    nodeTerminationGracePeriod: t.drainTimeoutSeconds,
+    emitKubernetesEvents: true,
+    nodeSelector: CONTROL_PLANE_SELECTOR,
+    tolerations: [CONTROL_PLANE_TOLERATION],
+  };
+}
+
+/**
  * The add-ons to install, in order: the CNI first (nodes go Ready), then the cloud controller
- * (removes the `uninitialized` taint), then the EBS CSI driver (its controller waits for both).
+ * (removes the `uninitialized` taint), then the EBS CSI driver (its controller waits for both),
+ * then the cluster-autoscaler and the termination handler, which need only the masters.
  */
 export function addonReleases(v: AddonReleaseValues): AddonRelease[] {
   const versions = addonVersions(v.kubernetesVersion);
@@ -207,6 +300,24 @@ export function addonReleases(v: AddonReleaseValues): AddonRelease[] {
     });
   if (v.ebsCsiDriver)
     out.push({ name: RELEASE.ebsCsi, chart: "aws-ebs-csi-driver", repo: EBS_CSI_REPO, version: versions.ebsCsiDriver, namespace: "kube-system", values: ebsCsiValues(v.clusterName, v.region) });
+  if (v.clusterAutoscaler)
+    out.push({
+      name: RELEASE.clusterAutoscaler,
+      chart: "cluster-autoscaler",
+      repo: CLUSTER_AUTOSCALER_REPO,
+      version: versions.clusterAutoscalerChart,
+      namespace: "kube-system",
+      values: clusterAutoscalerValues(v.clusterName, v.region, versions.clusterAutoscalerImage),
+    });
+  if (v.nodeTermination)
+    out.push({
+      name: RELEASE.nodeTerminationHandler,
+      chart: "aws-node-termination-handler",
+      repo: NODE_TERMINATION_HANDLER_REPO,
+      version: versions.nodeTerminationHandlerChart,
+      namespace: "kube-system",
+      values: nodeTerminationHandlerValues(v.region, v.nodeTermination),
+    });
   return out;
 }
 
@@ -338,9 +449,8 @@ export class Addons extends pulumi.ComponentResource {
         `${name}-${r.name}`,
         {
           name: r.name,
-          chart: r.chart,
+          ...(isOciRepo(r.repo) ? { chart: `${r.repo}/${r.chart}` } : { chart: r.chart, repositoryOpts: { repo: r.repo } }),
           version: r.version,
-          repositoryOpts: { repo: r.repo },
           namespace: r.namespace,
           createNamespace: true,
           values: r.values,

@@ -5,8 +5,8 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { ClusterConfig, addonInstaller, architectureOf } from "../config";
-import { AddonSummary, Addons, addonNodeFiles, addonReleases, addonSummaries, defaultStorageClass } from "./addons";
+import { ClusterConfig, DRAIN_TIMEOUT_SECONDS, addonInstaller, architectureOf } from "../config";
+import { AddonRelease, AddonSummary, Addons, addonNodeFiles, addonReleases, addonSummaries, defaultStorageClass } from "./addons";
 import { bundledScriptContents } from "../cloud-init/render";
 import { ApiLoadBalancer } from "./apiLoadBalancer";
 import { BootstrapAssets } from "./bootstrapAssets";
@@ -19,8 +19,9 @@ import { Network } from "./network";
 import { Pki, kubeconfig } from "./pki";
 import { RecoveryAlarms } from "./recovery";
 import { BootstrapSecrets, controlPlaneMaterial, etcdMaterial, workerMaterial } from "./secrets";
-import { NodeSecurityGroups, cniRules } from "./securityGroups";
-import { WorkerJoin, WorkerPool, groupTags } from "./workerPool";
+import { NodeTerminationQueue, QUEUE_RETENTION_SECONDS } from "./nodeTermination";
+import { NodeSecurityGroups } from "./securityGroups";
+import { WorkerJoin, WorkerPool, drains, groupTags } from "./workerPool";
 
 /** Canonical's AWS account, owner of the official Ubuntu images. */
 export const CANONICAL_OWNER = "099720109477";
@@ -49,6 +50,10 @@ export class Cluster extends pulumi.ComponentResource {
   public readonly etcdEndpoints: string[];
   /** Private IPs of the external etcd members, in index order; empty when stacked. */
   public readonly etcdIps: string[];
+  /** EC2 instance IDs of the masters, in index order: the `--target` of `aws ssm start-session`. */
+  public readonly masterInstanceIds: pulumi.Output<string>[];
+  /** EC2 instance IDs of the external etcd members, in index order; empty when stacked. */
+  public readonly etcdInstanceIds: pulumi.Output<string>[];
   /** `stacked` or `external`. */
   public readonly etcdTopology: string;
   /** The S3 bucket of the etcd snapshots (`etcd-snapshots/<member>/<UTC timestamp>.db`); undefined with `etcd.backup.enabled` false. */
@@ -56,6 +61,8 @@ export class Cluster extends pulumi.ComponentResource {
   public readonly vpcId: pulumi.Output<string>;
   /** sha256 hash of the cluster CA's public key, for `kubeadm join --discovery-token-ca-cert-hash`. */
   public readonly caCertHash: pulumi.Output<string>;
+  /** When each certificate Pulumi signs expires (RFC 3339); the machines renew their own (components/certificates.ts). */
+  public readonly certificateExpiry: pulumi.Output<Record<string, string>>;
   /** What a worker pool needs to join this cluster: pass it as `join` to `new WorkerPool(...)`. */
   public readonly workerJoin: WorkerJoin;
   /** The pools of `config.workerPools`, in config order. */
@@ -72,7 +79,11 @@ export class Cluster extends pulumi.ComponentResource {
     const child = { parent: this };
     // AWS's 50-tag limit on a pool's group depends on the stack's tags too: check it before any
     // machine exists, not when the pool's turn comes.
-    for (const pool of c.workerPools) groupTags(c.clusterName, pool, tags);
+    const nth = { nodeTerminationHandler: c.addons.nodeTerminationHandler };
+    for (const pool of c.workerPools) groupTags(c.clusterName, pool, tags, drains(nth, pool));
+    // The handler's one drain timeout serves every pool: the longest of the drained pools' hooks,
+    // each of which still bounds its own pool.
+    const drainTimeoutSeconds = Math.max(DRAIN_TIMEOUT_SECONDS.default, ...c.workerPools.filter((p) => drains(nth, p)).map((p) => p.drain.timeoutSeconds));
 
     const network = new Network(`${name}-network`, {
       clusterName: c.clusterName,
@@ -99,7 +110,7 @@ export class Cluster extends pulumi.ComponentResource {
       vpcId: network.vpcId,
       apiLbSecurityGroupId: lb.securityGroupId,
       etcdTopology: c.etcd.topology,
-      extraRules: cniRules(c.addons.cni),
+      cni: c.addons.cni,
       tags,
     }, child);
 
@@ -120,20 +131,28 @@ export class Cluster extends pulumi.ComponentResource {
           frontProxyCaCertPem: pki.frontProxyCaCertPem,
           frontProxyCaKeyPem: pki.frontProxyCaKeyPem,
           etcdCaCertPem: pki.etcdCaCertPem,
-          // With external etcd the API servers get a client certificate and no machine the etcd CA key.
-          ...(etcdPki
-            ? { apiServerEtcdClientCertPem: etcdPki.apiServerClient.certPem, apiServerEtcdClientKeyPem: etcdPki.apiServerClient.keyPem }
-            : { etcdCaKeyPem: pki.etcdCaKeyPem }),
+          etcdCaKeyPem: pki.etcdCaKeyPem,
+          ...(etcdPki ? { apiServerEtcdClientCertPem: etcdPki.apiServerClient.certPem, apiServerEtcdClientKeyPem: etcdPki.apiServerClient.keyPem } : {}),
           serviceAccountPrivateKeyPem: pki.serviceAccountPrivateKeyPem,
           serviceAccountPublicKeyPem: pki.serviceAccountPublicKeyPem,
           bootstrapToken: pki.bootstrapToken,
           ...(encryption ? { encryptionConfigYaml: encryption.configYaml } : {}),
         }),
         worker: workerMaterial({ bootstrapToken: pki.bootstrapToken }),
-        ...(etcdPki ? { etcd: etcdMaterial({ etcdCaCertPem: pki.etcdCaCertPem, members: etcdPki.memberMaterial }) } : {}),
+        ...(etcdPki ? { etcd: etcdMaterial({ etcdCaCertPem: pki.etcdCaCertPem, etcdCaKeyPem: pki.etcdCaKeyPem, members: etcdPki.memberMaterial }) } : {}),
       },
       tags,
     }, child);
+
+    // Where the termination handler learns of every planned exit; cluster-wide, so pools a program
+    // adds later from `workerJoin` are drained through it as well.
+    const terminationQueue = c.addons.nodeTerminationHandler
+      ? new NodeTerminationQueue(`${name}-node-termination`, {
+        clusterName: c.clusterName,
+        retentionSeconds: Math.max(QUEUE_RETENTION_SECONDS, drainTimeoutSeconds),
+        tags,
+      }, child)
+      : undefined;
 
     const roles = new NodeRoles(`${name}-iam`, {
       clusterName: c.clusterName,
@@ -141,6 +160,10 @@ export class Cluster extends pulumi.ComponentResource {
       kmsKeyArn: secrets.kmsKeyArn,
       awsCloudControllerManager: c.addons.awsCloudControllerManager,
       ebsCsiDriver: c.addons.ebsCsiDriver,
+      clusterAutoscaler: c.addons.clusterAutoscaler,
+      terminationQueueArn: terminationQueue?.queueArn,
+      // Every pool of this cluster holds new machines until their nodes are Ready.
+      workerLaunchHook: true,
       tags,
     }, child);
 
@@ -185,7 +208,16 @@ export class Cluster extends pulumi.ComponentResource {
     const endpoint = lb.endpoint;
     // The add-ons, decided before any machine: with the `nodes` installer master 0 carries them.
     const installer = addonInstaller(c);
-    const releases = addonReleases({ ...c.addons, kubernetesVersion: c.kubernetesVersion, clusterName: c.clusterName, region: c.region, podCidr: c.network.podCidr });
+    const releases = addonReleases({
+      ...c.addons,
+      kubernetesVersion: c.kubernetesVersion,
+      clusterName: c.clusterName,
+      region: c.region,
+      podCidr: c.network.podCidr,
+      nodeTermination: terminationQueue
+        ? { queueUrl: terminationQueue.queueUrl, managedTag: terminationQueue.managedTagKey, drainTimeoutSeconds }
+        : undefined,
+    });
     const storageClass = c.addons.ebsCsiDriver ? defaultStorageClass() : undefined;
     const controlPlane = new ControlPlane(`${name}-control-plane`, {
       clusterName: c.clusterName,
@@ -213,7 +245,11 @@ export class Cluster extends pulumi.ComponentResource {
       etcdBackup: external ? undefined : etcdBackup,
       encryptionAtRest: c.encryptionAtRest,
       externalCloudProvider: c.addons.awsCloudControllerManager,
-      addonFiles: installer === "nodes" ? addonNodeFiles(releases, storageClass) : undefined,
+      certRenewBeforeDays: c.certificates.renewBeforeDays,
+      workerSecretArn: secrets.secretArns.worker,
+      joinTokenTtlHours: c.certificates.joinTokenTtlHours,
+      // The handler's values hold the queue's URL, known once the queue exists.
+      addonFiles: installer === "nodes" ? pulumi.output(releases).apply((rs) => addonNodeFiles(rs as AddonRelease[], storageClass)) : undefined,
       tags,
       // A master boots and fetches its material at once; the secret must hold a version by then.
       dependsOn: [secrets.secretVersions.controlPlane, assets],
@@ -235,6 +271,7 @@ export class Cluster extends pulumi.ComponentResource {
         bootstrapBucket: assets.bucketName,
         timings: etcdTimings,
         backup: etcdBackup,
+        certRenewBeforeDays: c.certificates.renewBeforeDays,
         tags,
         // A member fetches its certificates at boot; the secret must hold a version by then.
         dependsOn: [secrets.secretVersions.etcd!, assets],
@@ -273,6 +310,8 @@ export class Cluster extends pulumi.ComponentResource {
       privateSubnetIds: network.privateSubnetIds,
       amiIds: { amd64: amiForArch("amd64"), arm64: amiForArch("arm64") },
       externalCloudProvider: c.addons.awsCloudControllerManager,
+      readinessHook: true,
+      nodeTerminationHandler: c.addons.nodeTerminationHandler,
     };
     this.workerPools = c.workerPools.map(
       (pool) =>
@@ -290,10 +329,13 @@ export class Cluster extends pulumi.ComponentResource {
     this.apiLoadBalancerDnsName = lb.dnsName;
     this.apiServerUrl = pulumi.interpolate`https://${endpoint}`;
     this.caCertHash = pki.caCertHash;
+    this.certificateExpiry = pki.certificateExpiry;
     this.masterIps = controlPlane.masterIps;
     this.etcdTopology = c.etcd.topology;
     this.etcdEndpoints = etcd ? etcd.endpoints : controlPlane.masterIps.map((ip) => `https://${ip}:2379`);
     this.etcdIps = etcd ? etcd.memberIps : [];
+    this.masterInstanceIds = controlPlane.instanceIds;
+    this.etcdInstanceIds = etcd ? etcd.instanceIds : [];
     this.etcdBackupBucket = backups?.bucketName;
     this.kubeconfig = pulumi.secret(
       pulumi
@@ -318,6 +360,8 @@ export class Cluster extends pulumi.ComponentResource {
       masterIps: this.masterIps,
       etcdEndpoints: this.etcdEndpoints,
       etcdIps: this.etcdIps,
+      masterInstanceIds: this.masterInstanceIds,
+      etcdInstanceIds: this.etcdInstanceIds,
       etcdTopology: this.etcdTopology,
       etcdBackupBucket: this.etcdBackupBucket,
       workerJoin: this.workerJoin,

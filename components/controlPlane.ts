@@ -9,7 +9,9 @@ import {
   EtcdTimings,
   ExternalEtcd,
   LeaderElection,
+  DEFAULT_TOKEN_TTL_HOURS,
   NodeValues,
+  PATCHES_DIR,
   apiServerEtcdServersPatch,
   clusterConfiguration,
   initConfiguration,
@@ -23,6 +25,9 @@ import { EtcdBackupValues, NodeDocuments, assertUserDataSize, backupEnv, encodeU
 import { etcdImage } from "./etcd";
 import { nthHost } from "./network";
 import { nodeInstance } from "./nodeInstance";
+
+/** Days before expiry that cert-renew.sh renews when none is given (config certificates.renewBeforeDays). */
+export const DEFAULT_CERT_RENEW_BEFORE_DAYS = 60;
 
 /** First host number used for masters in each private subnet; lower ones are left for AWS and humans. */
 export const MASTER_HOST_OFFSET = 10;
@@ -79,6 +84,12 @@ export interface MasterDocumentValues {
   externalCloudProvider?: boolean;
   /** Master 0 only: the add-on files it installs after `kubeadm init` (components/addons.ts addonNodeFiles). Default none. */
   addonFiles?: Record<string, string>;
+  /** Renew certificates this many days before expiry (cert-renew.sh). Default 60. */
+  certRenewBeforeDays?: number;
+  /** The workers' secret, into which the masters rotate the join token (token-rotate.sh). Default: no rotation target, token-rotate.sh refuses to run. */
+  workerSecretArn?: string;
+  /** The worker join token's lifetime in hours. Default 24. */
+  joinTokenTtlHours?: number;
   masters: Placement[];
 }
 
@@ -97,10 +108,12 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
     apiServerExtraArgs: v.encryptionAtRest ? encryptionProviderArgs() : undefined,
     externalCloudProvider: v.externalCloudProvider,
   });
+  // Stacked etcd's per-master --etcd-servers is the only patch; with external etcd there is none.
+  const patches = v.externalEtcd ? undefined : PATCHES_DIR;
   const kubeadm: Record<string, string> = {
-    "join.yaml": toYaml(joinConfiguration(node, { apiServerEndpoint: v.apiEndpoint, caCertHash: v.caCertHash, controlPlane: true })),
+    "join.yaml": toYaml(joinConfiguration(node, { apiServerEndpoint: v.apiEndpoint, caCertHash: v.caCertHash, controlPlane: true, patchesDirectory: patches })),
   };
-  if (self.index === 0) kubeadm["init.yaml"] = toYaml(initConfiguration(node), cluster, kubeletConfiguration());
+  if (self.index === 0) kubeadm["init.yaml"] = toYaml(initConfiguration(node, { patchesDirectory: patches, tokenTtlHours: v.joinTokenTtlHours }), cluster, kubeletConfiguration());
   const addons = self.index === 0 && v.addonFiles !== undefined && Object.keys(v.addonFiles).length > 0;
   if (addons) Object.assign(kubeadm, v.addonFiles);
   if (!v.externalEtcd)
@@ -119,6 +132,10 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
       API_ENDPOINT: v.apiEndpoint,
       AWS_REGION: v.region,
       SECRET_ID: v.secretArn,
+      CERT_RENEW_BEFORE_DAYS: String(v.certRenewBeforeDays ?? DEFAULT_CERT_RENEW_BEFORE_DAYS),
+      CONTROL_PLANE_IPS: v.masters.map((m) => m.ip).join(","),
+      ...(v.workerSecretArn ? { WORKER_SECRET_ID: v.workerSecretArn } : {}),
+      JOIN_TOKEN_TTL_HOURS: String(v.joinTokenTtlHours ?? DEFAULT_TOKEN_TTL_HOURS),
       ETCD_TOPOLOGY: v.externalEtcd ? "external" : "stacked",
       ...(v.externalEtcd
         ? { ETCD_ENDPOINTS: v.externalEtcd.endpoints.join(",") }
@@ -172,7 +189,13 @@ export interface ControlPlaneArgs {
   /** kubelet and kube-controller-manager `--cloud-provider=external`; false when no cloud controller runs. Default true. */
   externalCloudProvider?: boolean;
   /** Files master 0 writes under /etc/kubeadm-ha and installs with helm after `kubeadm init` (addons.installer nodes). Default none. */
-  addonFiles?: Record<string, string>;
+  addonFiles?: pulumi.Input<Record<string, string>>;
+  /** Renew the masters' certificates this many days before expiry. Default 60. */
+  certRenewBeforeDays?: number;
+  /** The workers' secret, into which the masters rotate the join token. Default: none (token-rotate.sh refuses to run). */
+  workerSecretArn?: pulumi.Input<string>;
+  /** Lifetime of the worker join token in hours. Default 24. */
+  joinTokenTtlHours?: number;
   tags: Record<string, string>;
   /** Resources every master waits for, such as the secret version it fetches at boot. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
@@ -197,8 +220,8 @@ export class ControlPlane extends pulumi.ComponentResource {
 
     const instances = this.placements.map((p) => {
       const userData = pulumi
-        .all([args.apiEndpoint, args.caCertHash, args.secretArn, args.externalEtcd, args.etcdBackup, args.bootstrapBucket])
-        .apply(([apiEndpoint, caCertHash, secretArn, externalEtcd, etcdBackup, bootstrapBucket]) => {
+        .all([args.apiEndpoint, args.caCertHash, args.secretArn, args.externalEtcd, args.etcdBackup, args.bootstrapBucket, args.addonFiles, args.workerSecretArn])
+        .apply(([apiEndpoint, caCertHash, secretArn, externalEtcd, etcdBackup, bootstrapBucket, addonFiles, workerSecretArn]) => {
           const text = renderCloudConfig(
             masterDocuments(
               {
@@ -216,7 +239,10 @@ export class ControlPlane extends pulumi.ComponentResource {
                 encryptionAtRest: args.encryptionAtRest,
                 etcdBackup,
                 externalCloudProvider: args.externalCloudProvider,
-                addonFiles: args.addonFiles,
+                addonFiles,
+                certRenewBeforeDays: args.certRenewBeforeDays,
+                workerSecretArn,
+                joinTokenTtlHours: args.joinTokenTtlHours,
                 masters: this.placements,
               },
               p,

@@ -17,15 +17,16 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Arg, CRI_SOCKET, EtcdTimings, ExternalEtcd, KUBELET_API, args, etcdTimingArgs, toYaml } from "../cloud-init/kubeadm";
 import { EtcdBackupValues, NodeDocuments, assertUserDataSize, backupEnv, encodeUserData, renderCloudConfig } from "../cloud-init/render";
-import { Placement, placeNodes } from "./controlPlane";
+import { DEFAULT_CERT_RENEW_BEFORE_DAYS, Placement, placeNodes } from "./controlPlane";
 import { CertificateAuthority, LeafCertificate, LeafCertificateArgs, issueCertificate } from "./pki";
+import { PORTS } from "./flows";
 import { EtcdMemberPkiMaterial } from "./secrets";
 import { nodeInstance } from "./nodeInstance";
 
 /** First host number of etcd members in each private subnet; masters start at 10. */
 export const ETCD_HOST_OFFSET = 20;
-export const ETCD_CLIENT_PORT = 2379;
-export const ETCD_PEER_PORT = 2380;
+export const ETCD_CLIENT_PORT = PORTS.etcdClient;
+export const ETCD_PEER_PORT = PORTS.etcdPeer;
 /** kubeadm's `EtcdMetricsPort`: plain HTTP on loopback only, for the kubelet's probes and a local scraper. */
 export const ETCD_METRICS_PORT = 2381;
 /** A member's data directory, kubeadm's default. */
@@ -147,8 +148,9 @@ export interface EtcdClusterValues {
 }
 
 /**
- * The flags of member `self`, in a fixed order. Only flags etcd 3.4, 3.5 and 3.6 all accept (no
- * `--experimental-*`, renamed in 3.6): test/etcd-real.test.ts starts Debian's etcd 3.4 with them.
+ * The flags of member `self`, in a fixed order. Only flags etcd 3.5 and 3.6 both accept (no
+ * `--experimental-*`, renamed in 3.6): kubeadm pins 3.5 for Kubernetes 1.31-1.33 and 3.6 after;
+ * test/etcd-real.test.ts starts etcd 3.6 with them.
  */
 export function etcdFlags(v: EtcdClusterValues, self: EtcdMember): Arg[] {
   const pki = (f: string) => `${ETCD_PKI_DIR}/${f}`;
@@ -258,7 +260,7 @@ export function etcdKubeletConfiguration() {
 }
 
 /** Everything cloud-init writes on member `self`: env file, the etcd pod and the kubelet configuration. */
-export function etcdNodeDocuments(v: EtcdClusterValues & { region: string; secretArn: string; backup?: EtcdBackupValues }, self: EtcdMember): NodeDocuments {
+export function etcdNodeDocuments(v: EtcdClusterValues & { region: string; secretArn: string; backup?: EtcdBackupValues; certRenewBeforeDays?: number }, self: EtcdMember): NodeDocuments {
   return {
     env: {
       CLUSTER_NAME: v.clusterName,
@@ -272,6 +274,7 @@ export function etcdNodeDocuments(v: EtcdClusterValues & { region: string; secre
       SECRET_ID: v.secretArn,
       ETCD_MEMBERS: initialCluster(v.members),
       ETCD_IMAGE: etcdImage(v.kubernetesVersion),
+      CERT_RENEW_BEFORE_DAYS: String(v.certRenewBeforeDays ?? DEFAULT_CERT_RENEW_BEFORE_DAYS),
       ...backupEnv(v.backup),
     },
     kubeadm: {
@@ -360,6 +363,8 @@ export interface EtcdClusterArgs {
   timings: EtcdTimings;
   /** Snapshots of each member to S3: bucket, prefix, key and interval (components/etcdBackup.ts). Default: no backups. */
   backup?: pulumi.Input<EtcdBackupValues>;
+  /** Renew the members' server and peer certificates this many days before expiry. Default 60. */
+  certRenewBeforeDays?: number;
   /** Extra tags on every instance. Required (may be empty). */
   tags: Record<string, string>;
   /** Resources every member waits for, such as the etcd secret's version. Default none. */
@@ -391,7 +396,7 @@ export class EtcdCluster extends pulumi.ComponentResource {
     const values = { clusterName: args.clusterName, kubernetesVersion: args.kubernetesVersion, timings: args.timings, members: args.members };
     const instances = args.members.map((m) => {
       const userData = pulumi.all([args.secretArn, args.backup, args.bootstrapBucket]).apply(([secretArn, backup, bootstrapBucket]) => {
-        const encoded = encodeUserData(renderCloudConfig(etcdNodeDocuments({ ...values, region: args.region, secretArn, backup }, m), bootstrapBucket));
+        const encoded = encodeUserData(renderCloudConfig(etcdNodeDocuments({ ...values, region: args.region, secretArn, backup, certRenewBeforeDays: args.certRenewBeforeDays }, m), bootstrapBucket));
         assertUserDataSize(`etcd member ${m.index}`, encoded);
         return encoded;
       });

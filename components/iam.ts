@@ -1,7 +1,8 @@
 /**
  * One IAM role and instance profile per node role, each able to read only its own bootstrap
- * secret (components/secrets.ts), plus what the AWS cloud provider and the EBS CSI controller
- * need on that role.
+ * secret (components/secrets.ts), plus what the AWS cloud provider, the EBS CSI controller, the
+ * cluster-autoscaler and aws-node-termination-handler need on the control plane role (where they
+ * run), and what a worker needs to report its own readiness to its auto scaling group.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
@@ -14,7 +15,7 @@ export interface PolicyStatement {
   Action: string | string[];
   Resource?: string | string[];
   Principal?: { Service: string };
-  Condition?: Record<string, Record<string, string>>;
+  Condition?: Record<string, Record<string, string | string[]>>;
 }
 
 /** An IAM policy document, serialized with `JSON.stringify` as is. */
@@ -57,6 +58,23 @@ export function secretReadPolicy(secretArn: string, kmsKeyArn: string, region: s
           },
         },
       },
+    ],
+  };
+}
+
+/**
+ * The masters keep a valid join token in the workers' secret (cloud-init/scripts/token-rotate.sh):
+ * read it, and put a new version, with the key used only through Secrets Manager for that very
+ * secret (a new version is encrypted under a data key Secrets Manager asks KMS for). Nothing else:
+ * not the secret's policy, not other secrets.
+ */
+export function joinTokenRotationPolicy(workerSecretArn: string, kmsKeyArn: string, region: string): PolicyDocument {
+  const read = secretReadPolicy(workerSecretArn, kmsKeyArn, region);
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Sid: "RotateWorkerJoinToken", Effect: "Allow", Action: ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"], Resource: workerSecretArn },
+      { ...read.Statement[1], Sid: "EncryptWorkerJoinToken", Action: ["kms:Decrypt", "kms:GenerateDataKey"] },
     ],
   };
 }
@@ -153,6 +171,95 @@ export function workerNodePolicy(): PolicyDocument {
   return { Version: "2012-10-17", Statement: [{ Sid: "KubeletExternalCloudProvider", Effect: "Allow", Action: [...WORKER_NODE_ACTIONS], Resource: "*" }] };
 }
 
+const SQS_QUEUE_ARN = /^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}$/;
+
+/** The condition that confines an Auto Scaling action to the cluster's own groups, by the tag every pool's group carries (components/tags.ts). */
+function ownGroups(clusterName: string): Record<string, Record<string, string>> {
+  return { StringEquals: { "autoscaling:ResourceTag/kubeadm-ha/cluster": clusterName } };
+}
+
+/**
+ * aws-node-termination-handler in queue mode, on the control plane role. The calls are those of
+ * its v1.25.6 code (pkg/monitor/sqsevent: ReceiveMessage and DeleteMessage on the queue,
+ * DescribeInstances for the node name and tags, CompleteLifecycleAction once drained); the README
+ * also lists DescribeAutoScalingInstances and DescribeTags, which that code no longer calls.
+ * RecordLifecycleActionHeartbeat is left out with heartbeats (the hook timeout bounds a drain).
+ * The queue is the cluster's own, and lifecycle actions only those of the cluster's groups.
+ */
+export function nodeTerminationHandlerPolicy(clusterName: string, queueArn: string): PolicyDocument {
+  if (!SQS_QUEUE_ARN.test(queueArn)) throw new Error(`nodeTerminationHandlerPolicy: queueArn must be an SQS queue ARN (got ${JSON.stringify(queueArn)})`);
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Sid: "ReadTerminationQueue", Effect: "Allow", Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage"], Resource: queueArn },
+      // DescribeInstances supports no resource scoping.
+      { Sid: "DescribeInstances", Effect: "Allow", Action: "ec2:DescribeInstances", Resource: "*" },
+      { Sid: "CompleteDrainedTermination", Effect: "Allow", Action: "autoscaling:CompleteLifecycleAction", Resource: "*", Condition: ownGroups(clusterName) },
+    ],
+  };
+}
+
+/**
+ * The cluster-autoscaler with auto-discovery, on the control plane role: the read actions of the
+ * "Full Cluster Autoscaler Features Policy" (kubernetes/autoscaler
+ * cluster-autoscaler/cloudprovider/aws/README.md) without eks:DescribeNodegroup (no EKS node
+ * groups here) and ec2:DescribeImages and ec2:GetInstanceTypesFromInstanceRequirements (called
+ * only for attribute-based instance requirements, aws_wrapper.go; pools list their types). The
+ * two writes are confined, as that README recommends, by tag: only groups with
+ * `autoscaling.enabled` carry `k8s.io/cluster-autoscaler/<cluster>: owned`.
+ */
+export function clusterAutoscalerPolicy(clusterName: string): PolicyDocument {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "DiscoverGroups",
+        Effect: "Allow",
+        Action: [
+          "autoscaling:DescribeAutoScalingGroups",
+          "autoscaling:DescribeAutoScalingInstances",
+          "autoscaling:DescribeLaunchConfigurations",
+          "autoscaling:DescribeScalingActivities",
+          "ec2:DescribeInstanceTypes",
+          "ec2:DescribeLaunchTemplateVersions",
+        ],
+        Resource: "*",
+      },
+      {
+        Sid: "ScaleOwnGroups",
+        Effect: "Allow",
+        Action: ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+        Resource: "*",
+        Condition: { StringEquals: { [`autoscaling:ResourceTag/k8s.io/cluster-autoscaler/${clusterName}`]: "owned" } },
+      },
+    ],
+  };
+}
+
+/**
+ * A worker's report on itself (cloud-init/scripts/node-ready.sh): which group and lifecycle state
+ * it is in, then CONTINUE or ABANDON on its launch lifecycle action, or Unhealthy when it is
+ * already in service. IAM cannot confine these to the caller's own instance, only to the
+ * cluster's groups: a worker could complete another machine's lifecycle action or mark it
+ * unhealthy. It can read the join token already, so this adds little to what a compromised
+ * worker can do; the group replaces what it marks, after draining it.
+ */
+export function workerLaunchHookPolicy(clusterName: string): PolicyDocument {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Sid: "FindOwnGroup", Effect: "Allow", Action: "autoscaling:DescribeAutoScalingInstances", Resource: "*" },
+      {
+        Sid: "ReportReadiness",
+        Effect: "Allow",
+        Action: ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"],
+        Resource: "*",
+        Condition: ownGroups(clusterName),
+      },
+    ],
+  };
+}
+
 /** Trust policy letting EC2 instances assume a role through their instance profile. */
 export function ec2AssumeRolePolicy(): PolicyDocument {
   return { Version: "2012-10-17", Statement: [{ Sid: "Ec2AssumeRole", Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }] };
@@ -188,6 +295,12 @@ export interface NodeRolesArgs {
   awsCloudControllerManager?: boolean;
   /** AmazonEBSCSIDriverPolicy on the control plane role, where the EBS CSI controller runs (config addons.ebsCsiDriver). Default true. */
   ebsCsiDriver?: boolean;
+  /** The cluster-autoscaler's policy on the control plane role (config addons.clusterAutoscaler). Default false. */
+  clusterAutoscaler?: boolean;
+  /** The termination queue's ARN: aws-node-termination-handler's policy on the control plane role (config addons.nodeTerminationHandler). Default none. */
+  terminationQueueArn?: pulumi.Input<string>;
+  /** Workers may report their readiness to their group's launch lifecycle hook (components/workerPool.ts). Default false. */
+  workerLaunchHook?: boolean;
 }
 
 type PerRole<T> = { controlPlane: T; worker: T; etcd?: T };
@@ -218,10 +331,26 @@ export class NodeRoles extends pulumi.ComponentResource {
     const ccm = args.awsCloudControllerManager ?? true;
     const ebsCsi = args.ebsCsiDriver ?? true;
 
-    const extraPolicies: Record<NodeRole, { suffix: string; policyName: string; doc: PolicyDocument } | undefined> = {
-      controlPlane: ccm ? { suffix: "cloud-controller-manager", policyName: "cloud-controller-manager", doc: controlPlaneCloudProviderPolicy() } : undefined,
-      worker: { suffix: "kubelet", policyName: "kubelet-external-cloud-provider", doc: workerNodePolicy() },
-      etcd: undefined,
+    type Extra = { suffix: string; policyName: string; doc: pulumi.Input<string> };
+    const queueArn = args.terminationQueueArn;
+    const extraPolicies: Record<NodeRole, Extra[]> = {
+      controlPlane: [
+        {
+          suffix: "join-token-rotation",
+          policyName: "join-token-rotation",
+          doc: pulumi.all([args.secretArns.worker, args.kmsKeyArn, region]).apply(([w, k, r]) => JSON.stringify(joinTokenRotationPolicy(w, k, r))),
+        },
+        ...(ccm ? [{ suffix: "cloud-controller-manager", policyName: "cloud-controller-manager", doc: JSON.stringify(controlPlaneCloudProviderPolicy()) }] : []),
+        ...(args.clusterAutoscaler ? [{ suffix: "cluster-autoscaler", policyName: "cluster-autoscaler", doc: JSON.stringify(clusterAutoscalerPolicy(args.clusterName)) }] : []),
+        ...(queueArn !== undefined
+          ? [{ suffix: "node-termination-handler", policyName: "node-termination-handler", doc: pulumi.output(queueArn).apply((arn) => JSON.stringify(nodeTerminationHandlerPolicy(args.clusterName, arn))) }]
+          : []),
+      ],
+      worker: [
+        { suffix: "kubelet", policyName: "kubelet-external-cloud-provider", doc: JSON.stringify(workerNodePolicy()) },
+        ...(args.workerLaunchHook ? [{ suffix: "launch-hook", policyName: "launch-hook", doc: JSON.stringify(workerLaunchHookPolicy(args.clusterName)) }] : []),
+      ],
+      etcd: [],
     };
 
     const roles: NodeRole[] = args.secretArns.etcd === undefined ? ["controlPlane", "worker"] : ["controlPlane", "worker", "etcd"];
@@ -251,9 +380,8 @@ export class NodeRoles extends pulumi.ComponentResource {
         },
         child,
       );
-      const extra = extraPolicies[nodeRole];
-      if (extra)
-        new aws.iam.RolePolicy(`${name}-${slug}-${extra.suffix}`, { name: extra.policyName, role: role.id, policy: JSON.stringify(extra.doc) }, child);
+      for (const extra of extraPolicies[nodeRole])
+        new aws.iam.RolePolicy(`${name}-${slug}-${extra.suffix}`, { name: extra.policyName, role: role.id, policy: extra.doc }, child);
       const profile = new aws.iam.InstanceProfile(`${name}-${slug}-profile`, { name: awsName, role: role.name, tags }, child);
       profileNames[nodeRole] = profile.name;
       profileArns[nodeRole] = profile.arn;

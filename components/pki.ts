@@ -236,6 +236,8 @@ export class Pki extends pulumi.ComponentResource {
   public readonly bootstrapToken: pulumi.Output<string>;
   /** `--discovery-token-ca-cert-hash` of the cluster CA, `sha256:<hex>`; public. */
   public readonly caCertHash: pulumi.Output<string>;
+  /** When each certificate Pulumi signs here expires (RFC 3339), by what it is. */
+  public readonly certificateExpiry: pulumi.Output<Record<string, string>>;
   /** The etcd CA's resources, for signing external etcd server, peer and client certificates with `issueCertificate`. */
   public readonly etcdCa: CertificateAuthority;
   /** The cluster CA's resources. */
@@ -279,6 +281,12 @@ export class Pki extends pulumi.ComponentResource {
     this.adminKeyPem = admin.keyPem;
     this.bootstrapToken = pulumi.secret(pulumi.all([tokenId.result, tokenSecret.result]).apply(([id, secret]) => bootstrapToken(id, secret)));
     this.caCertHash = this.caCertPem.apply(caCertHash);
+    this.certificateExpiry = pulumi.output<Record<string, pulumi.Input<string>>>({
+      "cluster CA (ca.crt)": this.clusterCa.cert.validityEndTime,
+      "front-proxy CA (front-proxy-ca.crt)": frontProxyCa.cert.validityEndTime,
+      "etcd CA (etcd/ca.crt)": this.etcdCa.cert.validityEndTime,
+      "admin client certificate (the kubeconfig output)": admin.cert.validityEndTime,
+    }) as pulumi.Output<Record<string, string>>;
 
     this.registerOutputs({
       caCertPem: this.caCertPem,

@@ -24,9 +24,10 @@ export function secretName(clusterName: string, role: NodeRole): string {
 }
 
 /**
- * PKI outputs a control plane node needs. The etcd part depends on the topology: stacked members
- * sign their own certificates with `etcdCaKeyPem`; with external etcd the API servers get only
- * their etcd client certificate, and no machine but Pulumi holds the etcd CA key.
+ * PKI outputs a control plane node needs. Every master holds the etcd CA pair: stacked members sign
+ * their own certificates with it, and with external etcd the masters renew their API servers' etcd
+ * client certificate with it (cert-renew.sh), as kubeadm's own external etcd guide has them do. That
+ * client certificate already gives full access to etcd, so the key adds little to what a master holds.
  */
 export interface ControlPlanePkiMaterial {
   caCertPem: string;
@@ -34,8 +35,7 @@ export interface ControlPlanePkiMaterial {
   frontProxyCaCertPem: string;
   frontProxyCaKeyPem: string;
   etcdCaCertPem: string;
-  /** Stacked etcd only. */
-  etcdCaKeyPem?: string;
+  etcdCaKeyPem: string;
   /** External etcd only: `apiserver-etcd-client.crt`. */
   apiServerEtcdClientCertPem?: string;
   /** External etcd only: `apiserver-etcd-client.key`. */
@@ -74,6 +74,7 @@ const CONTROL_PLANE_FIELDS: (keyof ControlPlanePkiMaterial)[] = [
   "frontProxyCaCertPem",
   "frontProxyCaKeyPem",
   "etcdCaCertPem",
+  "etcdCaKeyPem",
   "serviceAccountPublicKeyPem",
   "serviceAccountPrivateKeyPem",
   "bootstrapToken",
@@ -90,12 +91,7 @@ export function controlPlaneMaterial(p: Inputs<ControlPlanePkiMaterial>): Record
   return files(p, (v: ControlPlanePkiMaterial) => {
     requireNonEmpty("controlPlaneMaterial", v, CONTROL_PLANE_FIELDS);
     const external = v.apiServerEtcdClientCertPem !== undefined || v.apiServerEtcdClientKeyPem !== undefined;
-    if (external === (v.etcdCaKeyPem !== undefined))
-      throw new Error(
-        "controlPlaneMaterial: give etcdCaKeyPem (stacked etcd) or apiServerEtcdClientCertPem and apiServerEtcdClientKeyPem (external etcd), not both",
-      );
     if (external) requireNonEmpty("controlPlaneMaterial", v, ["apiServerEtcdClientCertPem", "apiServerEtcdClientKeyPem"]);
-    else requireNonEmpty("controlPlaneMaterial", v, ["etcdCaKeyPem"]);
     if (v.encryptionConfigYaml !== undefined) requireNonEmpty("controlPlaneMaterial", v, ["encryptionConfigYaml"]);
     return {
       "ca.crt": v.caCertPem,
@@ -103,9 +99,8 @@ export function controlPlaneMaterial(p: Inputs<ControlPlanePkiMaterial>): Record
       "front-proxy-ca.crt": v.frontProxyCaCertPem,
       "front-proxy-ca.key": v.frontProxyCaKeyPem,
       "etcd/ca.crt": v.etcdCaCertPem,
-      ...(external
-        ? { "apiserver-etcd-client.crt": v.apiServerEtcdClientCertPem!, "apiserver-etcd-client.key": v.apiServerEtcdClientKeyPem! }
-        : { "etcd/ca.key": v.etcdCaKeyPem! }),
+      "etcd/ca.key": v.etcdCaKeyPem,
+      ...(external ? { "apiserver-etcd-client.crt": v.apiServerEtcdClientCertPem!, "apiserver-etcd-client.key": v.apiServerEtcdClientKeyPem! } : {}),
       "sa.key": v.serviceAccountPrivateKeyPem,
       "sa.pub": v.serviceAccountPublicKeyPem,
       "bootstrap-token": v.bootstrapToken,
@@ -137,6 +132,8 @@ export interface EtcdMemberPkiMaterial {
 /** What the external etcd members' secret holds. */
 export interface EtcdPkiMaterial {
   etcdCaCertPem: string;
+  /** Each member renews its own server and peer certificates with it (cert-renew.sh), as kubeadm's external etcd guide does. */
+  etcdCaKeyPem: string;
   members: EtcdMemberPkiMaterial[];
 }
 
@@ -144,19 +141,19 @@ export interface EtcdPkiMaterial {
 const MEMBER_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 
 /**
- * The external etcd members' files: the etcd CA certificate and, under `members/<name>/`, each
- * member's `server.crt|key` and `peer.crt|key`. Each member installs only its own (fetch-secrets.sh);
- * the etcd CA key stays with Pulumi, so no machine can sign a member or client certificate.
+ * The external etcd members' files: the etcd CA pair and, under `members/<name>/`, each member's
+ * `server.crt|key` and `peer.crt|key`. Each member installs only its own pairs (fetch-secrets.sh) and
+ * the CA, with which it renews them before they expire (cert-renew.sh): Pulumi issues them once.
  */
 export function etcdMaterial(p: EtcdPkiMaterial): Record<string, string>;
-export function etcdMaterial(p: Inputs<{ etcdCaCertPem: string; members: pulumi.Input<Inputs<EtcdMemberPkiMaterial>>[] }>): pulumi.Output<Record<string, string>>;
+export function etcdMaterial(p: Inputs<{ etcdCaCertPem: string; etcdCaKeyPem: string; members: pulumi.Input<Inputs<EtcdMemberPkiMaterial>>[] }>): pulumi.Output<Record<string, string>>;
 export function etcdMaterial(
-  p: Inputs<{ etcdCaCertPem: string; members: pulumi.Input<Inputs<EtcdMemberPkiMaterial>>[] }>,
+  p: Inputs<{ etcdCaCertPem: string; etcdCaKeyPem: string; members: pulumi.Input<Inputs<EtcdMemberPkiMaterial>>[] }>,
 ): Record<string, string> | pulumi.Output<Record<string, string>> {
   return files(p as Inputs<EtcdPkiMaterial>, (v: EtcdPkiMaterial) => {
-    requireNonEmpty("etcdMaterial", v, ["etcdCaCertPem"]);
+    requireNonEmpty("etcdMaterial", v, ["etcdCaCertPem", "etcdCaKeyPem"]);
     if (!Array.isArray(v.members) || v.members.length === 0) throw new Error("etcdMaterial: members must list at least one member");
-    const out: Record<string, string> = { "etcd/ca.crt": v.etcdCaCertPem };
+    const out: Record<string, string> = { "etcd/ca.crt": v.etcdCaCertPem, "etcd/ca.key": v.etcdCaKeyPem };
     v.members.forEach((m, i) => {
       if (typeof m.name !== "string" || !MEMBER_NAME.test(m.name))
         throw new Error(`etcdMaterial: members[${i}].name must be a node name such as ip-10-0-0-20.eu-west-1.compute.internal (got ${JSON.stringify(m.name)})`);
@@ -284,7 +281,10 @@ export class BootstrapSecrets extends pulumi.ComponentResource {
       versions[role] = new aws.secretsmanager.SecretVersion(
         `${name}-${slug}-version`,
         { secretId: secret.id, secretString: secretStringOf(role, args.material[role]!) },
-        child,
+        // The workers' secret holds the initial join token only until the masters rotate it
+        // (token-rotate.sh writes new versions): a later `pulumi up` must not put back a token that
+        // has long expired.
+        role === "worker" ? { ...child, ignoreChanges: ["secretString"] } : child,
       );
       arns[role] = secret.arn;
       names[role] = sname;

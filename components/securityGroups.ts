@@ -1,18 +1,17 @@
 /**
  * One security group per node role, opened only between groups: no rule admits a CIDR.
  *
- * kube-controller-manager (10257) and kube-scheduler (10259) bind to 127.0.0.1 under kubeadm, so
- * they get no rule. NodePorts are not opened. The CNI's ports come from `cniRules`, passed as
- * `extraRules`.
+ * The ingress rules are the flow matrix's (components/flows.ts) flows into the node groups, for
+ * the stack's etcd topology and CNI: a port is open between two groups exactly when a flow of the
+ * table needs it, and test/flows.test.ts checks the rendered groups against the table both ways.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { AddonsConfig, EtcdTopology } from "../config";
-import { API_SERVER_PORT } from "./apiLoadBalancer";
+import { EtcdTopology } from "../config";
+import { Cni, GroupFlow, NodeRole, groupFlows } from "./flows";
 import { clusterTags } from "./tags";
 
-/** A node role with its own security group. */
-export type NodeRole = "controlPlane" | "worker" | "etcd";
+export { Cni, NodeRole };
 /** Where a rule admits traffic from: a node role or the API load balancer's security group. */
 export type RuleSource = NodeRole | "apiLoadBalancer";
 
@@ -22,17 +21,16 @@ export interface NodeRule {
   to: NodeRole;
   /** The security group traffic is admitted from. */
   from: RuleSource;
-  protocol: "tcp" | "udp";
+  protocol: "tcp" | "udp" | "icmp";
+  /** First port; for icmp, the ICMP type (-1: every type). */
   fromPort: number;
+  /** Last port; for icmp, the ICMP code (-1: every code). */
   toPort: number;
   /** EC2 rule description: at most 255 of the characters a-zA-Z0-9. _-:/()#,@[]+=&;{}!$* */
   description: string;
 }
 
 const KEBAB: Record<RuleSource, string> = { controlPlane: "control-plane", worker: "worker", etcd: "etcd", apiLoadBalancer: "api-lb" };
-const ETCD_CLIENT = 2379;
-const ETCD_PEER = 2380;
-const KUBELET = 10250;
 
 /** Node roles with a security group: etcd only when it runs on its own machines. */
 export function nodeRoles(topology: EtcdTopology): NodeRole[] {
@@ -45,99 +43,78 @@ export function ruleKey(r: NodeRule): string {
   return `${KEBAB[r.to]}-from-${KEBAB[r.from]}-${r.protocol}-${ports}`;
 }
 
-const tcp = (to: NodeRole, from: RuleSource, fromPort: number, toPort: number, description: string): NodeRule => ({ to, from, protocol: "tcp", fromPort, toPort, description });
-
-/** The rules every cluster of `topology` needs. */
-function baseRules(topology: EtcdTopology): NodeRule[] {
-  const rules = [
-    tcp("controlPlane", "apiLoadBalancer", API_SERVER_PORT, API_SERVER_PORT, "kube-apiserver from the API load balancer: clients and health checks"),
-    // The endpoints of the default/kubernetes Service are the masters' own addresses, so in-cluster
-    // clients reach 6443 directly rather than through the NLB.
-    tcp("controlPlane", "controlPlane", API_SERVER_PORT, API_SERVER_PORT, "kube-apiserver from control plane nodes via the kubernetes Service"),
-    tcp("controlPlane", "worker", API_SERVER_PORT, API_SERVER_PORT, "kube-apiserver from workers via the kubernetes Service"),
-    tcp("controlPlane", "controlPlane", KUBELET, KUBELET, "kubelet API from kube-apiserver: logs, exec, port-forward"),
-    tcp("worker", "controlPlane", KUBELET, KUBELET, "kubelet API from kube-apiserver: logs, exec, port-forward"),
-    // metrics-server and Prometheus usually run on workers and scrape every kubelet; pod traffic to
-    // a node address outside the overlay (Calico's natOutgoing, host-network pods) carries the worker's address.
-    tcp("controlPlane", "worker", KUBELET, KUBELET, "kubelet API from pods on workers: metrics-server, monitoring"),
-    tcp("worker", "worker", KUBELET, KUBELET, "kubelet API from pods on workers: metrics-server, monitoring"),
-  ];
-  if (topology === "stacked")
-    // A joining master's kubeadm adds its etcd member through another member's client port, so 2379
-    // is needed between masters, not only on loopback.
-    rules.push(tcp("controlPlane", "controlPlane", ETCD_CLIENT, ETCD_PEER, "etcd client and peer between stacked members"));
-  else
-    rules.push(
-      tcp("etcd", "controlPlane", ETCD_CLIENT, ETCD_CLIENT, "etcd client from kube-apiserver and kubeadm"),
-      tcp("etcd", "etcd", ETCD_PEER, ETCD_PEER, "etcd peer between members"),
-    );
-  return rules;
-}
-
-/** A pod network add-on, as config addons.cni. */
-export type Cni = AddonsConfig["cni"];
-
-/** Kubernetes nodes: the groups pod traffic flows between (external etcd members run no pods). */
-const KUBERNETES_NODES: NodeRole[] = ["controlPlane", "worker"];
-
-/** One port open between every pair of Kubernetes node groups, each group to itself included. */
-function amongNodes(protocol: "tcp" | "udp", port: number, description: string): NodeRule[] {
-  return KUBERNETES_NODES.flatMap((to) => KUBERNETES_NODES.map((from) => ({ to, from, protocol, fromPort: port, toPort: port, description })));
-}
-
 /**
- * Node-to-node rules the pod network needs, in both directions among masters and workers, for
- * the CNI as the add-ons configure it; pass them to `nodeRules` as `extraRules`.
- * - cilium, VXLAN tunnelling: 8472/udp overlay, 4240/tcp cilium-health, 4244/tcp Hubble server
- *   (https://docs.cilium.io/en/stable/operations/system_requirements/#firewall-rules). Its
- *   health checks also ping (ICMP echo), which `NodeRule` cannot express; only the ICMP column
- *   of `cilium-health status` is affected.
- * - calico, VXLAN with BGP off and Typha on: 4789/udp overlay, 5473/tcp Typha; no 179/tcp BGP
- *   and no IP-in-IP (https://docs.tigera.io/calico/latest/getting-started/kubernetes/requirements#network-requirements).
- * - none: nothing; whoever brings the CNI adds its rules.
+ * Security group rules admitting `flows`: one rule per source group, destination group, protocol
+ * and run of consecutive ports (EC2 counts rules against a quota of 60 inbound a group), one per
+ * ICMP type and code. A rule's description joins the distinct descriptions of its flows with "; ".
+ * Rules come in the order of their first flow, ports ascending.
  */
-export function cniRules(cni: Cni): NodeRule[] {
-  switch (cni) {
-    case "cilium":
-      return [
-        ...amongNodes("udp", 8472, "Cilium VXLAN overlay between nodes"),
-        ...amongNodes("tcp", 4240, "Cilium health checks (cilium-health) between nodes"),
-        ...amongNodes("tcp", 4244, "Hubble server: Hubble Relay reads flows from every node"),
-      ];
-    case "calico":
-      return [
-        ...amongNodes("udp", 4789, "Calico VXLAN overlay between nodes"),
-        ...amongNodes("tcp", 5473, "Calico Typha: Felix on every node connects to Typha"),
-      ];
-    case "none":
-      return [];
-    default:
-      throw new Error(`cniRules: cni: ${JSON.stringify(cni)} — must be cilium, calico or none`);
+export function rulesFromFlows(flows: GroupFlow[]): NodeRule[] {
+  const groups = new Map<string, GroupFlow[]>();
+  for (const f of flows) {
+    const t = f.traffic;
+    const key = t.protocol === "icmp" ? `${f.to} ${f.from} icmp ${t.type} ${t.code}` : `${f.to} ${f.from} ${t.protocol}`;
+    groups.set(key, [...(groups.get(key) ?? []), f]);
   }
+  const describe = (fs: GroupFlow[]) => [...new Set(fs.map((f) => f.rule))].join("; ");
+  return [...groups.values()].flatMap((fs): NodeRule[] => {
+    const { to, from, traffic: t } = fs[0];
+    if (t.protocol === "icmp") return [{ to, from, protocol: "icmp", fromPort: t.type, toPort: t.code, description: describe(fs) }];
+    const portOf = (f: GroupFlow) => (f.traffic.protocol === "icmp" ? -1 : f.traffic.port);
+    const ports = [...new Set(fs.map(portOf))].sort((a, b) => a - b);
+    const runs: Array<[number, number]> = [];
+    for (const p of ports) {
+      const last = runs[runs.length - 1];
+      if (last && p === last[1] + 1) last[1] = p;
+      else runs.push([p, p]);
+    }
+    return runs.map(([lo, hi]) => ({
+      to, from, protocol: t.protocol, fromPort: lo, toPort: hi,
+      description: describe(fs.filter((f) => portOf(f) >= lo && portOf(f) <= hi)),
+    }));
+  });
 }
 
 const DESCRIPTION = /^[a-zA-Z0-9. _\-:/()#,@[\]+=&;{}!$*]{0,255}$/;
 
 /**
- * Every ingress rule of the node security groups: the base rules of `topology`, then `extraRules`.
+ * Every way `r` breaks EC2's rules for a rule of the node groups of `topology`; empty when valid.
+ * `at` prefixes each problem.
+ */
+function ruleProblems(r: NodeRule, roles: NodeRole[], topology: EtcdTopology, at: string): string[] {
+  const problems: string[] = [];
+  if (!roles.includes(r.to)) problems.push(`${at}.to: ${JSON.stringify(r.to)} — no such security group with ${topology} etcd`);
+  if (r.from !== "apiLoadBalancer" && !roles.includes(r.from)) problems.push(`${at}.from: ${JSON.stringify(r.from)} — no such security group with ${topology} etcd`);
+  if (r.protocol === "icmp") {
+    const icmp = (v: number) => Number.isInteger(v) && v >= -1 && v <= 255;
+    if (!icmp(r.fromPort) || !icmp(r.toPort)) problems.push(`${at}: icmp type ${r.fromPort} code ${r.toPort} — each must be a whole number from -1 to 255`);
+  } else if (r.protocol === "tcp" || r.protocol === "udp") {
+    const port = (p: number) => Number.isInteger(p) && p >= 0 && p <= 65535;
+    if (!port(r.fromPort) || !port(r.toPort) || r.fromPort > r.toPort)
+      problems.push(`${at}: ports ${r.fromPort}-${r.toPort} — must be whole numbers from 0 to 65535, fromPort not above toPort`);
+  } else problems.push(`${at}.protocol: ${JSON.stringify(r.protocol)} — must be tcp, udp or icmp`);
+  if (!DESCRIPTION.test(r.description))
+    problems.push(`${at}.description: ${JSON.stringify(r.description)} — EC2 allows at most 255 of a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*`);
+  return problems;
+}
+
+/**
+ * Every ingress rule of the node security groups: the flow matrix's rules for `topology` and
+ * `cni`, then `extraRules`.
  * @throws Error listing every extra rule that names a missing group, has bad ports or description,
  *   or duplicates another rule (EC2 rejects duplicates).
  */
-export function nodeRules(topology: EtcdTopology, extraRules: NodeRule[] = []): NodeRule[] {
+export function nodeRules(topology: EtcdTopology, cni: Cni, extraRules: NodeRule[] = []): NodeRule[] {
+  if (cni !== "cilium" && cni !== "calico" && cni !== "none") throw new Error(`NodeSecurityGroups: cni: ${JSON.stringify(cni)} — must be cilium, calico or none`);
   const roles = nodeRoles(topology);
-  const rules = baseRules(topology);
+  const rules = rulesFromFlows(groupFlows(topology, cni));
+  const table = rules.flatMap((r) => ruleProblems(r, roles, topology, `flow rule ${ruleKey(r)}`));
+  if (table.length > 0) throw new Error(`NodeSecurityGroups: the flow table (components/flows.ts) is wrong: ${table.join("; ")}`);
   const seen = new Set(rules.map(ruleKey));
   const problems: string[] = [];
   extraRules.forEach((r, i) => {
     const at = `extraRules[${i}]`;
-    if (!roles.includes(r.to)) problems.push(`${at}.to: ${JSON.stringify(r.to)} — no such security group with ${topology} etcd`);
-    if (r.from !== "apiLoadBalancer" && !roles.includes(r.from)) problems.push(`${at}.from: ${JSON.stringify(r.from)} — no such security group with ${topology} etcd`);
-    if (r.protocol !== "tcp" && r.protocol !== "udp") problems.push(`${at}.protocol: ${JSON.stringify(r.protocol)} — must be tcp or udp`);
-    const port = (p: number) => Number.isInteger(p) && p >= 0 && p <= 65535;
-    if (!port(r.fromPort) || !port(r.toPort) || r.fromPort > r.toPort)
-      problems.push(`${at}: ports ${r.fromPort}-${r.toPort} — must be whole numbers from 0 to 65535, fromPort not above toPort`);
-    if (!DESCRIPTION.test(r.description))
-      problems.push(`${at}.description: ${JSON.stringify(r.description)} — EC2 allows at most 255 of a-zA-Z0-9. _-:/()#,@[]+=&;{}!$*`);
+    problems.push(...ruleProblems(r, roles, topology, at));
     const key = ruleKey(r);
     if (seen.has(key)) problems.push(`${at}: duplicates rule ${key}; EC2 rejects duplicate rules`);
     seen.add(key);
@@ -155,7 +132,9 @@ export interface NodeSecurityGroupsArgs {
   apiLbSecurityGroupId: pulumi.Input<string>;
   /** `external` adds an etcd group and moves the etcd rules to it. Required. */
   etcdTopology: EtcdTopology;
-  /** Rules added to the base set, such as the CNI's ports. Default none. */
+  /** The pod network add-on, as config addons.cni, whose flows between nodes the groups admit. Required. */
+  cni: Cni;
+  /** Rules added to the flow matrix's, such as a CNI's ports with `cni: none`. Default none. */
   extraRules?: NodeRule[];
   /** Extra tags on every resource. Required (may be empty). */
   tags: Record<string, string>;
@@ -172,7 +151,7 @@ export class NodeSecurityGroups extends pulumi.ComponentResource {
   constructor(name: string, args: NodeSecurityGroupsArgs, opts?: pulumi.ComponentResourceOptions) {
     if (args.etcdTopology !== "stacked" && args.etcdTopology !== "external")
       throw new Error(`NodeSecurityGroups: etcdTopology: ${JSON.stringify(args.etcdTopology)} — must be stacked or external`);
-    const rules = nodeRules(args.etcdTopology, args.extraRules);
+    const rules = nodeRules(args.etcdTopology, args.cni, args.extraRules);
     super("kubeadm-ha:index:NodeSecurityGroups", name, {}, opts);
     const cluster = args.clusterName;
 

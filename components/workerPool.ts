@@ -11,25 +11,23 @@
  * placeholders the bootstrap fills from IMDSv2 (cloud-init/scripts/lib.sh, fetch-secrets.sh).
  *
  * Join credential. A machine the group launches weeks after `pulumi up` must still join, with
- * nobody there to mint a token. The cluster therefore has one bootstrap token without expiry
- * (kubeadm `ttl: 0s`, cloud-init/kubeadm.ts), held only in the worker secret in Secrets Manager
- * (KMS-encrypted, readable only by the worker instance role, components/iam.ts); user data
- * carries a placeholder, and the token lives on a machine only in memory and under /run during
- * the join. The trade-off: a token that leaks stays valid until someone deletes it
- * (`kubeadm token delete <id>`, then store a new one in the secret), and it lets its holder
- * register a node under any name. Whoever runs code under the worker role can read it: any
- * worker machine, and any pod on one unless the pod network blocks 169.254.169.254 (hop limit 2
- * lets pods reach IMDS). The alternatives close that window at the cost of moving parts: a
- * rotated token (a job mints a short-lived token every few hours and rewrites the secret; if the
- * job stops, scale-out stops), or identity-based bootstrap as kOps does (a controller on the
- * masters checks the machine's signed AWS identity and issues a kubelet certificate for exactly
- * that instance: no shared secret, but a server, its certificate and its permissions to run).
+ * nobody there to mint a token. The worker secret in Secrets Manager (KMS-encrypted, readable only
+ * by the worker instance role, components/iam.ts) always holds a valid bootstrap token: it lives
+ * `certificates.joinTokenTtlHours` (24 by default) and every master rotates it into the secret
+ * once half of that is gone (cloud-init/scripts/token-rotate.sh), as Cluster API refreshes its
+ * join tokens. User data carries a placeholder, and the token lives on a machine only in memory
+ * and under /run during the join. Whoever reads the secret can add nodes, under any name, only
+ * until that token expires; if every master is down the token lapses, scale-out stops, and the
+ * node's log says why (fetch-secrets.sh). Identity-based bootstrap as kOps does it (a controller on
+ * the masters checks the machine's signed AWS identity) would remove the shared secret, at the cost
+ * of a server, its certificate and its permissions to run.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { NodeValues, joinConfiguration, toYaml } from "../cloud-init/kubeadm";
 import { NodeDocuments, assertUserDataSize, encodeUserData, renderCloudConfig } from "../cloud-init/render";
 import { ConfigError, NODE_TEMPLATE_TAG_PREFIX, RESERVED_LABEL_PREFIX, WorkerPoolConfig, WorkerPoolInput, architectureOf, parseWorkerPool } from "../config";
+import { TERMINATION_HOOK_NAME, managedTagKey } from "./nodeTermination";
 import { clusterTags } from "./tags";
 
 /** Stand in the kubeadm documents for the node name and address; fetch-secrets.sh substitutes them at boot. */
@@ -44,6 +42,8 @@ export const AWS_TAG_LIMIT = 50;
  * cheapest. Plain `capacity-optimized` ignores price; `lowest-price` ignores interruptions.
  */
 export const SPOT_ALLOCATION_STRATEGY = "price-capacity-optimized";
+/** The launch lifecycle hook a new machine completes itself once its node is Ready (cloud-init/scripts/node-ready.sh). */
+export const LAUNCH_HOOK_NAME = "kubeadm-ha-node-ready";
 
 /** How a worker finds and joins the cluster: what a program needs to build a pool of its own. */
 export interface WorkerJoin {
@@ -71,6 +71,14 @@ export interface WorkerJoin {
   amiIds: { amd64: pulumi.Input<string>; arm64: pulumi.Input<string> };
   /** kubelet `--cloud-provider=external`, as the masters': the AWS cloud controller initializes the nodes. Default true. */
   externalCloudProvider?: boolean;
+  /**
+   * Each new machine waits in its group's launch lifecycle hook until it reports its node Ready;
+   * the worker role must allow that report (NodeRoles `workerLaunchHook`), or the group terminates
+   * every machine at the pool's readyTimeoutSeconds. Default false.
+   */
+  readinessHook?: boolean;
+  /** The cluster runs aws-node-termination-handler (addons.nodeTerminationHandler): pools with drain.enabled are drained before their machines go. Default false. */
+  nodeTerminationHandler?: boolean;
 }
 
 export interface WorkerPoolArgs {
@@ -99,6 +107,8 @@ export interface WorkerDocumentValues {
   secretArn: string;
   /** kubelet `--cloud-provider=external`. Default true. */
   externalCloudProvider?: boolean;
+  /** The machine completes its group's launch lifecycle hook once its node is Ready. Default false. */
+  readinessHook?: boolean;
 }
 
 /** Everything cloud-init writes on a machine of `pool`: env file and JoinConfiguration. */
@@ -123,23 +133,41 @@ export function workerDocuments(v: WorkerDocumentValues, pool: WorkerPoolConfig)
       API_ENDPOINT: v.apiEndpoint,
       AWS_REGION: v.region,
       SECRET_ID: v.secretArn,
+      ...(v.readinessHook ? { LAUNCH_HOOK: LAUNCH_HOOK_NAME } : {}),
     },
     kubeadm: { "join.yaml": toYaml(joinConfiguration(node, { apiServerEndpoint: v.apiEndpoint, caCertHash: v.caCertHash, controlPlane: false })) },
+    ...(v.readinessHook ? { needs: { launchHook: true } } : {}),
   };
 }
 
-/** Tags of the pool's machines and volumes (through the launch template) and of the template itself. */
-export function machineTags(clusterName: string, pool: WorkerPoolConfig, tags: Record<string, string> = {}): Record<string, string> {
-  return clusterTags(clusterName, { ...tags, "kubeadm-ha/role": "worker", "kubeadm-ha/pool": pool.name }, `${clusterName}-worker-${pool.name}`);
+/** Whether the pool's machines are drained before they go: the cluster runs the handler and the pool asks for it. */
+export function drains(join: Pick<WorkerJoin, "nodeTerminationHandler">, pool: WorkerPoolConfig): boolean {
+  return (join.nodeTerminationHandler ?? false) && pool.drain.enabled;
+}
+
+/**
+ * Tags of the pool's machines and volumes (through the launch template) and of the template
+ * itself. A drained pool's machines carry the handler's managed tag, the handler's only sign that
+ * a machine is one to drain (components/nodeTermination.ts).
+ */
+export function machineTags(clusterName: string, pool: WorkerPoolConfig, tags: Record<string, string> = {}, drained = false): Record<string, string> {
+  return clusterTags(
+    clusterName,
+    { ...tags, "kubeadm-ha/role": "worker", "kubeadm-ha/pool": pool.name, ...(drained ? { [managedTagKey(clusterName)]: "managed" } : {}) },
+    `${clusterName}-worker-${pool.name}`,
+  );
 }
 
 /**
  * cluster-autoscaler tags: auto-discovery (`--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,k8s.io/cluster-autoscaler/<cluster>`)
  * and the node template, from which it predicts a new node's labels and taints when the group has
- * no node to copy them from (scale from zero).
+ * no node to copy them from (scale from zero). None with `autoscaling.enabled` false: the
+ * autoscaler then neither finds the group nor may resize it (its IAM policy requires the
+ * `k8s.io/cluster-autoscaler/<cluster>` tag).
  * https://github.com/kubernetes/autoscaler/blob/master/cluster-autoscaler/cloudprovider/aws/README.md
  */
 export function autoscalerTags(clusterName: string, pool: WorkerPoolConfig): Record<string, string> {
+  if (!pool.autoscaling.enabled) return {};
   const out: Record<string, string> = {
     "k8s.io/cluster-autoscaler/enabled": "true",
     [`k8s.io/cluster-autoscaler/${clusterName}`]: "owned",
@@ -155,8 +183,8 @@ export function autoscalerTags(clusterName: string, pool: WorkerPoolConfig): Rec
  * describe the group, not a machine.
  * @throws when the tags exceed AWS's 50 a group.
  */
-export function groupTags(clusterName: string, pool: WorkerPoolConfig, tags: Record<string, string> = {}): aws.types.input.autoscaling.GroupTag[] {
-  const all = { ...machineTags(clusterName, pool, tags), ...autoscalerTags(clusterName, pool) };
+export function groupTags(clusterName: string, pool: WorkerPoolConfig, tags: Record<string, string> = {}, drained = false): aws.types.input.autoscaling.GroupTag[] {
+  const all = { ...machineTags(clusterName, pool, tags, drained), ...autoscalerTags(clusterName, pool) };
   const n = Object.keys(all).length;
   if (n > AWS_TAG_LIMIT)
     throw new Error(
@@ -191,14 +219,60 @@ export function launchSpec(
 }
 
 /**
- * Rolling replacement when the launch template changes (new user data, AMI, instance type): at
- * least 90% of the group stays in service, machines already on the new version are skipped, and
- * each new machine gets five minutes (package install and `kubeadm join`) before the next batch.
+ * Rolling replacement when the launch template changes (new user data, AMI, instance type),
+ * launching before terminating: no old machine goes until its replacement is in service
+ * (minimum 100% healthy), one machine or a tenth of the group at a time (maximum 110%; AWS
+ * replaces at least one). Machines already on the new version are skipped.
+ *
+ * With the readiness hook, "in service" means the node joined and is Ready: a machine that fails
+ * to join is abandoned and terminated by its launch hook, so the refresh never terminates an old
+ * machine for it; when the refresh then fails, `autoRollback` (the provider sends the group's
+ * template as the desired configuration, which rollback requires) puts back the previous template
+ * version and replaces what it already launched. Each old machine goes through the termination
+ * hook, so it is drained first. Without the hook, a machine is in service once EC2 runs it, and
+ * five minutes of warmup (package install and `kubeadm join`) stand in for readiness.
+ * Checkpoints stay off: they pause for a fixed delay with nobody checking anything in between.
  */
-export const INSTANCE_REFRESH: aws.types.input.autoscaling.GroupInstanceRefresh = {
-  strategy: "Rolling",
-  preferences: { minHealthyPercentage: 90, skipMatching: true, instanceWarmup: "300" },
-};
+export function instanceRefresh(readinessHook: boolean): aws.types.input.autoscaling.GroupInstanceRefresh {
+  return {
+    strategy: "Rolling",
+    preferences: {
+      minHealthyPercentage: 100,
+      maxHealthyPercentage: 110,
+      skipMatching: true,
+      autoRollback: true,
+      instanceWarmup: readinessHook ? "60" : "300",
+    },
+  };
+}
+
+/** A group's lifecycle hook, as `aws.autoscaling.LifecycleHook` takes it less the group's name. */
+export interface HookSpec {
+  name: string;
+  lifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING" | "autoscaling:EC2_INSTANCE_TERMINATING";
+  defaultResult: "CONTINUE" | "ABANDON";
+  heartbeatTimeout: number;
+}
+
+/**
+ * The pool's lifecycle hooks:
+ * - readiness (with `readinessHook`): a new machine waits in Pending:Wait until node-ready.sh
+ *   completes the action once its node is Ready; a machine that never reports is abandoned
+ *   (terminated) after readyTimeoutSeconds, so a group never counts a machine that did not join.
+ * - drain (when the pool is drained): a machine the group terminates waits in Terminating:Wait
+ *   until the termination handler has drained it and completed the action, or drain.timeoutSeconds
+ *   pass; then it goes anyway (CONTINUE), so a stuck drain cannot keep a machine forever.
+ */
+export function lifecycleHooks(pool: WorkerPoolConfig, readinessHook: boolean, drained: boolean): HookSpec[] {
+  return [
+    ...(readinessHook
+      ? [{ name: LAUNCH_HOOK_NAME, lifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING" as const, defaultResult: "ABANDON" as const, heartbeatTimeout: pool.readyTimeoutSeconds }]
+      : []),
+    ...(drained
+      ? [{ name: TERMINATION_HOOK_NAME, lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING" as const, defaultResult: "CONTINUE" as const, heartbeatTimeout: pool.drain.timeoutSeconds }]
+      : []),
+  ];
+}
 
 export class WorkerPool extends pulumi.ComponentResource {
   /** The pool's settings with every default filled. */
@@ -222,8 +296,10 @@ export class WorkerPool extends pulumi.ComponentResource {
     }
     const { join } = args;
     const tags = args.tags ?? {};
+    const drained = drains(join, pool);
+    const readinessHook = join.readinessHook ?? false;
     // Validated before anything registers, so a bad pool leaves nothing half-built.
-    const asgTags = groupTags(join.clusterName, pool, tags);
+    const asgTags = groupTags(join.clusterName, pool, tags, drained);
     super("kubeadm-ha:index:WorkerPool", name, {}, opts);
     this.settings = pool;
     this.nodeLabels = nodeLabels(pool);
@@ -231,7 +307,7 @@ export class WorkerPool extends pulumi.ComponentResource {
     this.userData = pulumi.all([join.apiEndpoint, join.caCertHash, join.secretArn, join.bootstrapBucket]).apply(([apiEndpoint, caCertHash, secretArn, bootstrapBucket]) => {
       const text = renderCloudConfig(
         workerDocuments(
-          { clusterName: join.clusterName, kubernetesVersion: join.kubernetesVersion, region: join.region, apiEndpoint, caCertHash, secretArn, externalCloudProvider: join.externalCloudProvider },
+          { clusterName: join.clusterName, kubernetesVersion: join.kubernetesVersion, region: join.region, apiEndpoint, caCertHash, secretArn, externalCloudProvider: join.externalCloudProvider, readinessHook },
           pool,
         ),
         bootstrapBucket,
@@ -241,7 +317,7 @@ export class WorkerPool extends pulumi.ComponentResource {
       return encoded;
     });
 
-    const instanceTags = machineTags(join.clusterName, pool, tags);
+    const instanceTags = machineTags(join.clusterName, pool, tags, drained);
     const template = new aws.ec2.LaunchTemplate(
       `${name}-launch-template`,
       {
@@ -286,13 +362,23 @@ export class WorkerPool extends pulumi.ComponentResource {
         ...launchSpec(pool, { id: template.id, version: template.latestVersion.apply((v) => String(v)) }),
         // Spot: launch a replacement when AWS signals a machine is at elevated risk of interruption.
         capacityRebalance: pool.capacityType === "spot",
-        instanceRefresh: INSTANCE_REFRESH,
+        instanceRefresh: instanceRefresh(readinessHook),
         tags: asgTags,
       },
       // The cluster-autoscaler (or a human) owns the desired capacity after creation; `pulumi up`
       // must not reset it and scale the pool back.
       { parent: this, ignoreChanges: ["desiredCapacity"] },
     );
+
+    // Separate resources rather than the group's initialLifecycleHooks, which the provider applies
+    // only when it creates a group (and replaces the group to change): an existing pool gets its
+    // hooks in place. The machines the group launches before its hooks exist join unheld.
+    for (const hook of lifecycleHooks(pool, readinessHook, drained))
+      new aws.autoscaling.LifecycleHook(
+        `${name}-${hook.name === LAUNCH_HOOK_NAME ? "ready" : "drain"}-hook`,
+        { autoscalingGroupName: group.name, ...hook },
+        { parent: this },
+      );
 
     this.launchTemplateId = template.id;
     this.autoScalingGroupName = group.name;

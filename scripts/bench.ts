@@ -21,7 +21,9 @@ import {
   benchTable,
   growthSeries,
   growthTable,
+  MIN_VERDICT_ROUNDS,
   replaceBetweenMarkers,
+  roundOrder,
   summarize,
 } from "./benchLib";
 import { SIZE_VARIANTS, USER_DATA_BUDGET, measureVariant, sizeTable } from "./userDataSizes";
@@ -73,9 +75,10 @@ async function main(): Promise<void> {
   const started = Date.now();
   const wall = new Map<string, number[]>(cases.map((c) => [c.id, []]));
   const results = new Map<string, RunResult[]>(cases.map((c) => [c.id, []]));
-  // Round-robin over the cases, so a burst of background load spreads over all of them instead of skewing one.
+  // Round-robin over the cases, so a burst of background load spreads over all of them instead of
+  // skewing one; each round in a rotated order, and the growth check compares sizes within a round.
   for (let round = 1; round <= runs; round++) {
-    for (const c of cases) {
+    for (const c of roundOrder(cases, round)) {
       const r = await runChild(c);
       wall.get(c.id)!.push(r.wallMs);
       results.get(c.id)!.push(r.result);
@@ -93,7 +96,8 @@ async function main(): Promise<void> {
   console.log(bench + "\n\n" + growthMd + "\n\n" + sizeMd);
   const superlinear = growths.filter((g) => g.superlinear);
   for (const g of superlinear)
-    console.log(`WARNING superlinear: ${g.series}: the largest case costs ${g.marginalRatio.toFixed(2)}x the smallest per resource`);
+    console.log(`WARNING superlinear: ${g.series}: the largest case costs ${g.minRatio.toFixed(2)}x to ${g.marginalRatio.toFixed(2)}x (lowest round, median) the smallest per resource in every round`);
+  if (runs < MIN_VERDICT_ROUNDS) console.log(`no growth verdict: ${runs} run(s); the verdict needs ${MIN_VERDICT_ROUNDS} rounds (--runs ${MIN_VERDICT_ROUNDS})`);
   const over = sizes.filter((s) => s.gzipBytes > USER_DATA_BUDGET);
   for (const s of over) console.log(`WARNING user data: ${s.variant} ${s.node} is ${s.gzipBytes} bytes gzipped, over the ${USER_DATA_BUDGET}-byte budget`);
   console.log(`\n${cases.length} cases x ${runs} runs in ${elapsed.toFixed(0)} s on ${machine()}`);

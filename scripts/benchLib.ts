@@ -91,41 +91,70 @@ export function fitLine(points: Array<[number, number]>): { slope: number; inter
   return { slope, intercept: my - slope * mx };
 }
 
+/** One case's measurement in one round. */
+export interface RoundPoint {
+  /** Pools or masters. */
+  x: number;
+  resources: number;
+  programMs: number;
+}
+
 export interface Growth {
   /** What grows: pools or masters, and in which series (topology, the other dimension's value). */
   series: string;
   /** Resources added by one step of the dimension (one pool, one master), from the ends of the series. */
   resourcesPerStep: number;
-  /** Program ms per step of the dimension (per pool, per master): slope of the least-squares line. */
+  /**
+   * Program ms per step of the dimension: the median over rounds of each round's least-squares
+   * slope, never below 0 (a negative slope is noise: adding pools never makes the program faster).
+   */
   msPerStep: number;
-  /** Program ms per resource: slope of the line through (resources, program ms). */
+  /** Program ms per resource: the same, through (resources, program ms). */
   msPerResource: number;
-  /** Program ms per resource of the largest case divided by that of the smallest. */
+  /** The median over rounds of (ms per resource of the largest case) / (of the smallest), both from that round. */
   marginalRatio: number;
+  /** The smallest of those per-round ratios. */
+  minRatio: number;
+  /** Rounds the verdict rests on. */
+  rounds: number;
+  /** `superlinear`, `linear`, or `no verdict` with fewer than MIN_VERDICT_ROUNDS rounds. */
+  verdict: "superlinear" | "linear" | "no verdict";
   superlinear: boolean;
 }
 
+/** Rounds a growth verdict needs: one noisy round must not decide it. */
+export const MIN_VERDICT_ROUNDS = 3;
+
 /**
- * With a fixed cost and a constant cost per resource, the program's ms per resource falls or stays
- * as the cluster grows (ratio <= 1); with a cost per resource that grows with the cluster it rises
- * (a quadratic from 93 to 240 resources: 1.8x). Flags superlinear above `tolerance` (default 1.5)
- * when the excess over the smallest case's rate also exceeds `noiseMs` (default 300 ms). Whole-case
- * averages, not step-to-step differences: a step of a few resources (one master) is within the
- * run-to-run noise of a shared machine, a whole case is not.
+ * Whether cost per resource grows with the cluster, from rounds of interleaved runs: round r holds
+ * every size of the series measured in round r, next to each other in time, so a burst of load on a
+ * shared machine slows the sizes of one round alike and cancels out of their ratio. With a fixed
+ * cost and a constant cost per resource the ratio (ms per resource, largest / smallest) stays at or
+ * below 1; with a cost per resource that grows with the cluster it rises (a quadratic from 93 to 240
+ * resources: 1.8x). Superlinear only when the ratio exceeds `tolerance` (default 1.5) in every
+ * round, and the median excess over the smallest case's rate exceeds `noiseMs` (default 300 ms):
+ * noise would have to slow the largest case in every round, and by more than a whole case's noise.
+ * Fewer than MIN_VERDICT_ROUNDS rounds give no verdict.
  */
-export function growth(series: string, points: Array<{ x: number; resources: number; programMs: number }>, tolerance = 1.5, noiseMs = 300): Growth {
-  const p = [...points].sort((a, b) => a.x - b.x);
-  if (p.length < 2) throw new Error(`${series}: growth needs two sizes`);
-  const [first, last] = [p[0], p[p.length - 1]];
-  const rateFirst = first.programMs / first.resources;
-  const ratio = last.programMs / last.resources / rateFirst;
+export function growth(series: string, rounds: RoundPoint[][], tolerance = 1.5, noiseMs = 300): Growth {
+  if (rounds.length === 0) throw new Error(`${series}: growth needs at least one round`);
+  const sorted = rounds.map((r) => [...r].sort((a, b) => a.x - b.x));
+  for (const r of sorted) if (r.length < 2) throw new Error(`${series}: growth needs two sizes in every round`);
+  const [first, last] = [sorted[0][0], sorted[0][sorted[0].length - 1]];
+  const ratios = sorted.map((r) => r[r.length - 1].programMs / r[r.length - 1].resources / (r[0].programMs / r[0].resources));
+  const excess = median(sorted.map((r) => r[r.length - 1].programMs - r[r.length - 1].resources * (r[0].programMs / r[0].resources)));
+  const enough = sorted.length >= MIN_VERDICT_ROUNDS;
+  const superlinear = enough && Math.min(...ratios) > tolerance && excess > noiseMs;
   return {
     series,
     resourcesPerStep: (last.resources - first.resources) / (last.x - first.x),
-    msPerStep: fitLine(p.map((q) => [q.x, q.programMs])).slope,
-    msPerResource: fitLine(p.map((q) => [q.resources, q.programMs])).slope,
-    marginalRatio: ratio,
-    superlinear: ratio > tolerance && last.programMs - last.resources * rateFirst > noiseMs,
+    msPerStep: Math.max(0, median(sorted.map((r) => fitLine(r.map((q) => [q.x, q.programMs])).slope))),
+    msPerResource: Math.max(0, median(sorted.map((r) => fitLine(r.map((q) => [q.resources, q.programMs])).slope))),
+    marginalRatio: median(ratios),
+    minRatio: Math.min(...ratios),
+    rounds: sorted.length,
+    verdict: !enough ? "no verdict" : superlinear ? "superlinear" : "linear",
+    superlinear,
   };
 }
 
@@ -136,6 +165,9 @@ export interface CaseSummary {
   wallMs: number;
   programMs: number;
   maxRssMiB: number;
+  /** Each round's wall and program ms, in round order. */
+  wallMsRuns: number[];
+  programMsRuns: number[];
 }
 
 export function summarize(c: BenchCase, wallMs: number[], runs: RunResult[]): CaseSummary {
@@ -148,7 +180,20 @@ export function summarize(c: BenchCase, wallMs: number[], runs: RunResult[]): Ca
     wallMs: median(wallMs),
     programMs: median(runs.map((r) => r.programMs)),
     maxRssMiB: median(runs.map((r) => r.maxRssKiB)) / 1024,
+    wallMsRuns: wallMs,
+    programMsRuns: runs.map((r) => r.programMs),
   };
+}
+
+/**
+ * Wall ms per resource over the floor: each round's (case - floor of the same round) over the
+ * resources the case adds, median over rounds; never below 0 (the program cannot cost less than
+ * loading the packages: a negative difference is the floor's run being slowed).
+ */
+export function overFloorMsPerResource(row: CaseSummary, floor: CaseSummary): number {
+  const n = Math.min(row.wallMsRuns.length, floor.wallMsRuns.length);
+  const per = Array.from({ length: n }, (_, i) => (row.wallMsRuns[i] - floor.wallMsRuns[i]) / Math.max(1, row.resources - floor.resources));
+  return Math.max(0, median(per));
 }
 
 export function benchTable(rows: CaseSummary[]): string {
@@ -158,7 +203,7 @@ export function benchTable(rows: CaseSummary[]): string {
     "|---|---:|---:|---|---:|---:|---:|---:|---:|",
   ];
   for (const r of rows) {
-    const over = floor && r !== floor ? ((r.wallMs - floor.wallMs) / Math.max(1, r.resources - floor.resources)).toFixed(2) : "";
+    const over = floor && r !== floor ? overFloorMsPerResource(r, floor).toFixed(2) : "";
     lines.push(
       `| ${r.c.id} | ${r.c.kind === "floor" ? "" : r.c.masters} | ${r.c.kind === "floor" ? "" : r.c.pools} | ${r.c.kind === "floor" ? "" : r.c.topology} | ${r.resources} | ${Math.round(r.wallMs)} | ${Math.round(r.programMs)} | ${over} | ${r.maxRssMiB.toFixed(0)} |`,
     );
@@ -169,28 +214,42 @@ export function benchTable(rows: CaseSummary[]): string {
 /** Every growth series the matrix allows: along pools for each (topology, masters), along masters for each (topology, pools). */
 export function growthSeries(rows: CaseSummary[]): Growth[] {
   const prog = rows.filter((r) => r.c.kind === "program");
+  const rounds = (s: CaseSummary[], x: (r: CaseSummary) => number): RoundPoint[][] =>
+    Array.from({ length: Math.min(...s.map((r) => r.programMsRuns.length)) }, (_, i) => s.map((r) => ({ x: x(r), resources: r.resources, programMs: r.programMsRuns[i] })));
   const out: Growth[] = [];
   for (const topology of [...new Set(prog.map((r) => r.c.topology))]) {
     const t = prog.filter((r) => r.c.topology === topology);
     for (const masters of [...new Set(t.map((r) => r.c.masters))]) {
       const s = t.filter((r) => r.c.masters === masters);
-      if (s.length >= 2) out.push(growth(`${topology}, ${masters} masters, pools grow`, s.map((r) => ({ x: r.c.pools, resources: r.resources, programMs: r.programMs }))));
+      if (s.length >= 2) out.push(growth(`${topology}, ${masters} masters, pools grow`, rounds(s, (r) => r.c.pools)));
     }
     for (const pools of [...new Set(t.map((r) => r.c.pools))]) {
       const s = t.filter((r) => r.c.pools === pools);
-      if (s.length >= 2) out.push(growth(`${topology}, ${pools} pools, masters grow`, s.map((r) => ({ x: r.c.masters, resources: r.resources, programMs: r.programMs }))));
+      if (s.length >= 2) out.push(growth(`${topology}, ${pools} pools, masters grow`, rounds(s, (r) => r.c.masters)));
     }
   }
   return out;
 }
 
 export function growthTable(gs: Growth[]): string {
-  const lines = ["| series | resources per step | program ms per step | program ms per resource | ms per resource, largest / smallest | |", "|---|---:|---:|---:|---:|---|"];
+  const lines = [
+    "| series | resources per step | program ms per step | program ms per resource | ms per resource, largest / smallest (median, lowest round) | |",
+    "|---|---:|---:|---:|---:|---|",
+  ];
   for (const g of gs)
     lines.push(
-      `| ${g.series} | ${g.resourcesPerStep.toFixed(1)} | ${g.msPerStep.toFixed(0)} | ${g.msPerResource.toFixed(1)} | ${g.marginalRatio.toFixed(2)} | ${g.superlinear ? "**superlinear**" : "linear"} |`,
+      `| ${g.series} | ${g.resourcesPerStep.toFixed(1)} | ${g.msPerStep.toFixed(0)} | ${g.msPerResource.toFixed(1)} | ${g.marginalRatio.toFixed(2)}, ${g.minRatio.toFixed(2)} | ${g.verdict === "superlinear" ? "**superlinear**" : g.verdict} |`,
     );
   return lines.join("\n");
+}
+
+/**
+ * The order of the cases in round `round` (from 1): rotated by one each round, so no case always
+ * runs first (cold disk cache) or right after the largest one (a collector still busy).
+ */
+export function roundOrder<T>(cases: T[], round: number): T[] {
+  const k = (round - 1) % Math.max(1, cases.length);
+  return [...cases.slice(k), ...cases.slice(0, k)];
 }
 
 /** Replaces the text between `<!-- begin:<name> -->` and `<!-- end:<name> -->`; both markers must exist once. */

@@ -9,6 +9,7 @@ import * as path from "path";
 import { parseStackConfig } from "../config";
 import { API_HEALTH_CHECK } from "../components/apiLoadBalancer";
 import { replaceBetweenMarkers } from "./benchLib";
+import { measuredRows, measuredTable, readMeasured } from "./control-plane-failover";
 import { budgetTable, failoverBudget } from "./failoverBudget";
 import { stackConfig } from "./renderLib";
 
@@ -35,11 +36,23 @@ function main(): number {
   const table = budgetTable(budget);
   console.log(`Failover budget of stack ${stack} (etcd ${config.etcd.topology}, heartbeat ${config.etcd.heartbeatIntervalMs} ms, election ${config.etcd.electionTimeoutMs} ms; leases ${config.leaderElection.leaseDuration}/${config.leaderElection.renewDeadline}/${config.leaderElection.retryPeriod})\n`);
   console.log(table);
+  const m = readMeasured(stack);
+  const settingsNow = { ...config.leaderElection, heartbeatIntervalMs: config.etcd.heartbeatIntervalMs, electionTimeoutMs: config.etcd.electionTimeoutMs };
+  let measured: string;
+  if (!m) measured = `Not measured yet: \`npm run bench:control-plane -- ${stack} --write\` measures it on the real binaries.`;
+  else {
+    const stale = JSON.stringify({ ...m.settings, renewDeadline: undefined }) !== JSON.stringify({ ...settingsNow, renewDeadline: undefined });
+    measured =
+      `Measured ${m.measured} on the real binaries (${m.trials} trials each, \`npm run bench:control-plane -- ${stack}\`)` +
+      (stale ? `, with other settings than the stack has now (${JSON.stringify(m.settings)}): measure again` : "") +
+      `:\n\n${measuredTable(measuredRows(m.settings, m.results))}`;
+  }
+  console.log(`\n${measured}`);
   if (budget.warnings.length === 0) console.log("\nNo warnings: every setting is within the sane range.");
   for (const w of budget.warnings) console.log(`\nWARNING ${w.setting}: ${w.message}`);
   if (write) {
     const doc = path.join(ROOT, "docs", "performance.md");
-    const body = `Stack ${stack} (\`npm run failover -- ${stack} --write\`):\n\n${table}\n\n${budget.warnings.length ? budget.warnings.map((w) => `- **${w.setting}**: ${w.message}`).join("\n") : "No warnings."}`;
+    const body = `Stack ${stack} (\`npm run failover -- ${stack} --write\`), computed:\n\n${table}\n\n${measured}\n\n${budget.warnings.length ? budget.warnings.map((w) => `- **${w.setting}**: ${w.message}`).join("\n") : "No warnings."}`;
     fs.writeFileSync(doc, replaceBetweenMarkers(fs.readFileSync(doc, "utf8"), "failover", body));
     console.log(`\nupdated ${path.relative(process.cwd(), doc)}`);
   }

@@ -86,6 +86,22 @@ export function etcdLeaderLoss(heartbeatMs: number, electionMs: number, a: Assum
 }
 
 /**
+ * A write in flight when the etcd leader dies: the proposal it carried is lost with the leader, and
+ * the member that took the request waits out etcd's request timeout before it answers "request timed
+ * out, possibly due to previous leader failure" (etcd `ServerConfig.ReqTimeout`: 5 s for queueing,
+ * computation and disk, plus 2 x election timeout for a leader election). kube-apiserver passes that
+ * on as HTTP 500; the client retries. Writes sent after the election go through at once.
+ */
+export function etcdWriteInFlightLoss(electionMs: number): FailoverRow {
+  return {
+    failure: "etcd leader (a write in flight when it dies)",
+    bestMs: 5000 + 2 * electionMs,
+    worstMs: 5000 + 2 * electionMs,
+    formula: `etcd's request timeout: 5 s + 2 x electionTimeout (${electionMs} ms), then an error the client retries`,
+  };
+}
+
+/**
  * kube-controller-manager or kube-scheduler leader loss (client-go leader election). The holder
  * renews every retryPeriod; a standby records the time it last saw the Lease change (its own clock)
  * and takes the Lease on its first try after leaseDuration from then. Each try comes
@@ -145,6 +161,7 @@ export function failoverBudget(s: FailoverSettings, hc: HealthCheck, a: Assumpti
     leaderLeaseLoss("kube-controller-manager", lease, retry),
     leaderLeaseLoss("kube-scheduler", lease, retry),
     etcd,
+    etcdWriteInFlightLoss(et),
   ];
   const warnings: FailoverWarning[] = [];
   const warn = (setting: string, message: string) => warnings.push({ setting, message });

@@ -8,7 +8,9 @@ import * as zlib from "zlib";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 import { AddonSummary } from "../components/addons";
-import { Registration, settle, setupMocks } from "../test/mocks";
+import { Registration, inventedValues, settle, setupMocks } from "../test/mocks";
+import { costDoc, loadPrices } from "./cost";
+import { MachineGroup, MockMarker, bootstrapFiles, fetchedScripts, machineGroups, mockValuesDoc, summaryTable } from "./renderReview";
 
 const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
 const kindOf = (v: unknown) => (v === null ? "nothing" : Array.isArray(v) ? "a list" : typeof v === "object" ? "a map" : `a ${typeof v}`);
@@ -65,27 +67,28 @@ export function decodeUserData(userData: string, base64: boolean): string {
 
 const SKIP_KEYS = new Set(["tags", "tagsAll", "userData", "userDataBase64", "secretString", "policy", "assumeRolePolicy", "__defaults"]);
 
-/** A resource's scalar inputs (and small objects), for the review table. */
-export function keySettings(r: Registration): string {
+/** A resource's scalar inputs (and small objects), for the review table; `mock` marks invented values. */
+export function keySettings(r: Registration, mock?: MockMarker): string {
   const parts: string[] = [];
+  const mark = (part: string) => (mock ? mock.mark(part) : part);
   for (const [k, v] of Object.entries(r.inputs).sort(([a], [b]) => a.localeCompare(b))) {
     if (SKIP_KEYS.has(k) || v === undefined || v === null) continue;
     if (typeof v === "object") {
       const json = JSON.stringify(v);
-      if (json.length <= 160 && !json.includes("BEGIN")) parts.push(`${k}=${json}`);
+      if (json.length <= 160 && !json.includes("BEGIN")) parts.push(mark(`${k}=${json}`));
     } else {
       const s = String(v);
-      if (s.length <= 100 && !s.includes("BEGIN")) parts.push(`${k}=${s}`);
+      if (s.length <= 100 && !s.includes("BEGIN")) parts.push(mark(`${k}=${s}`));
     }
   }
   return parts.join(", ").replace(/\|/g, "\\|");
 }
 
-export function resourceTable(regs: Registration[]): string {
+export function resourceTable(regs: Registration[], mock?: MockMarker): string {
   const rows = regs
     .filter((r) => !r.type.startsWith("pulumi:"))
     .sort((a, b) => a.type.localeCompare(b.type) || a.name.localeCompare(b.name))
-    .map((r) => `| \`${r.type}\` | ${r.name} | ${keySettings(r)} |`);
+    .map((r) => `| \`${r.type}\` | ${r.name} | ${keySettings(r, mock)} |`);
   return ["| type | name | key settings |", "|---|---|---|", ...rows].join("\n") + `\n\n${rows.length} resources.\n`;
 }
 
@@ -95,10 +98,18 @@ export function addonTable(addons: AddonSummary[]): string {
   return ["| add-on | chart | version | namespace | installer |", "|---|---|---|---|---|", ...rows].join("\n") + `\n\n${rows.length} add-ons.\n`;
 }
 
-const tagOf = (r: Registration, key: string): string | undefined => (r.inputs.tags ?? {})[key];
+const tagOf = (r: Registration, key: string): string | undefined => {
+  const tags = r.inputs.tags;
+  if (Array.isArray(tags)) return tags.find((t: { key: string }) => t.key === key)?.value;
+  return (tags ?? {})[key];
+};
 
-/** Mermaid flowchart: NLB on top, one box a zone with its NAT and machines, worker pools across zones. */
-export function topologyDiagram(regs: Registration[]): string {
+/**
+ * Mermaid flowchart: NLB on top, one box a zone with its NAT and machines, etcd's peer links (2380)
+ * between the machines that hold a member (the masters when stacked), worker pools across zones
+ * with their instance types.
+ */
+export function topologyDiagram(regs: Registration[], groups: MachineGroup[] = machineGroups(regs)): string {
   const zones = [...new Set(regs.filter((r) => r.type === "aws:ec2/subnet:Subnet").map((r) => String(r.inputs.availabilityZone)))].sort();
   const subnetZone = new Map(regs.filter((r) => r.type === "aws:ec2/subnet:Subnet").map((r) => [r.id, String(r.inputs.availabilityZone)]));
   const id = (s: string) => s.replace(/[^A-Za-z0-9_]/g, "_");
@@ -106,22 +117,33 @@ export function topologyDiagram(regs: Registration[]): string {
   const nlb = regs.find((r) => r.type === "aws:lb/loadBalancer:LoadBalancer");
   if (nlb) lines.push(`  nlb(["NLB ${nlb.inputs.name} (${nlb.inputs.internal ? "internal" : "internet-facing"}) TCP 6443"])`);
   const instances = regs.filter((r) => r.type === "aws:ec2/instance:Instance");
+  const masters = instances.filter((r) => tagOf(r, "kubeadm-ha/role") === "control-plane");
+  const etcd = instances.filter((r) => tagOf(r, "kubeadm-ha/role") === "etcd");
+  const stacked = etcd.length === 0;
+  const runs = (i: Registration) =>
+    tagOf(i, "kubeadm-ha/role") === "control-plane" ? (stacked ? "apiserver, etcd, KCM, scheduler" : "apiserver, KCM, scheduler") : "etcd member";
   for (const zone of zones) {
     lines.push(`  subgraph ${id(zone)}["${zone}"]`);
     for (const nat of regs.filter((r) => r.type === "aws:ec2/natGateway:NatGateway" && subnetZone.get(String(r.inputs.subnetId)) === zone))
       lines.push(`    ${id(nat.name)}[/"NAT ${nat.name}"/]`);
     for (const i of instances.filter((r) => (r.inputs.availabilityZone ?? subnetZone.get(String(r.inputs.subnetId))) === zone)) {
       const role = tagOf(i, "kubeadm-ha/role") ?? "node";
-      lines.push(`    ${id(i.name)}["${role} ${i.name}<br/>${i.inputs.privateIp ?? ""} ${i.inputs.instanceType ?? ""}"]`);
+      lines.push(`    ${id(i.name)}["${role} ${i.name}<br/>${i.inputs.privateIp ?? ""} ${i.inputs.instanceType ?? ""}<br/>${runs(i)}"]`);
     }
     lines.push("  end");
   }
-  for (const i of instances.filter((r) => tagOf(r, "kubeadm-ha/role") === "control-plane")) lines.push(`  nlb --> ${id(i.name)}`);
-  const etcd = instances.filter((r) => tagOf(r, "kubeadm-ha/role") === "etcd");
-  for (const m of instances.filter((r) => tagOf(r, "kubeadm-ha/role") === "control-plane"))
-    for (const e of etcd) lines.push(`  ${id(m.name)} -. etcd 2379 .-> ${id(e.name)}`);
-  for (const asg of regs.filter((r) => r.type === "aws:autoscaling/group:Group"))
-    lines.push(`  ${id(asg.name)}[["worker pool ${asg.name}<br/>min ${asg.inputs.minSize} / max ${asg.inputs.maxSize}, all zones"]]`, `  ${id(asg.name)} -- join via NLB --> nlb`);
+  for (const i of masters) lines.push(`  nlb --> ${id(i.name)}`);
+  for (const m of masters) for (const e of etcd) lines.push(`  ${id(m.name)} -. etcd 2379 .-> ${id(e.name)}`);
+  // Every pair of members talks raft on 2380: a full mesh.
+  const members = stacked ? masters : etcd;
+  for (let a = 0; a < members.length; a++)
+    for (let b = a + 1; b < members.length; b++) lines.push(`  ${id(members[a].name)} <-. etcd peer 2380 .-> ${id(members[b].name)}`);
+  const pools = groups.filter((g) => g.role === "worker");
+  for (const asg of regs.filter((r) => r.type === "aws:autoscaling/group:Group")) {
+    const pool = pools.find((p) => p.name === tagOf(asg, "kubeadm-ha/pool"));
+    const types = pool ? `${pool.instanceTypes.join(", ")}, ${pool.capacity}<br/>` : "";
+    lines.push(`  ${id(asg.name)}[["worker pool ${asg.name}<br/>${types}min ${asg.inputs.minSize} / max ${asg.inputs.maxSize}, all zones"]]`, `  ${id(asg.name)} -- join via NLB --> nlb`);
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -152,6 +174,38 @@ export interface ProgramCapture {
 }
 
 /**
+ * resources.md (a summary, the fetched scripts, every resource), topology.mmd, outputs.json, the
+ * scripts under bootstrap/ and mock-values.md, from the registrations, the outputs and the files
+ * rendered so far (user data).
+ */
+export function reviewFiles(stack: string, regs: Registration[], outputs: Record<string, unknown>, rendered: Record<string, string>): Record<string, string> {
+  const invented = inventedValues(regs);
+  const mock = new MockMarker(invented);
+  const groups = machineGroups(regs);
+  const userData = Object.fromEntries(
+    Object.entries(rendered)
+      .filter(([f]) => f.startsWith("user-data/"))
+      .map(([f, text]) => [path.basename(f, ".yaml"), text]),
+  );
+  const scripts = fetchedScripts(regs, userData);
+  const files: Record<string, string> = {};
+  files["resources.md"] =
+    `# Resources of stack ${stack}\n\n` +
+    "An offline render under Pulumi's mocks: what `pulumi up` would create. Values AWS assigns (IDs, ARNs, DNS names,\n" +
+    "generated names) are invented by the mocks and marked `(mock)`; mock-values.md lists them.\n\n" +
+    summaryTable(regs, groups, scripts, (outputs.addons as AddonSummary[] | undefined) ?? []) +
+    "\n## Every resource\n\n" +
+    resourceTable(regs, mock);
+  files["topology.mmd"] = topologyDiagram(regs, groups);
+  const region = String((outputs.workerJoin as { region?: string } | undefined)?.region ?? "");
+  files["cost.md"] = costDoc(stack, region, regs, groups, loadPrices(region));
+  files["outputs.json"] = JSON.stringify(mock.markJson(outputs), null, 2) + "\n";
+  Object.assign(files, bootstrapFiles(scripts));
+  files["mock-values.md"] = mockValuesDoc(stack, invented, { ...rendered, ...files });
+  return files;
+}
+
+/**
  * Evaluates the program for `stack` with `config` (Pulumi's strings) under mocks. The program
  * registers its resources when its module is loaded, so `load` must load it afresh: Node's
  * `require` does once per process, a test uses `jest.isolateModules`.
@@ -178,10 +232,8 @@ export function renderFiles(stack: string, { registrations: regs, outputs }: Pro
     files[`user-data/${r.name}.yaml`] = text;
     for (const doc of kubeadmDocuments(text)) files[`kubeadm/${r.name}/${path.basename(doc.path)}`] = doc.content;
   }
-  files["resources.md"] = `# Resources of stack ${stack}\n\n` + resourceTable(regs);
-  files["topology.mmd"] = topologyDiagram(regs);
-  files["outputs.json"] = JSON.stringify(outputs, null, 2) + "\n";
   files["addons.md"] = `# Add-ons of stack ${stack}\n\n` + addonTable((outputs.addons as AddonSummary[] | undefined) ?? []);
+  Object.assign(files, reviewFiles(stack, regs, outputs, files));
   return files;
 }
 

@@ -13,7 +13,17 @@ import { shipScripts } from "./shipped";
 const SCRIPTS = shipScripts();
 const STUBS = path.join(__dirname, "stubs");
 
-const VALUES = { kubernetesVersion: "1.35.0", clusterName: "prod", region: "eu-west-1", podCidr: "10.244.0.0/16", cni: "cilium", awsCloudControllerManager: true, ebsCsiDriver: true } as const;
+const VALUES = {
+  kubernetesVersion: "1.35.0",
+  clusterName: "prod",
+  region: "eu-west-1",
+  podCidr: "10.244.0.0/16",
+  cni: "cilium",
+  awsCloudControllerManager: true,
+  ebsCsiDriver: true,
+  clusterAutoscaler: true,
+  nodeTermination: { queueUrl: "https://sqs.eu-west-1.amazonaws.com/123456789012/prod-node-termination", managedTag: "aws-node-termination-handler/prod", drainTimeoutSeconds: 300 },
+} as const;
 const FILES = addonNodeFiles(addonReleases(VALUES), defaultStorageClass());
 
 interface Options {
@@ -104,7 +114,12 @@ const ciliumCall = (m: Machine) => helmCall(m, "cilium", "cilium", "https://helm
 const ccmCall = (m: Machine) =>
   helmCall(m, "aws-cloud-controller-manager", "aws-cloud-controller-manager", "https://kubernetes.github.io/cloud-provider-aws", "0.0.10", "kube-system");
 const ebsCall = (m: Machine) => helmCall(m, "aws-ebs-csi-driver", "aws-ebs-csi-driver", "https://kubernetes-sigs.github.io/aws-ebs-csi-driver", "2.56.1", "kube-system");
+const caCall = (m: Machine) => helmCall(m, "cluster-autoscaler", "cluster-autoscaler", "https://kubernetes.github.io/autoscaler", "9.59.0", "kube-system");
+// An OCI chart is a reference of its own: helm refuses --repo with it.
+const nthCall = (m: Machine) =>
+  `helm upgrade --install aws-node-termination-handler oci://public.ecr.aws/aws-ec2/helm/aws-node-termination-handler --version 0.27.6 --namespace kube-system --create-namespace --values ${m.etc}/addons/aws-node-termination-handler.yaml`;
 const applyCall = (m: Machine) => `kubectl apply -f ${m.etc}/addons/storageclass.yaml`;
+const ALL = (m: Machine) => [ciliumCall(m), ccmCall(m), ebsCall(m), caCall(m), nthCall(m), applyCall(m)];
 
 describe("addons.sh", () => {
   test("installs helm from the pinned snap channel, then every release in order, then the StorageClass", () => {
@@ -115,16 +130,15 @@ describe("addons.sh", () => {
     expect(m.calls()).toEqual([
       "snap wait system seed.loaded",
       "snap install helm --classic --channel=3/stable",
-      ciliumCall(m),
-      ccmCall(m),
-      ebsCall(m),
-      applyCall(m),
+      ...ALL(m),
     ]);
     // Each helm call used the cluster-admin kubeconfig kubeadm init wrote, and its own values file.
     expect(m.lines("helm-state.log")).toEqual([
       `kubeconfig=${m.adminConf} exists=yes values=routingMode: tunnel`,
       `kubeconfig=${m.adminConf} exists=yes values=args:`,
       `kubeconfig=${m.adminConf} exists=yes values=controller:`,
+      `kubeconfig=${m.adminConf} exists=yes values=cloudProvider: aws`,
+      `kubeconfig=${m.adminConf} exists=yes values=enableSqsTerminationDraining: true`,
     ]);
     expect(m.lines("kubectl-apply.log")).toEqual([`${m.etc}/addons/storageclass.yaml kubeconfig=${m.adminConf}`]);
   });
@@ -133,14 +147,14 @@ describe("addons.sh", () => {
     const m = machine();
     expect(m.exec().status).toBe(0);
     expect(m.calls().filter((c) => c.startsWith("snap "))).toEqual([]);
-    expect(m.calls()).toEqual([ciliumCall(m), ccmCall(m), ebsCall(m), applyCall(m)]);
+    expect(m.calls()).toEqual(ALL(m));
   });
 
   test("a release that fails twice is retried and the rest follow", () => {
     const m = machine({ env: { STUB_HELM_FAILS: "2" } });
     const r = m.exec();
     expect(r.status).toBe(0);
-    expect(m.calls()).toEqual([ciliumCall(m), ciliumCall(m), ciliumCall(m), ccmCall(m), ebsCall(m), applyCall(m)]);
+    expect(m.calls()).toEqual([ciliumCall(m), ciliumCall(m), ...ALL(m)]);
     expect(r.stderr).toContain("helm: attempt 2/3 failed, retrying in 0s");
   });
 
@@ -163,7 +177,7 @@ describe("addons.sh", () => {
   });
 
   test("without the EBS CSI driver: its release and the StorageClass are not there, and nothing is applied", () => {
-    const files = addonNodeFiles(addonReleases({ ...VALUES, cni: "calico", ebsCsiDriver: false }));
+    const files = addonNodeFiles(addonReleases({ ...VALUES, cni: "calico", ebsCsiDriver: false, clusterAutoscaler: false, nodeTermination: undefined }));
     const m = machine({ files });
     expect(m.exec().status).toBe(0);
     expect(m.calls()).toEqual([helmCall(m, "calico", "tigera-operator", "https://docs.tigera.io/calico/charts", "v3.31.3", "tigera-operator"), ccmCall(m)]);
@@ -257,7 +271,7 @@ describe("bootstrap.sh runs addons.sh", () => {
     expect(r.stderr).toContain("bootstrap complete: init");
     expect(r.status).toBe(0);
     const flow = m.calls().filter((c) => /^(kubeadm|helm|kubectl) /.test(c));
-    expect(flow).toEqual([`kubeadm init --config ${m.env.KUBEADM_HA_RUN}/init.yaml --skip-token-print`, ciliumCall(m), ccmCall(m), ebsCall(m), applyCall(m)]);
+    expect(flow).toEqual([`kubeadm init --config ${m.env.KUBEADM_HA_RUN}/init.yaml --skip-token-print`, ...ALL(m)]);
   });
 
   test("a replacement first master joins the existing cluster and installs nothing", () => {

@@ -30,6 +30,20 @@ describe("pinned versions", () => {
     expect(v.calico).toMatch(/^v3\.\d+\.\d+$/);
     expect(v.ebsCsiDriver).toMatch(/^2\.\d+\.\d+$/);
     expect(v.awsCloudControllerManagerImage).toMatch(minor === 36 ? /^v1\.35\.\d+$/ : new RegExp(`^v1\\.${minor}\\.\\d+$`));
+    // The cluster-autoscaler's minor is always the cluster's.
+    expect(v.clusterAutoscalerImage).toMatch(new RegExp(`^v1\\.${minor}\\.\\d+$`));
+  });
+
+  it.each([
+    [31, "v1.31.5"],
+    [32, "v1.32.7"],
+    [33, "v1.33.6"],
+    [34, "v1.34.5"],
+    [35, "v1.35.2"],
+    [36, "v1.36.1"],
+  ])("Kubernetes 1.%d: cluster-autoscaler %s from chart 9.59.0; termination handler chart 0.27.6", (minor, image) => {
+    const v = addonVersions(`1.${minor}.0`);
+    expect([v.clusterAutoscalerChart, v.clusterAutoscalerImage, v.nodeTerminationHandlerChart]).toEqual(["9.59.0", image, "0.27.6"]);
   });
 
   it("pins nothing outside the supported minors", () => {
@@ -109,6 +123,43 @@ describe("addonReleases", () => {
     });
   });
 
+  const NTH = { queueUrl: "https://sqs.eu-west-1.amazonaws.com/123456789012/prod-node-termination", managedTag: "aws-node-termination-handler/prod", drainTimeoutSeconds: 600 };
+  const LIFECYCLE = { ...BASE, clusterAutoscaler: true, nodeTermination: NTH };
+
+  it("the worker lifecycle add-ons come last, the termination handler's chart from its OCI registry", () => {
+    const summary = addonReleases(LIFECYCLE).map((r) => [r.name, r.chart, r.repo, r.version, r.namespace]);
+    expect(summary.slice(3)).toEqual([
+      ["cluster-autoscaler", "cluster-autoscaler", "https://kubernetes.github.io/autoscaler", "9.59.0", "kube-system"],
+      ["aws-node-termination-handler", "aws-node-termination-handler", "oci://public.ecr.aws/aws-ec2/helm", "0.27.6", "kube-system"],
+    ]);
+    expect(summary.map((r) => r[0])).toEqual(["cilium", "aws-cloud-controller-manager", "aws-ebs-csi-driver", "cluster-autoscaler", "aws-node-termination-handler"]);
+  });
+
+  it("cluster-autoscaler: AWS, the cluster's discovery tags, the minor's image, on the masters", () => {
+    expect(addonReleases(LIFECYCLE)[3].values).toEqual({
+      cloudProvider: "aws",
+      awsRegion: "eu-west-1",
+      autoDiscovery: { clusterName: "prod" },
+      image: { repository: "registry.k8s.io/autoscaling/cluster-autoscaler", tag: "v1.35.2" },
+      nodeSelector: { "node-role.kubernetes.io/control-plane": "" },
+      tolerations: [{ ...CP_TOLERATION, operator: "Exists" }],
+    });
+  });
+
+  it("termination handler: queue mode on the cluster's queue, only machines with the managed tag, the longest drain, on the masters", () => {
+    expect(addonReleases(LIFECYCLE)[4].values).toEqual({
+      enableSqsTerminationDraining: true,
+      queueURL: NTH.queueUrl,
+      awsRegion: "eu-west-1",
+      checkTagBeforeDraining: true,
+      managedTag: "aws-node-termination-handler/prod",
+      nodeTerminationGracePeriod: 600,
+      emitKubernetesEvents: true,
+      nodeSelector: { "node-role.kubernetes.io/control-plane": "" },
+      tolerations: [{ ...CP_TOLERATION, operator: "Exists" }],
+    });
+  });
+
   it.each([
     ["cni none", { cni: "none" as const }, ["aws-cloud-controller-manager", "aws-ebs-csi-driver"]],
     ["no cloud controller", { awsCloudControllerManager: false }, ["cilium", "aws-ebs-csi-driver"]],
@@ -116,6 +167,13 @@ describe("addonReleases", () => {
     ["nothing", { cni: "none" as const, awsCloudControllerManager: false, ebsCsiDriver: false }, []],
   ])("turning an add-on off removes exactly its release: %s", (_, off, names) => {
     expect(addonReleases({ ...BASE, ...off }).map((r) => r.name)).toEqual(names);
+  });
+
+  it.each([
+    ["no cluster-autoscaler", { clusterAutoscaler: false }, ["cilium", "aws-cloud-controller-manager", "aws-ebs-csi-driver", "aws-node-termination-handler"]],
+    ["no termination handler", { nodeTermination: undefined }, ["cilium", "aws-cloud-controller-manager", "aws-ebs-csi-driver", "cluster-autoscaler"]],
+  ])("turning a lifecycle add-on off removes exactly its release: %s", (_, off, names) => {
+    expect(addonReleases({ ...LIFECYCLE, ...off }).map((r) => r.name)).toEqual(names);
   });
 });
 
@@ -246,6 +304,16 @@ describe("Addons component", () => {
     expect(await valueOf(addons.provider.urn)).toMatch(/pulumi:providers:kubernetes::a-provider$/);
   });
 
+  it("an OCI chart is named by its reference, with no repository options", async () => {
+    const nth = addonReleases({ ...BASE, cni: "none", awsCloudControllerManager: false, ebsCsiDriver: false, nodeTermination: { queueUrl: "https://sqs.eu-west-1.amazonaws.com/123456789012/q", managedTag: "t", drainTimeoutSeconds: 300 } });
+    const { mine } = await build("oci", args({ releases: nth, storageClass: undefined }));
+    const release = mine.find((r) => r.type === "kubernetes:helm.sh/v3:Release")!;
+    expect(release.inputs).toEqual(
+      expect.objectContaining({ name: "aws-node-termination-handler", chart: "oci://public.ecr.aws/aws-ec2/helm/aws-node-termination-handler", version: "0.27.6", namespace: "kube-system" }),
+    );
+    expect(release.inputs.repositoryOpts).toBeUndefined();
+  });
+
   it("each release carries its chart, repo, pinned version, namespace and values, atomic with a timeout", async () => {
     const { mine } = await build("b", args());
     const releases = mine.filter((r) => r.type === "kubernetes:helm.sh/v3:Release");
@@ -311,13 +379,28 @@ describe("Cluster picks the installer, on the run's shared evaluation of each st
   const addonsOutput = (stack: string) => stacks[stack].outputs.addons as Array<{ name: string; version: string; installer: string }>;
 
   it("internet-facing API (auto -> pulumi): the add-ons are Helm releases; master 0 carries none", () => {
-    expect(k8sTypes("dev")).toEqual(["dev-addons-provider", "dev-addons-cilium", "dev-addons-aws-cloud-controller-manager", "dev-addons-aws-ebs-csi-driver", "dev-addons-storage-class"]);
+    // Registration order follows when each release's inputs resolve (the handler's waits for its
+    // queue); the install order is the dependsOn chain, checked in the component's tests.
+    expect(k8sTypes("dev").sort()).toEqual([
+      "dev-addons-provider",
+      "dev-addons-cilium",
+      "dev-addons-aws-cloud-controller-manager",
+      "dev-addons-aws-ebs-csi-driver",
+      "dev-addons-cluster-autoscaler",
+      "dev-addons-aws-node-termination-handler",
+      "dev-addons-storage-class",
+    ].sort());
+    // The handler reads the cluster's own queue.
+    const nth = mine("dev").find((r) => r.name === "dev-addons-aws-node-termination-handler")!;
+    expect(nth.inputs.values.queueURL).toBe("https://sqs.eu-west-1.amazonaws.com/123456789012/dev-node-termination");
     const paths = writeFiles("dev", "control-plane-master-0").map((f) => f.path);
     expect(paths.filter((p) => p.includes("addons"))).toEqual([]);
     expect(addonsOutput("dev").map((a) => [a.name, a.version, a.installer])).toEqual([
       ["cilium", "1.19.8", "pulumi"],
       ["aws-cloud-controller-manager", "0.0.10", "pulumi"],
       ["aws-ebs-csi-driver", "2.56.1", "pulumi"],
+      ["cluster-autoscaler", "9.59.0", "pulumi"],
+      ["aws-node-termination-handler", "0.27.6", "pulumi"],
     ]);
   });
 
@@ -328,16 +411,21 @@ describe("Cluster picks the installer, on the run's shared evaluation of each st
     expect(addonPaths("control-plane-master-0")).toEqual([
       "/etc/kubeadm-ha/addons/aws-cloud-controller-manager.yaml",
       "/etc/kubeadm-ha/addons/aws-ebs-csi-driver.yaml",
+      "/etc/kubeadm-ha/addons/aws-node-termination-handler.yaml",
       "/etc/kubeadm-ha/addons/cilium.yaml",
+      "/etc/kubeadm-ha/addons/cluster-autoscaler.yaml",
       "/etc/kubeadm-ha/addons/releases",
       "/etc/kubeadm-ha/addons/storageclass.yaml",
     ]);
+    // The handler's values file on master 0 names the queue by its URL, resolved at render time.
+    const nthValues = writeFiles("prod", "control-plane-master-0").find((f) => f.path === "/etc/kubeadm-ha/addons/aws-node-termination-handler.yaml")!.content;
+    expect(parse(nthValues, { version: "1.1" }).queueURL).toBe("https://sqs.eu-west-1.amazonaws.com/123456789012/prod-node-termination");
     expect(addonPaths("control-plane-master-1")).toEqual([]);
     // addons.sh itself comes from the bootstrap bucket, pinned by master 0's bundle.list alone.
     const fetched = (m: string) => writeFiles("prod", m).find((f) => f.path === "/etc/kubeadm-ha/bundle.list")!.content;
     expect(fetched("control-plane-master-0")).toMatch(/^[0-9a-f]{64} 0755 lib\/addons\.sh$/m);
     expect(fetched("control-plane-master-1")).not.toContain("addons.sh");
-    expect(addonsOutput("prod").map((a) => a.installer)).toEqual(["nodes", "nodes", "nodes"]);
+    expect(addonsOutput("prod").map((a) => a.installer)).toEqual(["nodes", "nodes", "nodes", "nodes", "nodes"]);
   });
 
   it("kubelets and the controller manager run --cloud-provider=external exactly when the cloud controller is on", () => {

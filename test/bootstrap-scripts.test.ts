@@ -46,10 +46,11 @@ const CP_SECRET: Record<string, string> = {
   "bootstrap-token": TOKEN,
 };
 
-/** An external etcd member's secret: the CA certificate and every member's pairs (fetch-secrets.sh takes only its own). */
+/** An external etcd member's secret: the CA pair and every member's pairs (fetch-secrets.sh takes only its own). */
 const OTHER = "ip-10-0-2-12.eu-west-1.compute.internal";
 const ETCD_SECRET: Record<string, string> = {
   "etcd/ca.crt": "ETCD CA CERT\n",
+  "etcd/ca.key": "ETCD CA KEY\n",
   ...Object.fromEntries(
     [NODE, OTHER].flatMap((n) => ["server.crt", "server.key", "peer.crt", "peer.key"].map((f) => [`members/${n}/${f}`, `${n} ${f}\n`])),
   ),
@@ -57,9 +58,9 @@ const ETCD_SECRET: Record<string, string> = {
 const ETCD_ENDPOINTS = ["https://10.0.0.20:2379", "https://10.0.32.20:2379", "https://10.0.64.20:2379"];
 /** Every member of this machine's etcd cluster (stacked masters and external members alike). */
 const ETCD_MEMBERS = `${NODE}=https://10.0.1.11:2380,${OTHER}=https://10.0.2.12:2380,ip-10-0-3-13.eu-west-1.compute.internal=https://10.0.3.13:2380`;
-/** A control plane secret with external etcd: the API server's etcd client pair, no etcd CA key. */
+/** A control plane secret with external etcd: the API server's etcd client pair beside the etcd CA pair, which renews it. */
 const CP_EXTERNAL_SECRET: Record<string, string> = Object.fromEntries([
-  ...Object.entries(CP_SECRET).filter(([k]) => k !== "etcd/ca.key"),
+  ...Object.entries(CP_SECRET),
   ["apiserver-etcd-client.crt", "AEC CERT\n"],
   ["apiserver-etcd-client.key", "AEC KEY\n"],
 ]);
@@ -71,6 +72,8 @@ interface NodeOptions {
   initNode?: boolean;
   secret?: Record<string, unknown>;
   env?: Record<string, string>;
+  /** Worker only: node.env's LAUNCH_HOOK, the group's launch lifecycle hook node-ready.sh completes. Default none. */
+  launchHook?: string;
 }
 
 interface Run {
@@ -114,6 +117,7 @@ class Machine {
       ...(role === "control-plane" ? { ETCD_TOPOLOGY: topology } : {}),
       ...(role === "control-plane" && topology === "external" ? { ETCD_ENDPOINTS: ETCD_ENDPOINTS.join(",") } : {}),
       ...(role === "etcd" || (role === "control-plane" && topology === "stacked") ? { ETCD_MEMBERS } : {}),
+      ...(opts.launchHook ? { LAUNCH_HOOK: opts.launchHook } : {}),
       TOKEN_PLACEHOLDER: PLACEHOLDER,
     };
     this.write(
@@ -312,13 +316,14 @@ describe("bootstrap.sh", () => {
       "curl readyz", // wait_for_api
       "kubeadm kubeconfig user",
       "kubectl create",
+      "kubeadm token", // a join token of its own
       "kubectl get node", // no stale Node of a predecessor
       "kubeadm certs", // etcd-rejoin.sh: the etcd client pair; no other member answers
       "kubeadm join",
       "kubectl get",
       "kubectl delete",
     ]);
-    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=own placeholder=no`]);
     expect(m.leaseExists()).toBe(false);
   });
 
@@ -332,6 +337,7 @@ describe("bootstrap.sh", () => {
       "curl readyz",
       "kubeadm kubeconfig user",
       "kubectl create",
+      "kubeadm token", // a join token of its own
       "kubectl get node", // no stale Node of a predecessor
       "kubeadm certs", // etcd-rejoin.sh: the etcd client pair; no other member answers
       "kubeadm join",
@@ -356,6 +362,14 @@ describe("bootstrap.sh", () => {
     });
     expect(m.calls()).toContain(`kubectl --kubeconfig ${m.run}/joiner.conf --request-timeout=30s -n kube-system create -f -`);
     expect(m.calls()).toContain(joinCmd(m));
+    // The token in the secret lives only a day after kubeadm init: the master joins with its own,
+    // minted with the credential it signed, rendered into its join document as fetch-secrets.sh would.
+    expect(m.calls()).toContain(`kubeadm token create --kubeconfig ${m.run}/joiner.conf --ttl 1h --description kubeadm-ha: ${NODE} joining the control plane`);
+    const join = fs.readFileSync(path.join(m.run, "join.yaml"), "utf8");
+    expect(join).toContain("token: qrstuv.0123456789qrstuv");
+    expect(join).not.toContain(TOKEN);
+    expect(join).not.toContain("__BOOTSTRAP_TOKEN__");
+    expect(fs.statSync(path.join(m.run, "join.yaml")).mode & 0o777).toBe(0o600);
     const [[verb, lease]] = m.kubectlStdin();
     expect(verb).toBe("create");
     expect(lease.metadata).toEqual({ name: LEASE, namespace: "kube-system", labels: { "app.kubernetes.io/managed-by": "kubeadm-ha" } });
@@ -363,7 +377,7 @@ describe("bootstrap.sh", () => {
     expect(lease.spec.leaseDurationSeconds).toBe(900);
     expect(lease.spec.renewTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     expect(lease.spec.acquireTime).toBe(lease.spec.renewTime);
-    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=own placeholder=no`]);
     expect(m.leaseExists()).toBe(false);
     // The short-lived cluster-admin credential does not outlive the script.
     expect(fs.existsSync(path.join(m.run, "joiner.conf"))).toBe(false);
@@ -377,7 +391,7 @@ describe("bootstrap.sh", () => {
     expect(kubeadm).toEqual([joinCmd(m), "kubeadm reset -f", joinCmd(m), "kubeadm reset -f", joinCmd(m)]);
     expect(m.calls().filter(deleteLease)).toHaveLength(1);
     // Every attempt ran under this node's lease, with the key material re-fetched after each reset.
-    expect(m.kubeadmState()).toEqual(Array(3).fill(`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`));
+    expect(m.kubeadmState()).toEqual(Array(3).fill(`join lease-holder=${NODE} ca-key=yes token=own placeholder=no`));
     expect(m.calls().filter((c) => c.startsWith("aws "))).toHaveLength(3);
     // The leftovers kubeadm reset tells the operator to remove are gone.
     expect(fs.existsSync(path.join(m.etcd, "member"))).toBe(false);
@@ -418,13 +432,14 @@ describe("bootstrap.sh", () => {
       "kubectl create",
       "kubectl get", // the holder released it just now
       "kubectl create",
+      "kubeadm token", // a join token of its own
       "kubectl get node", // no stale Node of a predecessor
       "kubeadm certs", // etcd-rejoin.sh: the etcd client pair; no other member answers
       "kubeadm join",
       "kubectl get",
       "kubectl delete",
     ]);
-    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=own placeholder=no`]);
     expect(m.calls().filter((c) => c.startsWith("kubectl ") && c.includes(" replace "))).toEqual([]);
   });
 
@@ -451,7 +466,7 @@ describe("bootstrap.sh", () => {
     expect(lease.metadata.resourceVersion).toBe("41");
     expect(lease.spec.holderIdentity).toBe(NODE);
     expect(lease.spec.leaseTransitions).toBe(1);
-    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=own placeholder=no`]);
     expect(m.calls().filter(deleteLease)).toHaveLength(1);
     expect(m.leaseExists()).toBe(false);
   });
@@ -467,7 +482,7 @@ describe("bootstrap.sh", () => {
     // The winner's fresh lease was never deleted or replaced by the loser.
     expect(m.kubectlStdin().map(([verb]) => verb)).toEqual(["create", "replace", "create", "create", "create"]);
     expect(m.calls().filter(deleteLease)).toHaveLength(1);
-    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=yes placeholder=no`]);
+    expect(m.kubeadmState()).toEqual([`join lease-holder=${NODE} ca-key=yes token=own placeholder=no`]);
   });
 
   test("(h) the API never answers: times out with a clear error", () => {
@@ -505,6 +520,26 @@ describe("bootstrap.sh", () => {
     expect(m.kubeadmState()).toEqual(["join lease-holder=none ca-key=no token=yes placeholder=no"]);
     expect(fs.existsSync(path.join(m.kube, "pki"))).toBe(false);
     expect(m.filesContaining(m.root, "CA KEY").filter((f) => !f.startsWith(m.state))).toEqual([]);
+  });
+
+  test("a worker joins with the token the masters rotated, and logs until when it is good", () => {
+    const until = new Date(Date.now() + 20 * 3600 * 1000).toISOString().replace(/\.\d+Z$/, "Z");
+    const m = machine({ role: "worker", secret: { "bootstrap-token": TOKEN, "bootstrap-token-expires": until } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain(`the join token is good until ${until}`);
+    expect(m.kubeadmState()).toEqual(["join lease-holder=none ca-key=no token=yes placeholder=no"]);
+  });
+
+  test("a worker whose secret holds an expired token stops at once with what to check, and never runs kubeadm", () => {
+    const m = machine({ role: "worker", secret: { "bootstrap-token": TOKEN, "bootstrap-token-expires": "2026-01-01T00:00:00Z" } });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(6);
+    expect(r.stderr).toContain(
+      `the join token in arn:aws:secretsmanager:eu-west-1:123456789012:secret:dev-worker expired at 2026-01-01T00:00:00Z: the masters renew it every hour (kubeadm-ha-token-rotate.timer); check that a master is up and that timer runs on it (journalctl -u kubeadm-ha-token-rotate.service)`,
+    );
+    expect(m.calls().filter((c) => c.startsWith("kubeadm "))).toEqual([]);
+    expect(fs.existsSync(path.join(m.run, "join.yaml"))).toBe(false);
   });
 
   test("a worker's failed join is reset and retried, still without a lock", () => {
@@ -546,6 +581,124 @@ describe("bootstrap.sh", () => {
   });
 });
 
+describe("a worker held by its group's launch hook (node-ready.sh)", () => {
+  const HOOK = "kubeadm-ha-node-ready";
+  const INSTANCE = "i-0123456789abcdef0";
+  const GROUP = "dev-general-0001";
+  const describe = `aws autoscaling describe-auto-scaling-instances --region eu-west-1 --instance-ids ${INSTANCE} --query AutoScalingInstances[0].[AutoScalingGroupName,LifecycleState] --output text`;
+  const complete = (result: string) =>
+    `aws autoscaling complete-lifecycle-action --region eu-west-1 --lifecycle-hook-name ${HOOK} --auto-scaling-group-name ${GROUP} --instance-id ${INSTANCE} --lifecycle-action-result ${result}`;
+  const unhealthy = `aws autoscaling set-instance-health --region eu-west-1 --instance-id ${INSTANCE} --health-status Unhealthy --no-should-respect-grace-period`;
+  const getNode = (m: Machine) =>
+    `kubectl --kubeconfig ${m.kube}/kubelet.conf --request-timeout=10s get node ${NODE} -o jsonpath={.status.conditions[?(@.type=="Ready")].status}`;
+  /** kubeadm, kubectl and aws autoscaling calls, in order; the secret fetch left out. */
+  const lifecycle = (m: Machine) => m.calls().filter((c) => /^(kubeadm (join|reset)|kubectl |aws autoscaling )/.test(c)).map((c) => (c.startsWith("kubeadm ") ? c.split(" ").slice(0, 2).join(" ") : c));
+  const worker = (env: Record<string, string> = {}) => machine({ role: "worker", launchHook: HOOK, env });
+
+  test("joins, waits until the node is Ready, then completes the hook with CONTINUE", () => {
+    const m = worker({ STUB_NODE_READY_AFTER_GETS: "3" });
+    m.write(path.join(m.state, "node-ready"), "False");
+    const r = m.exec("bootstrap.sh");
+    expect(r.stderr).toContain("bootstrap complete: worker-join");
+    expect(r.status).toBe(0);
+    expect(lifecycle(m)).toEqual(["kubeadm join", getNode(m), getNode(m), getNode(m), describe, complete("CONTINUE")]);
+    expect(r.stderr).toContain(`waiting for node ${NODE} to be Ready (exit 1: Ready is 'False')`);
+    expect(r.stderr).toContain(`reporting CONTINUE to lifecycle hook ${HOOK} of group ${GROUP} for ${INSTANCE}`);
+    // The instance ID comes from IMDSv2, with a session token.
+    expect(m.calls()).toContain("curl --silent --show-error --fail --max-time 5 -H X-aws-ec2-metadata-token: stub-imds-token http://169.254.169.254/latest/meta-data/instance-id");
+  });
+
+  test("a node that never becomes Ready is abandoned, and the bootstrap fails with exit 15", () => {
+    const m = worker({ KUBEADM_HA_WAIT_SECONDS: "1", KUBEADM_HA_POLL_SECONDS: "0.2" });
+    m.write(path.join(m.state, "node-ready"), "False");
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(15);
+    expect(r.stderr).toContain(`ERROR: node ${NODE} did not become Ready; reported the failure to group ${GROUP}`);
+    const calls = lifecycle(m);
+    expect(calls.slice(-2)).toEqual([describe, complete("ABANDON")]);
+    // Reported once: node-ready.sh reports the outcome itself, bootstrap.sh's own report is off by then.
+    expect(calls.filter((c) => c.startsWith("aws autoscaling complete-lifecycle-action"))).toHaveLength(1);
+    expect(r.stderr).not.toContain("bootstrap complete");
+  });
+
+  test("a join that fails for good reports ABANDON at once, without waiting for readiness", () => {
+    const m = worker({ STUB_KUBEADM_JOIN_FAILS: "always" });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(5);
+    expect(lifecycle(m).filter((c) => !c.startsWith("kubeadm"))).toEqual([describe, complete("ABANDON")]);
+    expect(r.stderr).toContain("giving up: kubeadm join failed 5 times");
+  });
+
+  test("a failure before the join (no secret) is reported too", () => {
+    const m = worker({ STUB_AWS_FAILS: "always", KUBEADM_HA_WAIT_SECONDS: "1" });
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(6);
+    expect(lifecycle(m)).toEqual([describe, complete("ABANDON")]);
+  });
+
+  test("a machine no hook held (already InService) is marked Unhealthy on failure, and reports nothing once Ready", () => {
+    const failed = worker({ STUB_ASG_STATE: "InService", STUB_KUBEADM_JOIN_FAILS: "always" });
+    expect(failed.exec("bootstrap.sh").status).toBe(5);
+    expect(lifecycle(failed).filter((c) => c.startsWith("aws "))).toEqual([describe, unhealthy]);
+
+    const ready = worker({ STUB_ASG_STATE: "InService" });
+    ready.write(path.join(ready.state, "node-ready"), "True");
+    const r = ready.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(lifecycle(ready).filter((c) => c.startsWith("aws "))).toEqual([describe]);
+    expect(r.stderr).toContain(`${INSTANCE} is already in service in ${GROUP} (no hook held it): nothing to report`);
+  });
+
+  test("a machine the group is already terminating reports nothing", () => {
+    const m = worker({ STUB_ASG_STATE: "Terminating:Wait" });
+    m.write(path.join(m.state, "node-ready"), "True");
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(0);
+    expect(lifecycle(m).filter((c) => c.startsWith("aws "))).toEqual([describe]);
+    expect(r.stderr).toContain(`${INSTANCE} is Terminating:Wait in ${GROUP}: nothing to report`);
+  });
+
+  test("the group lookup is retried while the role's policy propagates", () => {
+    const m = worker({ STUB_ASG_DESCRIBE_FAILS: "2" });
+    m.write(path.join(m.state, "node-ready"), "True");
+    expect(m.exec("bootstrap.sh").status).toBe(0);
+    expect(lifecycle(m).filter((c) => c.startsWith("aws "))).toEqual([describe, describe, describe, complete("CONTINUE")]);
+  });
+
+  test("a report the group never takes: exit 16, naming the hook and the fallback", () => {
+    const m = worker({ STUB_ASG_REPORT_FAILS: "always" });
+    m.write(path.join(m.state, "node-ready"), "True");
+    const r = m.exec("bootstrap.sh");
+    expect(r.status).toBe(16);
+    expect(r.stderr).toContain(`ERROR: could not complete lifecycle hook ${HOOK}; the group applies its default (ABANDON) at the hook's timeout`);
+    expect(lifecycle(m).filter((c) => c.startsWith("aws autoscaling complete"))).toHaveLength(5);
+  });
+
+  test("without LAUNCH_HOOK a worker never calls Auto Scaling", () => {
+    const m = machine({ role: "worker", env: { STUB_KUBEADM_JOIN_FAILS: "always" } });
+    expect(m.exec("bootstrap.sh").status).toBe(5);
+    expect(m.calls().filter((c) => c.startsWith("aws autoscaling") || c.includes("instance-id"))).toEqual([]);
+  });
+
+  test.each([
+    [["now"], "usage: node-ready.sh ready|failed (got 'now')"],
+    [[], "usage: node-ready.sh ready|failed (got '')"],
+  ])("node-ready.sh %j: exit 2", (argv, message) => {
+    const m = worker();
+    const r = spawnSync("/bin/bash", [path.join(SCRIPTS, "node-ready.sh"), ...argv], { env: m.env, encoding: "utf8" });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(m.calls()).toEqual([]);
+  });
+
+  test("node-ready.sh without LAUNCH_HOOK in node.env: exit 2", () => {
+    const m = machine({ role: "worker" });
+    const r = spawnSync("/bin/bash", [path.join(SCRIPTS, "node-ready.sh"), "failed"], { env: m.env, encoding: "utf8" });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("LAUNCH_HOOK is not set in");
+  });
+});
+
 describe("a machine replacing a dead one (etcd-rejoin.sh, delete_stale_node)", () => {
   const THIRD = "ip-10-0-3-13.eu-west-1.compute.internal";
   const ips: Record<string, string> = { [NODE]: "10.0.1.11", [OTHER]: "10.0.2.12", [THIRD]: "10.0.3.13" };
@@ -572,6 +725,7 @@ describe("a machine replacing a dead one (etcd-rejoin.sh, delete_stale_node)", (
       "curl readyz",
       "kubeadm kubeconfig user",
       "kubectl create",
+      "kubeadm token", // a join token of its own
       "kubectl get node",
       "kubectl delete node",
       "kubeadm certs",
@@ -850,11 +1004,12 @@ describe("external etcd", () => {
     // No kubeadm, no API, no token: the member never talks to Kubernetes.
     expect(m.calls().filter((c) => /^(kubeadm|kubectl) /.test(c) || c.endsWith("/readyz"))).toEqual([]);
     expect(r.stderr).toContain("role=etcd init_node=false kubernetes=1.35.0 api=none");
-    expect(pkiFiles(m)).toEqual(["etcd/ca.crt", "etcd/peer.crt", "etcd/peer.key", "etcd/server.crt", "etcd/server.key"]);
+    // Its own pairs and the CA pair it renews them with (cert-renew.sh).
+    expect(pkiFiles(m)).toEqual(["etcd/ca.crt", "etcd/ca.key", "etcd/peer.crt", "etcd/peer.key", "etcd/server.crt", "etcd/server.key"]);
     for (const f of ["server.crt", "server.key", "peer.crt", "peer.key"])
       expect(fs.readFileSync(path.join(m.kube, "pki/etcd", f), "utf8")).toBe(`${NODE} ${f}\n`);
     expect(fs.readFileSync(path.join(m.kube, "pki/etcd/ca.crt"), "utf8")).toBe("ETCD CA CERT\n");
-    expect(["server.key", "peer.key", "server.crt", "ca.crt"].map((f) => m.mode(`etc/kubernetes/pki/etcd/${f}`).toString(8))).toEqual(["600", "600", "644", "644"]);
+    expect(["server.key", "peer.key", "ca.key", "server.crt", "ca.crt"].map((f) => m.mode(`etc/kubernetes/pki/etcd/${f}`).toString(8))).toEqual(["600", "600", "600", "644", "644"]);
     // Another member's keys never land on this machine (its name does, in ETCD_MEMBERS).
     expect(m.filesContaining(m.root, `${OTHER} `).filter((f) => !f.startsWith(m.state))).toEqual([]);
     expect(r.stderr).toContain("ignoring 4 secret entries that are not this member's");
@@ -904,26 +1059,26 @@ describe("external etcd", () => {
     expect(fs.existsSync(path.join(m.kube, "pki"))).toBe(false);
   });
 
-  test("an etcd member never installs an etcd CA key, even one wrongly in its secret", () => {
-    const m = machine({ role: "etcd", secret: { ...ETCD_SECRET, "etcd/ca.key": "ETCD CA KEY\n" } });
-    expect(m.exec("fetch-secrets.sh").status).toBe(0);
-    expect(pkiFiles(m)).not.toContain("etcd/ca.key");
-    expect(m.filesContaining(m.kube, "ETCD CA KEY")).toEqual([]);
+  test("an etcd member refuses a secret without the etcd CA key it renews with", () => {
+    const { "etcd/ca.key": _key, ...withoutKey } = ETCD_SECRET;
+    const m = machine({ role: "etcd", secret: withoutKey });
+    const r = m.exec("fetch-secrets.sh");
+    expect(r.status).toBe(6);
+    expect(r.stderr).toContain("the etcd secret lacks etcd/ca.key");
+    expect(fs.existsSync(path.join(m.kube, "pki"))).toBe(false);
   });
 
-  test("first master with external etcd: the client pair and no etcd CA key; kubeadm init only after every member is healthy", () => {
-    // Even a secret that wrongly carries the etcd CA key must not put it on a master.
+  test("first master with external etcd: the client pair and the etcd CA pair that renews it; kubeadm init only after every member is healthy", () => {
     const m = machine({
       initNode: true,
       etcdTopology: "external",
-      secret: { ...CP_EXTERNAL_SECRET, "etcd/ca.key": "ETCD KEY\n" },
       env: { STUB_CURL_READYZ_FAILS: "always", STUB_CURL_ETCD_HEALTH_FAILS: "2" },
     });
     const r = m.exec("bootstrap.sh");
     expect(r.status).toBe(0);
     expect(r.stderr).toContain("bootstrap complete: init");
-    expect(r.stderr).toContain("ignoring secret entry etcd/ca.key: with external etcd no master holds the etcd CA key");
-    expect(pkiFiles(m)).toEqual(["apiserver-etcd-client.crt", "apiserver-etcd-client.key", "ca.crt", "ca.key", "etcd/ca.crt", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"]);
+    expect(pkiFiles(m)).toEqual(["apiserver-etcd-client.crt", "apiserver-etcd-client.key", "ca.crt", "ca.key", "etcd/ca.crt", "etcd/ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "sa.key", "sa.pub"]);
+    expect(m.mode("etc/kubernetes/pki/etcd/ca.key").toString(8)).toBe("600");
     expect(m.mode("etc/kubernetes/pki/apiserver-etcd-client.key").toString(8)).toBe("600");
     const pki = `${m.kube}/pki`;
     const probe = (url: string) =>
@@ -955,9 +1110,9 @@ describe("external etcd", () => {
   });
 
   test.each([
-    ["stacked", CP_EXTERNAL_SECRET, "the control-plane secret lacks etcd/ca.key"],
+    ["stacked", Object.fromEntries(Object.entries(CP_SECRET).filter(([k]) => k !== "etcd/ca.key")), "the control-plane secret lacks etcd/ca.key"],
     ["external", CP_SECRET, "the control-plane secret lacks apiserver-etcd-client.crt, apiserver-etcd-client.key"],
-  ] as const)("with %s etcd, a master refuses a secret made for the other topology", (topology, secret, message) => {
+  ] as const)("with %s etcd, a master refuses a secret without what the topology needs", (topology, secret, message) => {
     const m = machine({ etcdTopology: topology, secret });
     const r = m.exec("fetch-secrets.sh");
     expect(r.status).toBe(6);

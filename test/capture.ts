@@ -34,7 +34,7 @@ export const VARIANTS = {
     id: "dev+off",
     stack: "dev",
     overrides: {
-      "kubeadm-ha:addons": { awsCloudControllerManager: false, ebsCsiDriver: false, cni: "none" },
+      "kubeadm-ha:addons": { awsCloudControllerManager: false, ebsCsiDriver: false, cni: "none", clusterAutoscaler: false, nodeTerminationHandler: false },
       "kubeadm-ha:encryptionAtRest": false,
       "kubeadm-ha:autoRecovery": false,
       "kubeadm-ha:etcd": { topology: "stacked", backup: { enabled: false } },

@@ -56,9 +56,10 @@ describe("parseConfig defaults", () => {
         natGateways: "perZone",
       },
       apiLoadBalancer: { scheme: "internet-facing", allowedCidrs: ["0.0.0.0/0"] },
-      addons: { installer: "auto", cni: "cilium", awsCloudControllerManager: true, ebsCsiDriver: true, readinessTimeoutMinutes: 20 },
+      addons: { installer: "auto", cni: "cilium", awsCloudControllerManager: true, ebsCsiDriver: true, readinessTimeoutMinutes: 20, clusterAutoscaler: true, nodeTerminationHandler: true },
       encryptionAtRest: true,
       autoRecovery: true,
+      certificates: { renewBeforeDays: 60, joinTokenTtlHours: 24 },
       leaderElection: { leaseDuration: "15s", renewDeadline: "10s", retryPeriod: "2s" },
       workerPools: [],
       tags: {},
@@ -88,6 +89,9 @@ describe("parseConfig defaults", () => {
         taints: [],
         rootVolumeGiB: 50,
         extraSecurityGroupIds: [],
+        drain: { enabled: true, timeoutSeconds: 300 },
+        autoscaling: { enabled: true },
+        readyTimeoutSeconds: 900,
       },
     ]);
   });
@@ -103,6 +107,9 @@ describe("parseConfig defaults", () => {
       taints: [{ key: "workload", value: "batch", effect: "NoSchedule" }, { key: "example.com/gpu", effect: "NoExecute" }],
       rootVolumeGiB: 100,
       extraSecurityGroupIds: ["sg-0123456789abcdef0", "sg-01234567"],
+      drain: { enabled: false, timeoutSeconds: 7200 },
+      autoscaling: { enabled: false },
+      readyTimeoutSeconds: 300,
     };
     expect(parseConfig({ ...base(), workerPools: [pool] }).workerPools).toEqual([pool]);
   });
@@ -154,6 +161,11 @@ const BAD: Array<[string, (c: any) => void, string]> = [
   ["bad NAT mode", (c) => (c.network.natGateways = "none"), 'network.natGateways: "none" — must be perZone or single'],
   ["bad scheme", (c) => (c.apiLoadBalancer = { scheme: "public" }), 'apiLoadBalancer.scheme: "public" — must be internet-facing or internal'],
   ["no allowed CIDRs", (c) => (c.apiLoadBalancer = { allowedCidrs: [] }), "apiLoadBalancer.allowedCidrs: [] — must list at least one CIDR, or nobody can reach the API"],
+  ["renewal threshold a week", (c) => (c.certificates = { renewBeforeDays: 7 }), "certificates.renewBeforeDays: 7 — must be at least 14: the renewal timer runs twice a day, and a master or etcd member down for a week must still renew in time"],
+  ["renewal threshold beyond kubeadm's year", (c) => (c.certificates = { renewBeforeDays: 365 }), "certificates.renewBeforeDays: 365 — must be at most 300: kubeadm signs for 365 days, so a larger value would renew again on every run"],
+  ["join token of an hour", (c) => (c.certificates = { joinTokenTtlHours: 1 }), "certificates.joinTokenTtlHours: 1 — must be at least 2: the masters rotate it hourly, when half its lifetime is left"],
+  ["join token of a month", (c) => (c.certificates = { joinTokenTtlHours: 720 }), "certificates.joinTokenTtlHours: 720 — must be at most 168 (a week): anyone who reads the workers' secret can add nodes until it expires"],
+  ["join token of half hours", (c) => (c.certificates = { joinTokenTtlHours: 2.5 }), "certificates.joinTokenTtlHours: 2.5 — must be a whole number of hours"],
   ["bad allowed CIDR", (c) => (c.apiLoadBalancer = { allowedCidrs: ["1.2.3.4"] }), 'apiLoadBalancer.allowedCidrs[0]: "1.2.3.4" — must be an IPv4 CIDR such as 10.0.0.0/16 with no host bits set'],
   ["duration without unit", (c) => (c.leaderElection = { leaseDuration: "15" }), 'leaderElection.leaseDuration: "15" — must be a Go duration string such as 15s or 1m30s'],
   ["duration as number", (c) => (c.leaderElection = { retryPeriod: 2 }), "leaderElection.retryPeriod: 2 — must be a Go duration string such as 15s"],
@@ -196,6 +208,17 @@ const BAD: Array<[string, (c: any) => void, string]> = [
   ["root volume too small", (c) => (c.workerPools = [{ name: "a", rootVolumeGiB: 8 }]), "workerPools[0].rootVolumeGiB: 8 — must be at least 20 (images, logs and pod ephemeral storage)"],
   ["bad security group id", (c) => (c.workerPools = [{ name: "a", extraSecurityGroupIds: ["default"] }]), 'workerPools[0].extraSecurityGroupIds[0]: "default" — must be a security group id such as sg-0123456789abcdef0'],
   ["too many security groups", (c) => (c.workerPools = [{ name: "a", extraSecurityGroupIds: ["sg-00000001", "sg-00000002", "sg-00000003", "sg-00000004", "sg-00000005"] }]), 'workerPools[0].extraSecurityGroupIds: ["sg-00000001","sg-00000002","sg-00000003","sg-00000004","sg-00000005"] — must list at most 4: with the worker security group that makes 5, EC2\'s default limit a network interface'],
+  ["drain timeout under a minute", (c) => (c.workerPools = [{ name: "a", drain: { timeoutSeconds: 30 } }]), "workerPools[0].drain.timeoutSeconds: 30 — must be at least 60: a drain waits out each pod's termination grace period (30 s by default)"],
+  ["drain timeout past AWS's hook limit", (c) => (c.workerPools = [{ name: "a", drain: { timeoutSeconds: 7201 } }]), "workerPools[0].drain.timeoutSeconds: 7201 — must be at most 7200, the longest heartbeat timeout AWS allows a lifecycle hook"],
+  ["fractional drain timeout", (c) => (c.workerPools = [{ name: "a", drain: { timeoutSeconds: 90.5 } }]), "workerPools[0].drain.timeoutSeconds: 90.5 — must be a whole number of seconds"],
+  ["drain not a boolean", (c) => (c.workerPools = [{ name: "a", drain: { enabled: "yes" } }]), 'workerPools[0].drain.enabled: "yes" — must be true or false'],
+  ["unknown drain key", (c) => (c.workerPools = [{ name: "a", drain: { gracePeriod: 30 } }]), "workerPools[0].drain.gracePeriod: 30 — is not a known setting (see the config reference in README.md)"],
+  ["drain asked for without the handler", (c) => ((c.addons = { nodeTerminationHandler: false }), (c.workerPools = [{ name: "a", drain: { enabled: true } }])), "workerPools[0].drain.enabled: true — needs addons.nodeTerminationHandler, which does the draining; turn it on or remove this setting"],
+  ["autoscaling not a boolean", (c) => (c.workerPools = [{ name: "a", autoscaling: { enabled: 1 } }]), "workerPools[0].autoscaling.enabled: 1 — must be true or false"],
+  ["ready timeout too short to join", (c) => (c.workerPools = [{ name: "a", readyTimeoutSeconds: 120 }]), "workerPools[0].readyTimeoutSeconds: 120 — must be at least 300: a new machine installs containerd and the Kubernetes packages, joins and starts its CNI before its node is Ready"],
+  ["ready timeout past AWS's hook limit", (c) => (c.workerPools = [{ name: "a", readyTimeoutSeconds: 7201 }]), "workerPools[0].readyTimeoutSeconds: 7201 — must be at most 7200, the longest heartbeat timeout AWS allows a lifecycle hook"],
+  ["autoscaler not a boolean", (c) => (c.addons = { clusterAutoscaler: "on" }), 'addons.clusterAutoscaler: "on" — must be true or false'],
+  ["termination handler not a boolean", (c) => (c.addons = { nodeTerminationHandler: "on" }), 'addons.nodeTerminationHandler: "on" — must be true or false'],
   ["malformed AMI id", (c) => (c.amiId = "ubuntu-24.04"), 'amiId: "ubuntu-24.04" — must be an AMI id such as ami-0123456789abcdef0'],
   ["tags not strings", (c) => (c.tags = { team: 7 }), "tags.team: 7 — must be a string (quote numbers and booleans in YAML)"],
 
@@ -398,7 +421,7 @@ describe("no message in zod's words", () => {
   const wrong = (j: Json): unknown[] => (j.type === "string" || j.enum ? [12345, true, { a: 1 }] : j.type === "integer" || j.type === "number" ? ["x", 1.5, []] : j.type === "boolean" ? ["yes", 0] : j.type === "array" ? ["x", { a: 1 }, [{}]] : ["x", 3, [1]]);
   const zodWords = /Invalid|expected|received|Too (big|small)|Unrecognized/;
 
-  it("walks every leaf", () => expect(leaves.length).toBe(48));
+  it("walks every leaf", () => expect(leaves.length).toBe(56));
 
   it.each(leaves.map(([p, j]) => [p.join("."), p, j] as const))("%s", (_name, path, j) => {
     for (const value of wrong(j)) {
@@ -438,6 +461,33 @@ describe("fallbackRule: our wording for issues a schema has no message for", () 
     [{ code: "invalid_value", values: ["a", "b", 3], input: "c" }, "must be a or b or 3"],
     [{ code: "custom", input: 1 }, "is not valid here (see the config reference in README.md)"],
   ])("%j -> %s", (issue, rule) => expect(fallbackRule(issue as never)).toBe(rule));
+});
+
+describe("draining and autoscaling follow their add-ons", () => {
+  it("without the handler, a pool's default drain is simply off: no problem", () => {
+    const c = parseConfig({ ...base(), addons: { nodeTerminationHandler: false }, workerPools: [{ name: "a" }, { name: "b", drain: { enabled: false } }] });
+    expect(c.workerPools.map((p) => p.drain.enabled)).toEqual([true, false]);
+  });
+
+  it("the autoscaling tags serve an autoscaler of your own: asking for them without the add-on is no problem", () => {
+    expect(problemsOf({ ...base(), addons: { clusterAutoscaler: false }, workerPools: [{ name: "a", autoscaling: { enabled: true } }] })).toEqual([]);
+  });
+
+  it("every pool that asks for a drain the cluster cannot do is named", () => {
+    expect(problemsOf({ ...base(), addons: { nodeTerminationHandler: false }, workerPools: [{ name: "a" }, { name: "b", drain: { enabled: true } }, { name: "c", drain: { enabled: true } }] })).toEqual([
+      "workerPools[1].drain.enabled: true — needs addons.nodeTerminationHandler, which does the draining; turn it on or remove this setting",
+      "workerPools[2].drain.enabled: true — needs addons.nodeTerminationHandler, which does the draining; turn it on or remove this setting",
+    ]);
+  });
+
+  it("accepts every drain and ready timeout AWS's hooks accept within the bounds", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 8000 }), fc.integer({ min: 0, max: 8000 }), (drain, ready) => {
+        const raw = { ...base(), workerPools: [{ name: "a", drain: { timeoutSeconds: drain }, readyTimeoutSeconds: ready }] };
+        expect(problemsOf(raw).length === 0).toBe(drain >= 60 && drain <= 7200 && ready >= 300 && ready <= 7200);
+      }),
+    );
+  });
 });
 
 describe("leader election timing", () => {
@@ -663,6 +713,12 @@ describe("config reference", () => {
       ["`kubeadm-ha:workerPools[].taints[].effect`", "`NoSchedule` \\| `PreferNoSchedule` \\| `NoExecute`", "required"],
       ["`kubeadm-ha:workerPools[].rootVolumeGiB`", "integer", "`50`"],
       ["`kubeadm-ha:workerPools[].extraSecurityGroupIds`", "list of string", "`[]`"],
+      ["`kubeadm-ha:workerPools[].drain`", "object", ""],
+      ["`kubeadm-ha:workerPools[].drain.enabled`", "boolean", "`true`"],
+      ["`kubeadm-ha:workerPools[].drain.timeoutSeconds`", "integer", "`300`"],
+      ["`kubeadm-ha:workerPools[].autoscaling`", "object", ""],
+      ["`kubeadm-ha:workerPools[].autoscaling.enabled`", "boolean", "`true`"],
+      ["`kubeadm-ha:workerPools[].readyTimeoutSeconds`", "integer", "`900`"],
     ]);
   });
 });

@@ -71,10 +71,20 @@ describe("masterDocuments", () => {
       API_ENDPOINT: "dev-api.elb.eu-west-1.amazonaws.com:6443",
       AWS_REGION: "eu-west-1",
       SECRET_ID: v.secretArn,
+      CERT_RENEW_BEFORE_DAYS: "60",
+      CONTROL_PLANE_IPS: "10.0.0.10,10.0.32.10,10.0.64.10",
+      JOIN_TOKEN_TTL_HOURS: "24",
       ETCD_TOPOLOGY: "stacked",
       ETCD_MEMBERS: [0, 32, 64].map((o) => `ip-10-0-${o}-10.eu-west-1.compute.internal=https://10.0.${o}.10:2380`).join(","),
       ETCD_IMAGE: "registry.k8s.io/etcd:3.6.9-0",
     });
+  });
+
+  it("tells token-rotate.sh the workers' secret and the token's lifetime, and cert-renew.sh its threshold", () => {
+    const v = values({ workerSecretArn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dev/bootstrap/worker-AbCdEf", joinTokenTtlHours: 6, certRenewBeforeDays: 30 });
+    const env = masterDocuments(v, v.masters[0]).env;
+    expect([env.WORKER_SECRET_ID, env.JOIN_TOKEN_TTL_HOURS, env.CERT_RENEW_BEFORE_DAYS]).toEqual([v.workerSecretArn, "6", "30"]);
+    expect(masterDocuments(v, v.masters[0]).kubeadm["init.yaml"]).toContain("ttl: 6h");
   });
 });
 
@@ -253,7 +263,7 @@ describe("ControlPlane component", () => {
       );
       const list = cfg.write_files.find((f: any) => f.path === "/etc/kubeadm-ha/bundle.list").content as string;
       expect(list.split("\n").filter(Boolean).map((l) => l.split(" ").slice(1).join(" "))).toEqual(
-        ["bootstrap.sh", "etcd-rejoin.sh", "etcdctl.sh", "fetch-secrets.sh", "join-lock.sh"].map((s) => `0755 lib/${s}`),
+        ["bootstrap.sh", "cert-renew.sh", "etcd-rejoin.sh", "etcdctl.sh", "fetch-secrets.sh", "join-lock.sh", "token-rotate.sh"].map((s) => `0755 lib/${s}`),
       );
     });
   });

@@ -1,7 +1,7 @@
 /**
- * etcd-backup.sh and etcd-restore.sh for real: a TLS etcd 3.4 member (Debian's etcd-server) on a
- * free loopback address, the shipped scripts (comments stripped, as machines get them) run with
- * Debian's etcdctl, and only `aws` stubbed (test/stubs/aws-s3.sh: a directory stands in for the
+ * etcd-backup.sh and etcd-restore.sh for real: a TLS etcd 3.6 member (built by test/k8s/build.sh)
+ * on a free loopback address, the shipped scripts (comments stripped, as machines get them) run with
+ * its etcdctl and etcdutl (3.6 moved snapshot restore and status to etcdutl), and only `aws` stubbed (test/stubs/aws-s3.sh: a directory stands in for the
  * bucket). Keys written before the snapshot come back after a restore into a fresh data dir; keys
  * written after it do not. Needs etcd, etcdctl and openssl: a missing tool fails, never skips.
  */
@@ -11,7 +11,8 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
-import { issueCert, makeCa, requireTool, until } from "./etcdHarness";
+import { issueCert, makeCa, requireTool, tool, until } from "./etcdHarness";
+import { k8sBinary } from "./k8s/binaries";
 import { shipScripts } from "./shipped";
 
 const STUBS = path.join(__dirname, "stubs");
@@ -104,7 +105,8 @@ class Machine {
         KUBEADM_HA_WAIT_SECONDS: "20",
         KUBEADM_HA_POLL_SECONDS: "0.2",
         KUBEADM_HA_BACKOFF_SECONDS: "0",
-        ETCDCTL: "/usr/bin/etcdctl",
+        ETCDCTL: k8sBinary("etcdctl"),
+        ETCDUTL: k8sBinary("etcdutl"),
         STUB_STATE: this.state,
         STUB_S3_DIR: this.s3,
         ...env,
@@ -144,7 +146,7 @@ class Machine {
       `--peer-key-file=${pki("server.key")}`,
     ];
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...(process.arch === "arm64" ? { ETCD_UNSUPPORTED_ARCH: "arm64" } : {}) };
-    const p = spawn("etcd", flags, { env, stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn(tool("etcd"), flags, { env, stdio: ["ignore", "pipe", "pipe"] });
     p.stdout!.on("data", (d) => (this.log += d));
     p.stderr!.on("data", (d) => (this.log += d));
     this.proc = p;
@@ -161,10 +163,10 @@ class Machine {
 
   etcdctl(args: string[]): { ok: boolean; out: string } {
     const r = spawnSync(
-      "etcdctl",
+      tool("etcdctl"),
       [`--endpoints=https://${this.ip}:2379`, `--cacert=${path.join(this.pki, "ca.crt")}`, `--cert=${path.join(this.pki, "server.crt")}`,
         `--key=${path.join(this.pki, "server.key")}`, "--dial-timeout=2s", "--command-timeout=10s", ...args],
-      { env: { PATH: process.env.PATH, ETCDCTL_API: "3" }, encoding: "utf8", timeout: 30000 },
+      { env: { PATH: process.env.PATH }, encoding: "utf8", timeout: 30000 },
     );
     return { ok: r.status === 0, out: (r.stdout ?? "") + (r.stderr ?? "") };
   }
@@ -181,9 +183,9 @@ class Machine {
     const kv = Object.fromEntries(Array.from({ length: count }, (_, i) => [`${prefix}${String(i).padStart(3, "0")}`, `${tag}-${i}-${crypto.randomBytes(6).toString("hex")}`]));
     const ops = Object.entries(kv).map(([k, v]) => `put ${k} ${v}`).join("\n");
     const r = spawnSync(
-      "etcdctl",
+      tool("etcdctl"),
       [`--endpoints=https://${this.ip}:2379`, `--cacert=${path.join(this.pki, "ca.crt")}`, `--cert=${path.join(this.pki, "server.crt")}`, `--key=${path.join(this.pki, "server.key")}`, "txn"],
-      { env: { PATH: process.env.PATH, ETCDCTL_API: "3" }, input: `\n${ops}\n\n\n`, encoding: "utf8", timeout: 30000 },
+      { env: { PATH: process.env.PATH }, input: `\n${ops}\n\n\n`, encoding: "utf8", timeout: 30000 },
     );
     if (r.status !== 0 || !r.stdout.startsWith("SUCCESS")) throw new Error(`txn failed: ${r.stdout}${r.stderr}`);
     return kv;

@@ -2,15 +2,14 @@
  * Replacing a dead etcd machine, for real: the prod stack's rendered external etcd on loopback
  * (test/etcdHarness.ts), a member killed and its data dir wiped (the replacement's empty disk), then
  * the project's own cloud-init/scripts/etcd-rejoin.sh, as shipped, run for that member with its
- * rendered node.env and static pod (addresses and paths substituted as the harness does) and Debian's
- * etcdctl (ETCDCTL=/usr/bin/etcdctl). kubeadm, kubectl, aws and ctr are recording stubs that fail:
+ * rendered node.env and static pod (addresses and paths substituted as the harness does) and the
+ * etcdctl 3.6 test/k8s/build.sh builds (ETCDCTL). kubeadm, kubectl, aws and ctr are recording stubs that fail:
  * an etcd member's rejoin must not touch them. The member then starts from the flags of the manifest
  * the script left, as the kubelet would.
  *
- * Debian's etcd is 3.4; machines run kubeadm's 3.5/3.6 image. The script asks only healthy members
- * for the member list, which 3.4 serves from local state and 3.5+ linearizably, so both behave the
- * same here; 3.4 also answers `member list` without a quorum, which this test uses to check that a
- * refusal changed nothing.
+ * etcd 3.6, as kubeadm's image for the default Kubernetes minor. Since 3.5 `member list` is
+ * linearizable and needs a quorum, so the script asks only healthy members for it; this test checks
+ * that a refusal changed nothing with a serializable list from the one survivor.
  *
  * Needs etcd, etcdctl and openssl; a missing tool fails the test, never skips it.
  */
@@ -20,6 +19,7 @@ import * as path from "path";
 import { parse } from "yaml";
 import { shipScripts } from "./shipped";
 import { EtcdCluster, RENDERED_DATA, RENDERED_LOOPBACK, RENDERED_PKI, issueCert, startRenderedEtcdCluster, substitute, until, withFlag } from "./etcdHarness";
+import { k8sBinary } from "./k8s/binaries";
 
 const STUBS = path.join(__dirname, "stubs");
 const EXIT_QUORUM = 12;
@@ -32,8 +32,8 @@ const written: string[] = [];
 
 /** A member as `member list -w simple` shows it: status, name, peer URL, client URL. */
 type Row = [string, string, string, string];
-function memberList(endpoints?: string[]): { ids: string[]; rows: Row[] } {
-  const r = cluster.etcdctl(["member", "list", "-w", "simple"], endpoints);
+function memberList(endpoints?: string[], consistency: "l" | "s" = "l"): { ids: string[]; rows: Row[] } {
+  const r = cluster.etcdctl(["member", "list", "-w", "simple", `--consistency=${consistency}`], endpoints);
   if (!r.ok) throw new Error(`member list failed: ${r.out}`);
   const lines = r.stdout.trim().split("\n").map((l) => l.split(", "));
   const sorted = lines.sort((a, b) => a[3].localeCompare(b[3]));
@@ -122,7 +122,7 @@ class Machine {
         KUBEADM_HA_WAIT_SECONDS: "60",
         KUBEADM_HA_POLL_SECONDS: "1",
         KUBEADM_HA_INIT_PROBES: "2",
-        ETCDCTL: "/usr/bin/etcdctl",
+        ETCDCTL: k8sBinary("etcdctl"),
         ETCDCTL_DIAL_TIMEOUT: "2s",
         ETCDCTL_COMMAND_TIMEOUT: "3s",
         STUB_STATE: this.state,
@@ -176,7 +176,7 @@ afterAll(async () => {
   if (scripts) fs.rmSync(scripts, { recursive: true, force: true });
 });
 
-describe("replacing a dead external etcd member with the project's rejoin script (real etcd 3.4)", () => {
+describe("replacing a dead external etcd member with the project's rejoin script (real etcd 3.6)", () => {
   it("removes the dead member, adds the new one, and the new machine starts as existing with every key", async () => {
     // The leader: the case that forces an election before anyone can answer the script.
     const dead = cluster.leader()!;
@@ -218,8 +218,8 @@ describe("replacing a dead external etcd member with the project's rejoin script
     const refused = machine.rejoin();
     expect(refused.status).toBe(EXIT_QUORUM);
     expect(refused.stderr).toContain(`ERROR: refusing to replace this etcd member: 0 of 2 others are healthy`);
-    // etcd 3.4 lists members from the survivor's own state even without a quorum.
-    expect(memberList([cluster.members[survivor].endpoint])).toEqual(before);
+    // Without a quorum only a serializable list answers: the survivor's own view.
+    expect(memberList([cluster.members[survivor].endpoint], "s")).toEqual(before);
     expect(fs.readFileSync(path.join(machine.etc, "etcd.yaml"), "utf8")).toBe(manifest);
     expect(fs.readdirSync(machine.etc).sort()).toEqual(["etcd.yaml", "node.env"]);
 

@@ -80,7 +80,8 @@ const TOPOLOGIES = [
         keyFile: "/etc/kubernetes/pki/apiserver-etcd-client.key",
       },
     } as object,
-    etcdRules: ["etcd-from-control-plane-tcp-2379", "etcd-from-etcd-tcp-2380"],
+    // The members reach each other's client port too: a replacement's etcd-rejoin.sh asks them.
+    etcdRules: ["etcd-from-control-plane-tcp-2379", "etcd-from-etcd-tcp-2379-2380"],
     securityGroups: ["control-plane", "etcd", "worker"],
     iamRoles: ["ex-control-plane", "ex-etcd", "ex-worker"],
     controlPlaneSecret: [
@@ -91,12 +92,13 @@ const TOPOLOGIES = [
       "ca.key",
       "encryption-config.yaml",
       "etcd/ca.crt",
+      "etcd/ca.key",
       "front-proxy-ca.crt",
       "front-proxy-ca.key",
       "sa.key",
       "sa.pub",
     ],
-    etcdSecret: ["etcd/ca.crt", ...MEMBER_IPS.flatMap((ip) => ["peer.crt", "peer.key", "server.crt", "server.key"].map((f) => `members/${host(ip)}/${f}`))].sort(),
+    etcdSecret: ["etcd/ca.crt", "etcd/ca.key", ...MEMBER_IPS.flatMap((ip) => ["peer.crt", "peer.key", "server.crt", "server.key"].map((f) => `members/${host(ip)}/${f}`))].sort(),
     masterEnv: { ETCD_TOPOLOGY: "external", ETCD_ENDPOINTS: MEMBER_IPS.map((ip) => `https://${ip}:2379`).join(",") } as Record<string, string>,
   },
 ];
@@ -193,7 +195,7 @@ describe.each(TOPOLOGIES)("etcd topology $topology", (t) => {
     if (t.topology === "external")
       expect(rules.map((r) => [r.inputs.securityGroupId, r.inputs.referencedSecurityGroupId, r.inputs.fromPort, r.inputs.toPort])).toEqual([
         ["ex-sg-etcd-id", "ex-sg-control-plane-id", 2379, 2379],
-        ["ex-sg-etcd-id", "ex-sg-etcd-id", 2380, 2380],
+        ["ex-sg-etcd-id", "ex-sg-etcd-id", 2379, 2380],
       ]);
   });
 
@@ -201,7 +203,7 @@ describe.each(TOPOLOGIES)("etcd topology $topology", (t) => {
     expect(ofType(mine(t), "aws:iam/role:Role").map((r) => r.inputs.name).sort()).toEqual(t.iamRoles);
   });
 
-  it("secret material per role: the etcd CA key only where members sign themselves", () => {
+  it("secret material per role: the etcd CA pair wherever a certificate it signs is renewed", () => {
     expect(Object.keys(secretJson(t, "control-plane")!).sort()).toEqual(t.controlPlaneSecret);
     expect(Object.keys(secretJson(t, "worker")!)).toEqual(["bootstrap-token"]);
     const etcd = secretJson(t, "etcd");
@@ -359,7 +361,7 @@ describe("etcd pure functions", () => {
       "--listen-metrics-urls=http://127.0.0.1:2381",
       "--snapshot-count=10000",
     ]);
-    // etcd 3.6 renamed every --experimental-* flag; the real-etcd test runs 3.4.
+    // etcd 3.6 renamed every --experimental-* flag; 3.5 members (Kubernetes 1.31-1.33) need the old names.
     expect(etcdFlags(v, members[0]).some((f) => f.name.startsWith("experimental"))).toBe(false);
   });
 

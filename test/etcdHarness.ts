@@ -3,12 +3,12 @@
  * `npm run render -- <stack>` does, take each member's etcd flags from its rendered static pod, move
  * the members onto free loopback addresses and a temp dir (only addresses and paths change), sign the
  * same kind of certificates with openssl from the program's own certificate requests, and run real
- * etcd processes (Debian's etcd-server, 3.4) with those flags. etcdctl runs with the API server's
- * client certificate, as kube-apiserver connects.
+ * etcd processes (etcd 3.6, built by test/k8s/build.sh) with those flags. etcdctl runs with the API
+ * server's client certificate, as kube-apiserver connects.
  *
- * Used by jest tests and by benchmark scripts, so it never touches jest globals. Needs etcd, etcdctl
- * and openssl (`apt-get install etcd-server etcd-client openssl`; .ci/run installs them); a missing
- * tool is an error, never a skip.
+ * Used by jest tests and by benchmark scripts, so it never touches jest globals. Needs the built etcd
+ * and etcdctl (`bash test/k8s/build.sh`) and openssl; .ci/run provides them; a missing tool is an
+ * error, never a skip.
  */
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as crypto from "crypto";
@@ -17,6 +17,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { parse, parseAllDocuments } from "yaml";
+import { k8sBinary } from "./k8s/binaries";
 
 export const ROOT = path.resolve(__dirname, "..");
 const IPV4 = /\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b/g;
@@ -27,12 +28,17 @@ export const RENDERED_LOOPBACK = "127.0.0.1";
 /** Ports a rendered member listens on (client, peer, metrics); all must be free on the chosen addresses. */
 const PORTS = [2379, 2380, 2381];
 
+/** The built etcd, etcdctl and etcdutl (test/k8s/build.sh), or a plain command such as openssl from PATH. */
+export function tool(cmd: string): string {
+  return cmd === "etcd" || cmd === "etcdctl" || cmd === "etcdutl" ? k8sBinary(cmd) : cmd;
+}
+
 export function requireTool(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  const r = spawnSync(tool(cmd), args, { encoding: "utf8" });
   if (r.error || r.status !== 0)
     throw new Error(
       `${cmd} is required by the real-etcd harness but ${r.error ? "is not installed" : `failed (${r.stderr.trim()})`}: ` +
-        "apt-get install etcd-server etcd-client openssl (.ci/run installs them)",
+        "bash test/k8s/build.sh builds etcd and etcdctl; apt-get install openssl (npm run setup does both)",
     );
   return r.stdout + r.stderr;
 }
@@ -49,7 +55,9 @@ export function resourceRows(md: string): ResourceRow[] {
   for (const m of md.matchAll(/^\| `([^`]+)` \| (\S+) \| (.*) \|$/gm)) {
     const settings: Record<string, unknown> = {};
     // keySettings writes `key=<scalar or compact JSON>` joined by ", "; compact JSON has no ", ".
-    for (const part of m[3] === "" ? [] : m[3].split(", ")) {
+    for (const marked of m[3] === "" ? [] : m[3].split(", ")) {
+      // The render marks a setting holding a value the mocks invented.
+      const part = marked.replace(/ \(mock\)$/, "");
       const i = part.indexOf("=");
       const raw = part.slice(i + 1);
       try {
@@ -115,6 +123,34 @@ export function substitute(value: string, ips: Map<string, string>, paths: Array
 export function withFlag(flags: string[], name: string, value: string): string[] {
   const prefix = `--${name}=`;
   return flags.some((f) => f.startsWith(prefix)) ? flags.map((f) => (f.startsWith(prefix) ? prefix + value : f)) : [...flags, prefix + value];
+}
+
+/** One member's `endpoint status`. */
+export interface EndpointStatus {
+  endpoint: string;
+  /** Member IDs as decimal strings: they exceed 2^53. */
+  id: string;
+  leader: string;
+  isLeader: boolean;
+  raftTerm: number;
+}
+
+/**
+ * `etcdctl endpoint status -w json` of `endpoints`, of those that answer (an unreachable one goes to
+ * stderr). JSON, not `-w simple`, whose columns etcd 3.6 changed.
+ */
+export function endpointStatuses(etcdctl: (args: string[], endpoints: string[]) => { stdout: string }, endpoints: string[]): EndpointStatus[] {
+  if (endpoints.length === 0) return [];
+  const out = etcdctl(["endpoint", "status", "-w", "json"], endpoints).stdout.trim();
+  if (!out.startsWith("[")) return [];
+  const raw = JSON.parse(out.replace(/:\s*(\d{10,})/g, ':"$1"')) as Array<{ Endpoint: string; Status: { header: { member_id: string; raft_term: string | number }; leader: string } }>;
+  return raw.map((r) => ({
+    endpoint: r.Endpoint,
+    id: String(r.Status.header.member_id),
+    leader: String(r.Status.leader),
+    isLeader: String(r.Status.header.member_id) === String(r.Status.leader),
+    raftTerm: Number(r.Status.header.raft_term),
+  }));
 }
 
 /** The value of `--name=` in `flags`, or undefined. */
@@ -238,7 +274,8 @@ export interface EtcdCluster {
   dispose(): Promise<void>;
 }
 
-function renderStackTo(stack: string, out: string, configFile: string | undefined): void {
+/** Renders a stack into `out` in a child process, exactly as `npm run render -- <stack> --out <out>` does. */
+export function renderStackTo(stack: string, out: string, configFile?: string): void {
   const args = ["-r", "@swc-node/register", path.join(ROOT, "scripts/render.ts"), stack, "--out", out, ...(configFile ? ["--config", configFile] : [])];
   const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: "utf8" });
   if (r.status !== 0) throw new Error(`render ${stack} failed: ${r.stderr}`);
@@ -366,10 +403,9 @@ export async function startRenderedEtcdCluster(opts: EtcdHarnessOptions = {}): P
     const m = member(i);
     if (isRunning(i)) throw new Error(`etcd member ${i} is already running`);
     const fd = fs.openSync(m.log, "a");
-    // No ETCD_* variables from the environment: the flags alone configure the member. etcd 3.4
-    // refuses to start on arm64 without its opt-in variable (3.5+ supports arm64).
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...(process.arch === "arm64" ? { ETCD_UNSUPPORTED_ARCH: "arm64" } : {}) };
-    m.proc = spawn("etcd", flags ?? m.flags, { env, stdio: ["ignore", fd, fd] });
+    // No ETCD_* variables from the environment: the flags alone configure the member.
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
+    m.proc = spawn(tool("etcd"), flags ?? m.flags, { env, stdio: ["ignore", fd, fd] });
     fs.closeSync(fd);
   };
   const signal = async (i: number, sig: NodeJS.Signals, graceMs: number) => {
@@ -395,9 +431,9 @@ export async function startRenderedEtcdCluster(opts: EtcdHarnessOptions = {}): P
     members.map((m) => `--- ${path.basename(m.dir)} ---\n${fs.existsSync(m.log) ? fs.readFileSync(m.log, "utf8").split("\n").slice(-lines).join("\n") : ""}`).join("\n");
   const etcdctl = (args: string[], eps: string[] = endpoints): EtcdctlResult => {
     const r = spawnSync(
-      "etcdctl",
+      tool("etcdctl"),
       [`--endpoints=${eps.join(",")}`, `--cacert=${client.ca}`, `--cert=${client.cert}`, `--key=${client.key}`, "--dial-timeout=2s", "--command-timeout=4s", ...args],
-      { env: { PATH: process.env.PATH, ETCDCTL_API: "3" }, encoding: "utf8", timeout: 15000 },
+      { env: { PATH: process.env.PATH }, encoding: "utf8", timeout: 15000 },
     );
     const stdout = r.stdout ?? "";
     const stderr = r.stderr ?? "";
@@ -435,21 +471,12 @@ export async function startRenderedEtcdCluster(opts: EtcdHarnessOptions = {}): P
         return { value: r.ok && (r.out.match(/is healthy/g) ?? []).length === eps.length ? r.out : undefined, last: r.out };
       }, logTail),
     leader: () => {
-      const up = members.filter((m) => isRunning(m.index)).map((m) => m.endpoint);
-      if (up.length === 0) return undefined;
-      // `-w simple`: endpoint, ID, version, DB size, is leader, is learner, raft term, ... per line;
-      // an unreachable endpoint goes to stderr and leaves the others' lines intact.
-      const r = etcdctl(["endpoint", "status", "-w", "simple"], up);
-      const line = r.stdout.trim().split("\n").find((l) => l.split(", ")[4] === "true");
-      if (!line) return undefined;
-      const i = endpoints.indexOf(line.split(", ")[0]);
+      const leader = endpointStatuses(etcdctl, members.filter((m) => isRunning(m.index)).map((m) => m.endpoint)).find((s) => s.isLeader);
+      const i = leader ? endpoints.indexOf(leader.endpoint) : -1;
       return i < 0 ? undefined : i;
     },
     raftTerm: () => {
-      const up = members.filter((m) => isRunning(m.index)).map((m) => m.endpoint);
-      if (up.length === 0) return undefined;
-      const r = etcdctl(["endpoint", "status", "-w", "simple"], up);
-      const terms = r.stdout.trim().split("\n").map((l) => Number(l.split(", ")[6])).filter((t) => Number.isInteger(t));
+      const terms = endpointStatuses(etcdctl, members.filter((m) => isRunning(m.index)).map((m) => m.endpoint)).map((s) => s.raftTerm);
       return terms.length ? Math.max(...terms) : undefined;
     },
     logTail,

@@ -3,7 +3,7 @@
  * fires for which setting. The CLI's exit codes: test/failover-cli.test.ts.
  */
 import { API_HEALTH_CHECK } from "../components/apiLoadBalancer";
-import { DEFAULT_ASSUMPTIONS, FailoverSettings, HealthCheck, budgetTable, etcdLeaderLoss, failoverBudget, leaderLeaseLoss, rawStackConfig } from "../scripts/failoverBudget";
+import { DEFAULT_ASSUMPTIONS, FailoverSettings, HealthCheck, budgetTable, etcdLeaderLoss, etcdWriteInFlightLoss, failoverBudget, leaderLeaseLoss, rawStackConfig } from "../scripts/failoverBudget";
 
 const settings = (le: Partial<FailoverSettings["leaderElection"]> = {}, etcd: { heartbeatIntervalMs?: number; electionTimeoutMs?: number } = {}): FailoverSettings =>
   ({
@@ -23,6 +23,8 @@ describe("failoverBudget", () => {
       ["kube-scheduler leader", 13000, 23800],
       // 2 x 1000 + 2 x 10 + 100; best 1000 - 100 + 120.
       ["etcd leader", 1020, 2120],
+      // etcd's request timeout: 5 s + 2 x 1000 ms, best and worst alike (measured: test/k8s/failover.ts).
+      ["etcd leader (a write in flight when it dies)", 7000, 7000],
     ]);
     expect(b.warnings).toEqual([]);
   });
@@ -93,6 +95,10 @@ describe("budget pieces", () => {
 
   it("assumptions are the documented bounds", () => {
     expect(DEFAULT_ASSUMPTIONS).toEqual({ crossZoneRttMs: 10, leaseRenewAttemptMs: 2000, fsyncStallMs: 100, http2ReadIdleMs: 30000, http2PingTimeoutMs: 15000 });
+  });
+
+  it.each([[1000, 7000], [2500, 10000], [50000, 105000]])("a write in flight when an etcd leader with a %i ms election timeout dies waits %i ms", (election, ms) => {
+    expect(etcdWriteInFlightLoss(election)).toMatchObject({ bestMs: ms, worstMs: ms });
   });
 
   it("renders one table row a failure", () => {

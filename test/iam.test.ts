@@ -196,6 +196,7 @@ describe("NodeRoles component", () => {
           "aws:iam/rolePolicyAttachment:RolePolicyAttachment st-control-plane-ebs-csi",
           "aws:iam/rolePolicy:RolePolicy st-control-plane-bootstrap-secret",
           "aws:iam/rolePolicy:RolePolicy st-control-plane-cloud-controller-manager",
+          "aws:iam/rolePolicy:RolePolicy st-control-plane-join-token-rotation",
           "aws:iam/instanceProfile:InstanceProfile st-control-plane-profile",
           "aws:iam/role:Role st-worker",
           "aws:iam/rolePolicyAttachment:RolePolicyAttachment st-worker-ssm",
@@ -224,10 +225,11 @@ describe("NodeRoles component", () => {
       });
     });
 
-    test("each role reads only its own secret, through the provider's region", () => {
+    test("each role reads only its own secret, through the provider's region; the masters also rotate the workers' join token", () => {
       expect(policyOf(mine, "st-control-plane-bootstrap-secret")).toEqual(iam.secretReadPolicy(ARN.cp, ARN.key, "eu-west-1"));
       expect(policyOf(mine, "st-worker-bootstrap-secret")).toEqual(iam.secretReadPolicy(ARN.worker, ARN.key, "eu-west-1"));
-      const cpText = JSON.stringify(mine.filter((r) => r.name.startsWith("st-control-plane")).map((r) => r.inputs));
+      expect(policyOf(mine, "st-control-plane-join-token-rotation")).toEqual(iam.joinTokenRotationPolicy(ARN.worker, ARN.key, "eu-west-1"));
+      const cpText = JSON.stringify(mine.filter((r) => r.name.startsWith("st-control-plane") && r.name !== "st-control-plane-join-token-rotation").map((r) => r.inputs));
       const workerText = JSON.stringify(mine.filter((r) => r.name.startsWith("st-worker")).map((r) => r.inputs));
       expect(cpText).toContain(ARN.cp);
       expect(cpText).not.toContain("bootstrap/worker");
@@ -266,7 +268,7 @@ describe("NodeRoles component", () => {
       expect(ofType(mine, "aws:iam/role:Role").map((r) => r.inputs.name).sort()).toEqual(["kh-control-plane", "kh-etcd", "kh-worker"]);
       expect(ofType(mine, "aws:iam/instanceProfile:InstanceProfile")).toHaveLength(3);
       expect(ofType(mine, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")).toHaveLength(4);
-      expect(ofType(mine, "aws:iam/rolePolicy:RolePolicy")).toHaveLength(5);
+      expect(ofType(mine, "aws:iam/rolePolicy:RolePolicy")).toHaveLength(6);
       expect(mine.filter((r) => r.name.startsWith("ex-etcd")).map((r) => r.name).sort()).toEqual([
         "ex-etcd",
         "ex-etcd-bootstrap-secret",
@@ -276,12 +278,13 @@ describe("NodeRoles component", () => {
       expect(policyOf(mine, "ex-etcd-bootstrap-secret")).toEqual(iam.secretReadPolicy(ARN.etcd, ARN.key, "eu-west-1"));
     });
 
-    test("no role's policies name another role's secret", () => {
+    test("no role's policies name another role's secret, but for the masters' rotation of the workers' token", () => {
       const text = (prefix: string) =>
         mine
-          .filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy" && r.name.startsWith(prefix))
+          .filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy" && r.name.startsWith(prefix) && !r.name.endsWith("-join-token-rotation"))
           .map((r) => r.inputs.policy)
           .join("\n");
+      expect(policyOf(mine, "ex-control-plane-join-token-rotation")).toEqual(iam.joinTokenRotationPolicy(ARN.worker, ARN.key, "eu-west-1"));
       const own = { "ex-control-plane": ARN.cp, "ex-worker": ARN.worker, "ex-etcd": ARN.etcd };
       for (const [prefix, arn] of Object.entries(own)) {
         const t = text(prefix);
@@ -339,6 +342,28 @@ describe("NodeRoles component", () => {
   });
 });
 
+describe("joinTokenRotationPolicy", () => {
+  test("reads and writes the workers' secret only, with the key only through Secrets Manager for that secret", () => {
+    expect(iam.joinTokenRotationPolicy(ARN.worker, ARN.key, "eu-west-1")).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        { Sid: "RotateWorkerJoinToken", Effect: "Allow", Action: ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"], Resource: ARN.worker },
+        {
+          Sid: "EncryptWorkerJoinToken",
+          Effect: "Allow",
+          Action: ["kms:Decrypt", "kms:GenerateDataKey"],
+          Resource: ARN.key,
+          Condition: { StringEquals: { "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com", "kms:EncryptionContext:SecretARN": ARN.worker } },
+        },
+      ],
+    });
+  });
+
+  test("refuses what secretReadPolicy refuses", () => {
+    expect(() => iam.joinTokenRotationPolicy("alias/x", ARN.key, "eu-west-1")).toThrow("secretReadPolicy: secretArn must be a Secrets Manager secret ARN");
+  });
+});
+
 describe("NodeRoles add-on permissions", () => {
   // [awsCloudControllerManager, ebsCsiDriver] -> the control plane role's resources beyond role,
   // profile, SSM and secret read. Workers and etcd never change.
@@ -367,7 +392,7 @@ describe("NodeRoles add-on permissions", () => {
         .filter((r) => r.name.startsWith(`${name}-${slug}`))
         .map((r) => r.name.slice(`${name}-${slug}`.length).replace(/^-/, ""))
         .sort();
-    expect(under("control-plane")).toEqual(["", "bootstrap-secret", "profile", "ssm", ...extras].sort());
+    expect(under("control-plane")).toEqual(["", "bootstrap-secret", "join-token-rotation", "profile", "ssm", ...extras].sort());
     expect(under("worker")).toEqual(["", "bootstrap-secret", "kubelet", "profile", "ssm"]);
     expect(under("etcd")).toEqual(["", "bootstrap-secret", "profile", "ssm"]);
 
@@ -385,5 +410,123 @@ describe("NodeRoles add-on permissions", () => {
     );
     // Only the control plane ever gets the EBS CSI policy.
     expect(JSON.stringify(mine.filter((r) => !r.name.startsWith(`${name}-control-plane`)).map((r) => r.inputs))).not.toContain("AmazonEBSCSIDriverPolicy");
+  });
+});
+
+describe("worker lifecycle policies", () => {
+  const QUEUE = "arn:aws:sqs:eu-west-1:123456789012:kh-node-termination";
+
+  test("termination handler: its queue only, instance lookups, and lifecycle actions of the cluster's groups only", () => {
+    expect(iam.nodeTerminationHandlerPolicy("kh", QUEUE)).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        { Sid: "ReadTerminationQueue", Effect: "Allow", Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage"], Resource: QUEUE },
+        { Sid: "DescribeInstances", Effect: "Allow", Action: "ec2:DescribeInstances", Resource: "*" },
+        {
+          Sid: "CompleteDrainedTermination",
+          Effect: "Allow",
+          Action: "autoscaling:CompleteLifecycleAction",
+          Resource: "*",
+          Condition: { StringEquals: { "autoscaling:ResourceTag/kubeadm-ha/cluster": "kh" } },
+        },
+      ],
+    });
+  });
+
+  test.each(["*", "arn:aws:sqs:eu-west-1:123456789012:*", "arn:aws:sns:eu-west-1:123456789012:kh", "kh-node-termination"])("termination handler refuses queue ARN %j", (arn) => {
+    expect(() => iam.nodeTerminationHandlerPolicy("kh", arn)).toThrow(`nodeTerminationHandlerPolicy: queueArn must be an SQS queue ARN (got ${JSON.stringify(arn)})`);
+  });
+
+  test("cluster-autoscaler: discovery reads everywhere, resizing only groups tagged for this cluster's autoscaler", () => {
+    expect(iam.clusterAutoscalerPolicy("kh")).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Sid: "DiscoverGroups",
+          Effect: "Allow",
+          Action: [
+            "autoscaling:DescribeAutoScalingGroups",
+            "autoscaling:DescribeAutoScalingInstances",
+            "autoscaling:DescribeLaunchConfigurations",
+            "autoscaling:DescribeScalingActivities",
+            "ec2:DescribeInstanceTypes",
+            "ec2:DescribeLaunchTemplateVersions",
+          ],
+          Resource: "*",
+        },
+        {
+          Sid: "ScaleOwnGroups",
+          Effect: "Allow",
+          Action: ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+          Resource: "*",
+          Condition: { StringEquals: { "autoscaling:ResourceTag/k8s.io/cluster-autoscaler/kh": "owned" } },
+        },
+      ],
+    });
+  });
+
+  test("every write these policies allow is confined to the cluster's own queue or groups", () => {
+    const unconditionedWrites = [iam.clusterAutoscalerPolicy("kh"), iam.nodeTerminationHandlerPolicy("kh", QUEUE), iam.workerLaunchHookPolicy("kh")]
+      .flatMap((d) => d.Statement)
+      .filter((st) => st.Resource === "*" && !st.Condition)
+      .flatMap((st) => (Array.isArray(st.Action) ? st.Action : [st.Action]))
+      .filter((a) => !/:(Describe|Get|List)/.test(a));
+    expect(unconditionedWrites).toEqual([]);
+  });
+
+  test("worker: finds its own group, then completes its launch action or marks itself unhealthy, in the cluster's groups only", () => {
+    expect(iam.workerLaunchHookPolicy("kh")).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        { Sid: "FindOwnGroup", Effect: "Allow", Action: "autoscaling:DescribeAutoScalingInstances", Resource: "*" },
+        {
+          Sid: "ReportReadiness",
+          Effect: "Allow",
+          Action: ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"],
+          Resource: "*",
+          Condition: { StringEquals: { "autoscaling:ResourceTag/kubeadm-ha/cluster": "kh" } },
+        },
+      ],
+    });
+  });
+
+  test("NodeRoles: the autoscaler's and the handler's policies on the control plane, the launch hook's on workers, none on etcd", async () => {
+    const before = regs.length;
+    new iam.NodeRoles("lc", {
+      clusterName: "kh",
+      secretArns: { controlPlane: ARN.cp, worker: ARN.worker, etcd: ARN.etcd },
+      kmsKeyArn: ARN.key,
+      tags: {},
+      clusterAutoscaler: true,
+      terminationQueueArn: pulumi.output(QUEUE),
+      workerLaunchHook: true,
+    });
+    await settle();
+    const mine = regs.slice(before).filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy");
+    const inputs = (n: string) => mine.find((r) => r.name === n)!.inputs;
+    expect(mine.map((r) => r.name).sort()).toEqual(
+      [
+        "lc-control-plane-bootstrap-secret",
+        "lc-control-plane-cloud-controller-manager",
+        "lc-control-plane-cluster-autoscaler",
+        "lc-control-plane-join-token-rotation",
+        "lc-control-plane-node-termination-handler",
+        "lc-worker-bootstrap-secret",
+        "lc-worker-kubelet",
+        "lc-worker-launch-hook",
+        "lc-etcd-bootstrap-secret",
+      ].sort(),
+    );
+    expect(inputs("lc-control-plane-cluster-autoscaler")).toEqual({ name: "cluster-autoscaler", role: "lc-control-plane-id", policy: JSON.stringify(iam.clusterAutoscalerPolicy("kh")) });
+    expect(inputs("lc-control-plane-node-termination-handler")).toEqual({ name: "node-termination-handler", role: "lc-control-plane-id", policy: JSON.stringify(iam.nodeTerminationHandlerPolicy("kh", QUEUE)) });
+    expect(inputs("lc-worker-launch-hook")).toEqual({ name: "launch-hook", role: "lc-worker-id", policy: JSON.stringify(iam.workerLaunchHookPolicy("kh")) });
+  });
+
+  test("NodeRoles without them by default: nothing new on any role", async () => {
+    const before = regs.length;
+    new iam.NodeRoles("plain", { clusterName: "kh", secretArns: { controlPlane: ARN.cp, worker: ARN.worker }, kmsKeyArn: ARN.key, tags: {} });
+    await settle();
+    const names = regs.slice(before).map((r) => r.name);
+    for (const n of ["plain-control-plane-cluster-autoscaler", "plain-control-plane-node-termination-handler", "plain-worker-launch-hook"]) expect(names).not.toContain(n);
   });
 });

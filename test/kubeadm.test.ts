@@ -113,13 +113,24 @@ describe("Init and Join configurations", () => {
       { name: "node-ip", value: "10.0.0.10" },
     ]);
     expect(i.bootstrapTokens[0].token).toBe(TOKEN_PLACEHOLDER);
-    expect(i.bootstrapTokens[0].ttl).toBe("0s");
+    // Short-lived: the masters rotate a fresh one into the workers' secret (token-rotate.sh).
+    expect(i.bootstrapTokens[0].ttl).toBe("24h");
+    expect(initConfiguration(NODE, { tokenTtlHours: 6 }).bootstrapTokens[0].ttl).toBe("6h");
   });
 
   it("control plane join carries discovery by token and CA hash and a local endpoint", () => {
     const j = joinConfiguration(NODE, { apiServerEndpoint: CLUSTER.controlPlaneEndpoint, caCertHash: "sha256:abc", controlPlane: true });
     expect(j.discovery.bootstrapToken).toEqual({ apiServerEndpoint: CLUSTER.controlPlaneEndpoint, token: TOKEN_PLACEHOLDER, caCertHashes: ["sha256:abc"] });
-    expect(j.controlPlane).toEqual({ localAPIEndpoint: { advertiseAddress: "10.0.0.10", bindPort: 6443 } });
+    expect(j).toHaveProperty("controlPlane", { localAPIEndpoint: { advertiseAddress: "10.0.0.10", bindPort: 6443 } });
+    expect(j).not.toHaveProperty("patches");
+  });
+
+  it("names a patches directory only when given one (kubeadm fails on a directory that does not exist)", () => {
+    expect(initConfiguration(NODE)).not.toHaveProperty("patches");
+    expect(initConfiguration(NODE, { patchesDirectory: "/etc/kubeadm-ha/patches" }).patches).toEqual({ directory: "/etc/kubeadm-ha/patches" });
+    const j = joinConfiguration(NODE, { apiServerEndpoint: "x:6443", caCertHash: "sha256:abc", controlPlane: true, patchesDirectory: "/p" });
+    expect(j).toHaveProperty("patches", { directory: "/p" });
+    expect(joinConfiguration(NODE, { apiServerEndpoint: "x:6443", caCertHash: "sha256:abc", controlPlane: false, patchesDirectory: "/p" })).not.toHaveProperty("patches");
   });
 
   it("worker join has no control plane section and no taint", () => {
@@ -223,14 +234,13 @@ describe("whole documents, exactly", () => {
         {
           token: "__BOOTSTRAP_TOKEN__",
           description: "kubeadm-ha node join token, held in AWS Secrets Manager",
-          ttl: "0s",
+          ttl: "24h",
           usages: ["signing", "authentication"],
           groups: ["system:bootstrappers:kubeadm:default-node-token"],
         },
       ],
       localAPIEndpoint: { advertiseAddress: "10.0.0.10", bindPort: 6443 },
       nodeRegistration: registration(MASTER_TAINT),
-      patches: { directory: "/etc/kubeadm-ha/patches" },
     });
   });
 
@@ -241,7 +251,6 @@ describe("whole documents, exactly", () => {
       discovery: { bootstrapToken: { apiServerEndpoint: "api:6443", token: "__BOOTSTRAP_TOKEN__", caCertHashes: ["sha256:abc"] } },
       nodeRegistration: registration(MASTER_TAINT),
       controlPlane: { localAPIEndpoint: { advertiseAddress: "10.0.0.10", bindPort: 6443 } },
-      patches: { directory: "/etc/kubeadm-ha/patches" },
     });
   });
 

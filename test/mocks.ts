@@ -51,6 +51,11 @@ export function mockRandomBytes(name: string, length: number): { base64: string;
   return { base64: Buffer.from(hex, "hex").toString("base64"), hex };
 }
 
+/** A certificate's end of validity as if signed at 2026-01-01T00:00:00Z (a fixed date, so renders stay byte-identical). */
+export function mockValidityEnd(hours: number): string {
+  return new Date(Date.UTC(2026, 0, 1) + hours * 3600000).toISOString().replace(".000Z", "Z");
+}
+
 /** Outputs a real provider would compute, by resource type. */
 function computedState(type: string, name: string, inputs: Record<string, any>, region: string): Record<string, any> {
   const arnOf = (service: string, resource: string) => `arn:aws:${service}:${region}:123456789012:${resource}`;
@@ -82,16 +87,20 @@ function computedState(type: string, name: string, inputs: Record<string, any>, 
       };
     case "aws:ec2/launchTemplate:LaunchTemplate":
       return { arn: arnOf("ec2", `launch-template/${name}-id`), name: `${inputs.namePrefix ?? ""}0001`, latestVersion: 1, defaultVersion: 1 };
+    case "aws:sqs/queue:Queue":
+      return { arn: arnOf("sqs", inputs.name ?? name), url: `https://sqs.${region}.amazonaws.com/123456789012/${inputs.name ?? name}` };
+    case "aws:cloudwatch/eventRule:EventRule":
+      return { arn: arnOf("events", `rule/${inputs.name ?? name}`), name: inputs.name ?? name };
     case "aws:autoscaling/group:Group":
       return { arn: arnOf("autoscaling", `autoScalingGroup:0123:autoScalingGroupName/${inputs.namePrefix ?? ""}0001`), name: `${inputs.namePrefix ?? ""}0001` };
     case "tls:index/privateKey:PrivateKey":
       return { privateKeyPem: FIXTURES.caKey, publicKeyPem: "-----BEGIN PUBLIC KEY-----\n(mock)\n-----END PUBLIC KEY-----\n" };
     case "tls:index/selfSignedCert:SelfSignedCert":
-      return { certPem: FIXTURES.caCert };
+      return { certPem: FIXTURES.caCert, validityEndTime: mockValidityEnd(inputs.validityPeriodHours) };
     case "tls:index/certRequest:CertRequest":
       return { certRequestPem: FIXTURES.clientCsr };
     case "tls:index/locallySignedCert:LocallySignedCert":
-      return { certPem: FIXTURES.clientCert };
+      return { certPem: FIXTURES.clientCert, validityEndTime: mockValidityEnd(inputs.validityPeriodHours) };
     case "random:index/randomBytes:RandomBytes":
       return mockRandomBytes(name, inputs.length);
     case "random:index/randomString:RandomString": {
@@ -101,6 +110,44 @@ function computedState(type: string, name: string, inputs: Record<string, any>, 
     default:
       return {};
   }
+}
+
+/** What the mocks answer for the AMI lookup and the caller's account. */
+export const MOCK_AMI = { id: "ami-0123456789abcdef0", name: "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261101" };
+export const MOCK_ACCOUNT = "123456789012";
+
+/** A value the mocks made up where AWS would answer with its own. */
+export interface InventedValue {
+  value: string;
+  /** Where it came from: `<resource name>.<attribute>`, or the data source. */
+  source: string;
+}
+
+/**
+ * Every value the mocks invented for these registrations: each resource's ID, each output the
+ * mocks computed rather than echoed (ARNs, DNS names, generated names, addresses), the AMI and the
+ * account. Not `privateDns`: AWS derives it from the private IP the program itself sets, so the
+ * mock's value is the real one.
+ */
+export function inventedValues(regs: Registration[]): InventedValue[] {
+  const out: InventedValue[] = [
+    { value: MOCK_AMI.id, source: "aws.ec2.getAmi id" },
+    { value: MOCK_AMI.name, source: "aws.ec2.getAmi name" },
+    { value: MOCK_ACCOUNT, source: "aws.getCallerIdentity accountId (and every ARN's account)" },
+  ];
+  for (const r of regs) {
+    // Components and the stack have no cloud ID.
+    if (r.type.startsWith("pulumi:") || r.type.startsWith("kubeadm-ha:")) continue;
+    out.push({ value: r.id, source: `${r.name} id` });
+    // Random bytes, tokens and keys are secrets, not identifiers: never listed.
+    if (r.type.startsWith("random:") || r.type.startsWith("tls:")) continue;
+    for (const [k, v] of Object.entries(r.state)) {
+      if (k === "privateDns" || typeof v !== "string" || v === r.inputs[k] || v.length < 8) continue;
+      out.push({ value: v, source: `${r.name}.${k}` });
+    }
+  }
+  const seen = new Set<string>();
+  return out.filter((x) => !seen.has(x.value) && seen.add(x.value));
 }
 
 /** Installs the mocks and returns the list every registration is appended to. */
@@ -121,9 +168,9 @@ export async function setupMocks(opts: { project?: string; stack?: string; regio
       call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
         switch (args.token) {
           case "aws:ec2/getAmi:getAmi":
-            return { id: "ami-0123456789abcdef0", name: "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261101" };
+            return { id: MOCK_AMI.id, name: MOCK_AMI.name };
           case "aws:index/getCallerIdentity:getCallerIdentity":
-            return { accountId: "123456789012", arn: "arn:aws:iam::123456789012:user/test", userId: "test" };
+            return { accountId: MOCK_ACCOUNT, arn: `arn:aws:iam::${MOCK_ACCOUNT}:user/test`, userId: "test" };
           case "aws:index/getPartition:getPartition":
             return { partition: "aws", dnsSuffix: "amazonaws.com" };
           case "aws:index/getRegion:getRegion":

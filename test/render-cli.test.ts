@@ -21,7 +21,8 @@ function render(stack: string, extra: string[] = []): { status: number | null; s
   });
   const walk = (dir: string): string[] =>
     fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
-  const files = Object.fromEntries(walk(out).map((f) => [path.relative(out, f), fs.readFileSync(f, "utf8")]));
+  // A failed render removes the output directory: nothing stale stays behind.
+  const files = Object.fromEntries((fs.existsSync(out) ? walk(out) : []).map((f) => [path.relative(out, f), fs.readFileSync(f, "utf8")]));
   fs.rmSync(out, { recursive: true, force: true });
   return { status: r.status, stderr: r.stderr, files };
 }
@@ -48,7 +49,7 @@ describe.each(["dev", "prod"] as const)("npm run render -- %s", (stack) => {
       const file = path.join(dir, path.basename(name));
       fs.writeFileSync(file, text);
       const r = spawnSync("cloud-init", ["schema", "--config-file", file], { encoding: "utf8" });
-      if (r.error) throw new Error(`cloud-init is not installed (apt-get install cloud-init; .ci/run does): ${r.error.message}`);
+      if (r.error) throw new Error(`cloud-init is not installed (apt-get install cloud-init; npm run setup does): ${r.error.message}`);
       expect({ name, status: r.status, out: r.stdout + r.stderr }).toEqual({ name, status: 0, out: expect.stringContaining("Valid cloud-config") });
     }
     fs.rmSync(dir, { recursive: true, force: true });

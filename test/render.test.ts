@@ -69,6 +69,8 @@ describe("add-ons", () => {
       ["cilium", "cilium", v.cilium, "kube-system"],
       ["aws-cloud-controller-manager", "aws-cloud-controller-manager", v.awsCloudControllerManagerChart, "kube-system"],
       ["aws-ebs-csi-driver", "aws-ebs-csi-driver", v.ebsCsiDriver, "kube-system"],
+      ["cluster-autoscaler", "cluster-autoscaler", v.clusterAutoscalerChart, "kube-system"],
+      ["aws-node-termination-handler", "aws-node-termination-handler", v.nodeTerminationHandlerChart, "kube-system"],
     ];
     const rows = rendered.dev["addons.md"].split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| add-on"));
     expect(rows.map((l) => l.split(" | ").map((c) => c.replace(/^\| |`| from .*$| \|$/g, "")))).toEqual(expected.map((e) => [...e, "pulumi"]));
@@ -76,11 +78,11 @@ describe("add-ons", () => {
     expect(out.map((a: { name: string; chart: string; version: string; namespace: string; installer: string }) => [a.name, a.chart, a.version, a.namespace, a.installer])).toEqual(
       expected.map((e) => [...e, "pulumi"]),
     );
-    expect(rendered.dev["resources.md"].match(/`kubernetes:helm.sh\/v3:Release`/g)).toHaveLength(3);
+    expect(rendered.dev["resources.md"].match(/`kubernetes:helm.sh\/v3:Release`/g)).toHaveLength(5);
   });
 
   it("prod (internal API): the first master installs them; no Helm release is a Pulumi resource", () => {
-    expect(JSON.parse(rendered.prod["outputs.json"]).addons.map((a: { installer: string }) => a.installer)).toEqual(["nodes", "nodes", "nodes"]);
+    expect(JSON.parse(rendered.prod["outputs.json"]).addons.map((a: { installer: string }) => a.installer)).toEqual(["nodes", "nodes", "nodes", "nodes", "nodes"]);
     expect(rendered.prod["resources.md"]).not.toContain("kubernetes:helm.sh");
     expect(rendered.prod["user-data/prod-control-plane-master-0.yaml"]).toMatch(/^ *[0-9a-f]{64} 0755 lib\/addons\.sh$/m);
     expect(rendered.prod["user-data/prod-control-plane-master-1.yaml"]).not.toContain("addons");
@@ -108,8 +110,8 @@ describe("topology", () => {
       value: "kubeadm-ha/capacity-type=spot,kubeadm-ha/pool=spot,node.kubernetes.io/lifecycle=spot,workload=batch",
     });
     const mmd = rendered.dev["topology.mmd"];
-    expect(mmd).toContain("worker pool dev-pool-general-group<br/>min 1 / max 3, all zones");
-    expect(mmd).toContain("worker pool dev-pool-spot-group<br/>min 0 / max 4, all zones");
+    expect(mmd).toContain("worker pool dev-pool-general-group<br/>t3.large, on-demand<br/>min 1 / max 3, all zones");
+    expect(mmd).toContain("worker pool dev-pool-spot-group<br/>m7i.large, m6i.large, m5.large, spot<br/>min 0 / max 4, all zones");
   });
 
   it("prod: internal NLB", () => {

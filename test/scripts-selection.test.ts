@@ -16,6 +16,7 @@ export const ALL_NEEDS: ScriptNeeds[] = [
   { role: "control-plane", etcdTopology: "stacked", backup: true },
   { role: "control-plane", etcdTopology: "stacked", addons: true, backup: true },
   { role: "worker" },
+  { role: "worker", launchHook: true },
   { role: "etcd" },
   { role: "etcd", backup: true },
 ];
@@ -28,8 +29,12 @@ export const GUARDED: Record<string, (n: ScriptNeeds) => boolean> = {
   "bootstrap.sh -> join-lock.sh": (n) => n.role !== "control-plane",
   // Runs only when master 0's add-on list exists, which ships with addons.sh.
   "bootstrap.sh -> addons.sh": (n) => !n.addons,
+  // Runs only on a worker whose node.env names a launch hook, which ships with node-ready.sh.
+  "bootstrap.sh -> node-ready.sh": (n) => !(n.role === "worker" && n.launchHook),
   // Runs only on machines holding an etcd member: external members and stacked masters.
   "bootstrap.sh -> etcd-rejoin.sh": (n) => !(n.role === "etcd" || (n.role === "control-plane" && n.etcdTopology === "stacked")),
+  // An etcd member renews under an etcd lock; only masters take the join lock.
+  "cert-renew.sh -> join-lock.sh": (n) => n.role === "etcd",
 };
 
 /** Scripts a script pulls in: `source "$KUBEADM_HA_LIB/x.sh"`, `"$BASH" "$KUBEADM_HA_LIB/x.sh"` or `${BASH_SOURCE[0]%/*}/x.sh`. */
@@ -79,7 +84,17 @@ describe("scriptsFor", () => {
   });
 
   it("the reference scan sees the scripts bootstrap.sh pulls in", () => {
-    expect(referenced("bootstrap.sh")).toEqual(["addons.sh", "etcd-rejoin.sh", "fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh"]);
+    expect(referenced("bootstrap.sh")).toEqual(["addons.sh", "etcd-rejoin.sh", "fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh", "node-ready.sh"]);
+  });
+
+  it.each([
+    [{ role: "worker", launchHook: true }, true],
+    [{ role: "worker" }, false],
+    // Only a worker has a launch hook: the flag means nothing elsewhere.
+    [{ role: "control-plane", etcdTopology: "stacked", launchHook: true }, false],
+    [{ role: "etcd", launchHook: true }, false],
+  ] as [ScriptNeeds, boolean][])("%j: node-ready.sh only on a worker with the launch hook (%s)", (needs, shipped) => {
+    expect(scriptsFor(needs).includes("node-ready.sh")).toBe(shipped);
   });
 });
 

@@ -6,12 +6,15 @@ import { TOKEN_PLACEHOLDER } from "../cloud-init/kubeadm";
 import { USER_DATA_LIMIT, userDataBytes } from "../cloud-init/render";
 import { Cluster } from "../components/cluster";
 import {
-  INSTANCE_REFRESH,
+  instanceRefresh,
   WorkerJoin,
   WorkerPool,
   autoscalerTags,
+  drains,
   groupTags,
   launchSpec,
+  lifecycleHooks,
+  machineTags,
   nodeLabels,
   workerDocuments,
 } from "../components/workerPool";
@@ -242,7 +245,8 @@ describe("WorkerPool component", () => {
       desiredCapacity: 1,
       launchTemplate: { id: "dev-pool-general-launch-template-id", version: "1" },
       capacityRebalance: false,
-      instanceRefresh: { strategy: "Rolling", preferences: { minHealthyPercentage: 90, skipMatching: true, instanceWarmup: "300" } },
+      // No readiness hook in this join: five minutes of warmup stand in for it.
+      instanceRefresh: { strategy: "Rolling", preferences: { minHealthyPercentage: 100, maxHealthyPercentage: 110, skipMatching: true, autoRollback: true, instanceWarmup: "300" } },
     });
     expect(tags).toEqual([
       ...Object.entries(machineTags("general")).map(([key, value]) => ({ key, value, propagateAtLaunch: false })),
@@ -269,7 +273,7 @@ describe("WorkerPool component", () => {
         },
       },
       capacityRebalance: true,
-      instanceRefresh: INSTANCE_REFRESH,
+      instanceRefresh: instanceRefresh(false),
     });
     expect(Object.fromEntries(tags.map((t: { key: string; value: string }) => [t.key, t.value]))).toEqual({
       ...machineTags("spot"),
@@ -358,7 +362,7 @@ describe("WorkerPool component", () => {
   });
 
   it("exposes the filled settings and the group name", async () => {
-    expect(pools[1].settings).toEqual(SPOT);
+    expect(pools[1].settings).toEqual({ ...SPOT, drain: { enabled: true, timeoutSeconds: 300 }, autoscaling: { enabled: true }, readyTimeoutSeconds: 900 });
     expect(pools[0].settings.capacityType).toBe("on-demand");
     expect(await valueOf(pools[1].autoScalingGroupName)).toBe("dev-spot-0001");
   });
@@ -373,6 +377,110 @@ describe("WorkerPool component", () => {
       "WorkerPool bad: invalid pool settings:\n  - pool.minSize: 5 — must not exceed maxSize (2)",
     );
     expect(regs.length).toBe(before);
+  });
+});
+
+describe("pool lifecycle, pure", () => {
+  const pool = parseWorkerPool({ name: "p", drain: { timeoutSeconds: 600 }, readyTimeoutSeconds: 1200 });
+
+  it("the readiness hook abandons, the drain hook continues, each with the pool's timeout", () => {
+    expect(lifecycleHooks(pool, true, true)).toEqual([
+      { name: "kubeadm-ha-node-ready", lifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING", defaultResult: "ABANDON", heartbeatTimeout: 1200 },
+      { name: "kubeadm-ha-drain", lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING", defaultResult: "CONTINUE", heartbeatTimeout: 600 },
+    ]);
+    expect(lifecycleHooks(pool, false, true).map((h) => h.name)).toEqual(["kubeadm-ha-drain"]);
+    expect(lifecycleHooks(pool, true, false).map((h) => h.name)).toEqual(["kubeadm-ha-node-ready"]);
+    expect(lifecycleHooks(pool, false, false)).toEqual([]);
+  });
+
+  it.each([
+    [true, true, true],
+    [true, false, false],
+    [false, true, false],
+    [undefined, true, false],
+  ])("handler %s, pool drain %s: drained %s", (handler, enabled, drained) => {
+    expect(drains({ nodeTerminationHandler: handler }, parseWorkerPool({ name: "p", drain: { enabled } }))).toBe(drained);
+  });
+
+  it("instance refresh: launch before terminate, roll back on failure; a minute of warmup once InService means Ready", () => {
+    expect(instanceRefresh(true)).toEqual({
+      strategy: "Rolling",
+      preferences: { minHealthyPercentage: 100, maxHealthyPercentage: 110, skipMatching: true, autoRollback: true, instanceWarmup: "60" },
+    });
+    expect(instanceRefresh(false).preferences!).toEqual(expect.objectContaining({ minHealthyPercentage: 100, autoRollback: true, instanceWarmup: "300" }));
+  });
+
+  it("a drained pool's machines carry the handler's managed tag; the group counts it against AWS's 50", () => {
+    expect(machineTags("dev", pool, {}, true)["aws-node-termination-handler/dev"]).toBe("managed");
+    expect(Object.keys(machineTags("dev", pool, {}, false)).filter((k) => k.startsWith("aws-node-termination-handler/"))).toEqual([]);
+    expect(groupTags("dev", pool, {}, true).length - groupTags("dev", pool, {}, false).length).toBe(1);
+  });
+
+  it("autoscaling off: no discovery and no node-template tags", () => {
+    expect(autoscalerTags("dev", parseWorkerPool({ name: "p", autoscaling: { enabled: false }, labels: { a: "b" } }))).toEqual({});
+  });
+});
+
+describe("WorkerPool with the readiness hook and the termination handler", () => {
+  let regs: Registration[];
+  const join: WorkerJoin = {
+    clusterName: "dev",
+    kubernetesVersion: "1.35.0",
+    region: "eu-west-1",
+    apiEndpoint: ENDPOINT,
+    caCertHash: HASH,
+    secretArn: SECRET_ARN,
+    bootstrapBucket: "dev-bootstrap-0123",
+    instanceProfileName: "dev-worker",
+    securityGroupId: "sg-worker",
+    privateSubnetIds: ["subnet-a", "subnet-b", "subnet-c"],
+    amiIds: { amd64: "ami-amd64", arm64: "ami-arm64" },
+    readinessHook: true,
+    nodeTerminationHandler: true,
+  };
+  let pools: WorkerPool[];
+
+  beforeAll(async () => {
+    regs = await setupMocks();
+    pools = [
+      new WorkerPool("lc-hooked", { join, pool: { name: "hooked", drain: { timeoutSeconds: 600 }, readyTimeoutSeconds: 1200, labels: { team: "a" } } }),
+      new WorkerPool("lc-fixed", { join, pool: { name: "fixed", minSize: 2, maxSize: 2, drain: { enabled: false }, autoscaling: { enabled: false } } }),
+    ];
+    await valueOf(pulumi.all(pools.map((p) => p.userData)));
+    await settle();
+  });
+
+  const byName = (n: string) => regs.find((r) => r.name === n)!;
+  const written = (pool: string, file: string) =>
+    parse(decodeUserData(byName(`lc-${pool}-launch-template`).inputs.userData, true), { version: "1.1" }).write_files.find((f: { path: string }) => f.path === file)
+      .content as string;
+
+  it("exactly the hooks each pool asks for, on its own group", () => {
+    // Registration order across pools follows when each group's name resolves: compare by name.
+    const hooks = ofType(regs, "aws:autoscaling/lifecycleHook:LifecycleHook").map((r) => [r.name, r.inputs]).sort(([a], [b]) => String(a).localeCompare(String(b)));
+    expect(hooks).toEqual([
+      ["lc-fixed-ready-hook", { autoscalingGroupName: "dev-fixed-0001", name: "kubeadm-ha-node-ready", lifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING", defaultResult: "ABANDON", heartbeatTimeout: 900 }],
+      ["lc-hooked-drain-hook", { autoscalingGroupName: "dev-hooked-0001", name: "kubeadm-ha-drain", lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING", defaultResult: "CONTINUE", heartbeatTimeout: 600 }],
+      ["lc-hooked-ready-hook", { autoscalingGroupName: "dev-hooked-0001", name: "kubeadm-ha-node-ready", lifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING", defaultResult: "ABANDON", heartbeatTimeout: 1200 }],
+    ]);
+  });
+
+  it("only the drained pool's machines and group carry the managed tag; only the autoscaled group the autoscaler's", () => {
+    const tagsOf = (pool: string) => Object.fromEntries(byName(`lc-${pool}-group`).inputs.tags.map((t: { key: string; value: string }) => [t.key, t.value]));
+    expect(byName("lc-hooked-launch-template").inputs.tagSpecifications[0].tags["aws-node-termination-handler/dev"]).toBe("managed");
+    expect(tagsOf("hooked")["aws-node-termination-handler/dev"]).toBe("managed");
+    expect(tagsOf("hooked")).toEqual(expect.objectContaining({ "k8s.io/cluster-autoscaler/enabled": "true", "k8s.io/cluster-autoscaler/dev": "owned", "k8s.io/cluster-autoscaler/node-template/label/team": "a" }));
+    expect(JSON.stringify(byName("lc-fixed-launch-template").inputs)).not.toContain("aws-node-termination-handler");
+    expect(Object.keys(tagsOf("fixed")).filter((k) => k.startsWith("k8s.io/cluster-autoscaler/") || k.startsWith("aws-node-termination-handler/"))).toEqual([]);
+  });
+
+  it("the group rolls onto Ready nodes: a minute's warmup, launch before terminate, auto rollback", () => {
+    for (const pool of ["hooked", "fixed"]) expect(byName(`lc-${pool}-group`).inputs.instanceRefresh).toEqual(instanceRefresh(true));
+  });
+
+  it("machines learn their hook from node.env and fetch node-ready.sh", () => {
+    expect(written("hooked", "/etc/kubeadm-ha/node.env")).toContain("LAUNCH_HOOK='kubeadm-ha-node-ready'\n");
+    expect(written("hooked", "/etc/kubeadm-ha/bundle.list")).toMatch(/^[0-9a-f]{64} 0755 lib\/node-ready\.sh$/m);
   });
 });
 
@@ -427,6 +535,8 @@ describe("Cluster builds the configured pools", () => {
       privateSubnetIds: ["wired-network-private-0-id", "wired-network-private-1-id", "wired-network-private-2-id"],
       amiIds: { amd64: "ami-0123456789abcdef0", arm64: "ami-0123456789abcdef0" },
       externalCloudProvider: true,
+      readinessHook: true,
+      nodeTerminationHandler: true,
     });
     const lt = ofType(regs, "aws:ec2/launchTemplate:LaunchTemplate").find((r) => r.name === "wired-pool-spot-launch-template")!;
     expect(lt.inputs.iamInstanceProfile).toEqual({ name: "wired-worker" });
@@ -444,7 +554,8 @@ describe("Cluster checks every pool's tag count first", () => {
       workerPools: [SPOT],
       tags: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`t${i}`, "x"])),
     });
-    expect(() => new Cluster("tagged", { config })).toThrow("WorkerPool spot: the auto scaling group would carry 53 tags");
+    // 53 of the pool's own and the handler's managed tag: the cluster drains the pool by default.
+    expect(() => new Cluster("tagged", { config })).toThrow("WorkerPool spot: the auto scaling group would carry 54 tags");
     await settle();
     expect(regs.filter((r) => r.name.startsWith("tagged-"))).toEqual([]);
   });

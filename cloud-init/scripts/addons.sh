@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the cluster add-ons (CNI, AWS cloud controller, EBS CSI driver) on the first master
-# right after `kubeadm init`, for clusters whose API load balancer the machine running `pulumi up`
-# cannot reach (addons.installer: nodes). Reads what components/addons.ts addonNodeFiles rendered:
-#   $ADDONS_DIR/releases      one "name chart repo version namespace" line a release, in order
+# Installs the cluster add-ons (CNI, AWS cloud controller, EBS CSI driver, cluster-autoscaler,
+# node termination handler) on the first master right after `kubeadm init`, for clusters whose API
+# load balancer the machine running `pulumi up` cannot reach (addons.installer: nodes). Reads what
+# components/addons.ts addonNodeFiles rendered:
+#   $ADDONS_DIR/releases      one "name chart repo version namespace" line a release, in order;
+#                             a repo oci://<registry>/<path> holds the chart at <repo>/<chart>
 #   $ADDONS_DIR/<name>.yaml   the release's Helm values
 #   $ADDONS_DIR/storageclass.yaml (optional) applied last
 # `helm upgrade --install` is idempotent, so running this again by hand repairs a failed run.
@@ -37,8 +39,10 @@ while read -r -u 3 name chart repo version namespace extra; do
   [[ -n $namespace && -z $extra ]] || die "$EXIT_CONFIG" "$list: malformed line for '$name' (want: name chart repo version namespace)"
   values=$ADDONS_DIR/$name.yaml
   [[ -r $values ]] || die "$EXIT_CONFIG" "$values is missing: cloud-init write_files should have written it"
+  # helm takes an OCI chart as a reference and refuses --repo with it.
+  if [[ $repo == oci://* ]]; then chart_ref=("$repo/$chart"); else chart_ref=("$chart" --repo "$repo"); fi
   log "installing add-on $name: chart $chart $version from $repo into namespace $namespace"
-  retry "$ATTEMPTS" "$KUBEADM_HA_BACKOFF_SECONDS" helm upgrade --install "$name" "$chart" --repo "$repo" --version "$version" \
+  retry "$ATTEMPTS" "$KUBEADM_HA_BACKOFF_SECONDS" helm upgrade --install "$name" "${chart_ref[@]}" --version "$version" \
     --namespace "$namespace" --create-namespace --values "$values" ||
     die "$EXIT_ADDONS" "could not install add-on $name ($chart $version) after $ATTEMPTS attempts (see helm's output above); rerun $0 once fixed"
 done 3<"$list"

@@ -27,6 +27,12 @@ SYSTEMD_DIR=${SYSTEMD_DIR:-/etc/systemd/system}
 ETCD_HEALTH_URL=${ETCD_HEALTH_URL:-http://127.0.0.1:2381/health}
 trap 'exit 130' INT
 trap 'exit 143' TERM
+# A worker held by its group's launch hook reports a failed bootstrap at once, so the group
+# replaces the machine now rather than at the hook's timeout (which remains the backstop for a
+# failure this cannot report, such as a missing AWS CLI).
+if [[ $NODE_ROLE == worker && -n ${LAUNCH_HOOK:-} ]]; then
+  trap 'rc=$?; if ((rc != 0)); then "$BASH" "$KUBEADM_HA_LIB/node-ready.sh" failed || true; fi; exit "$rc"' EXIT
+fi
 
 if [[ $NODE_ROLE == control-plane ]]; then
   # shellcheck source-path=SCRIPTDIR source=join-lock.sh
@@ -59,6 +65,20 @@ wait_for_external_etcd() {
   done
 }
 
+# The bootstrap token in the control plane's secret lives only joinTokenTtlHours after `kubeadm init`
+# (cloud-init/kubeadm.ts); a master joining later mints its own, valid one hour, with the credential
+# it signed for the join lock (join-lock.sh), and renders it into its join document as
+# fetch-secrets.sh renders a fetched one.
+use_own_join_token() {
+  local token
+  token=$(kubeadm token create --kubeconfig "$JOINER_KUBECONFIG" --ttl 1h --description "kubeadm-ha: $NODE_NAME joining the control plane") ||
+    die "$EXIT_GAVE_UP" "kubeadm could not create a bootstrap token for this master's join"
+  [[ $token =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]] || die "$EXIT_GAVE_UP" "kubeadm token create printed no token"
+  (umask 077 && TOKEN=$token python3 -c 'import os, sys; e = os.environ
+sys.stdout.write(open(e["KUBEADM_HA_ETC"] + "/join.yaml").read().replace(e["TOKEN_PLACEHOLDER"], e["TOKEN"]))' >"$KUBEADM_HA_RUN/join.yaml")
+  log "joining with a bootstrap token of its own (${token%%.*}, valid 1h)"
+}
+
 # run_kubeadm init|join: retries with reset and linear back-off, as Kubespray does.
 run_kubeadm() {
   local phase=$1 attempt=1 rc backoff
@@ -68,6 +88,7 @@ run_kubeadm() {
       wait_for_api
       if [[ $NODE_ROLE == control-plane ]]; then
         acquire_join_lock
+        use_own_join_token
         delete_stale_node
         # A replacement removes its dead predecessor's etcd member; kubeadm join adds it anew.
         if [[ $ETCD_TOPOLOGY == stacked ]]; then "$BASH" "$KUBEADM_HA_LIB/etcd-rejoin.sh"; fi
@@ -156,7 +177,16 @@ elif [[ $NODE_ROLE == control-plane ]]; then
 else
   mode=worker-join
   run_kubeadm join
+  if [[ -n ${LAUNCH_HOOK:-} ]]; then
+    # node-ready.sh reports either outcome itself.
+    trap - EXIT
+    "$BASH" "$KUBEADM_HA_LIB/node-ready.sh" ready
+  fi
 fi
 # Snapshots start once the member runs: before, every run would fail.
 if [[ -n ${BACKUP_BUCKET:-} ]]; then systemctl enable --now kubeadm-ha-etcd-backup.timer; fi
+# Day 2, once this machine is part of the cluster: certificate renewal on masters and etcd members,
+# join token rotation on masters (cert-renew.sh, token-rotate.sh).
+if [[ $NODE_ROLE != worker ]]; then systemctl enable --now kubeadm-ha-cert-renew.timer; fi
+if [[ $NODE_ROLE == control-plane ]]; then systemctl enable --now kubeadm-ha-token-rotate.timer; fi
 log "bootstrap complete: $mode"

@@ -22,7 +22,9 @@ etcd_members() {
 # with client_auth, as kubeadm's is); a master uses kubeadm's etcd healthcheck-client pair.
 etcd_client_env() {
   local pki=$KUBERNETES_DIR/pki/etcd
-  export ETCDCTL_API=3 ETCDCTL_CACERT=$pki/ca.crt ETCDCTL_DIAL_TIMEOUT=${ETCDCTL_DIAL_TIMEOUT:-5s}
+  # No ETCDCTL_API: v3 is etcdctl's only API since 3.4 (kubeadm pins 3.5 and 3.6), and 3.6 warns
+  # about the variable on stderr, which the scripts read for etcd's answers.
+  export ETCDCTL_CACERT=$pki/ca.crt ETCDCTL_DIAL_TIMEOUT=${ETCDCTL_DIAL_TIMEOUT:-5s}
   if [[ $NODE_ROLE == etcd ]]; then
     export ETCDCTL_CERT=$pki/server.crt ETCDCTL_KEY=$pki/server.key
   else
@@ -50,7 +52,7 @@ etcd_tool() {
   ctr -n k8s.io run --rm --net-host \
     --mount "type=bind,src=$KUBERNETES_DIR/pki/etcd,dst=$KUBERNETES_DIR/pki/etcd,options=rbind:ro" \
     --mount "type=bind,src=$KUBEADM_HA_RUN,dst=$KUBEADM_HA_RUN,options=rbind:rw" "${work_mount[@]}" \
-    --env ETCDCTL_API=3 --env "ETCDCTL_CACERT=${ETCDCTL_CACERT:-}" --env "ETCDCTL_CERT=${ETCDCTL_CERT:-}" \
+    --env "ETCDCTL_CACERT=${ETCDCTL_CACERT:-}" --env "ETCDCTL_CERT=${ETCDCTL_CERT:-}" \
     --env "ETCDCTL_KEY=${ETCDCTL_KEY:-}" --env "ETCDCTL_DIAL_TIMEOUT=${ETCDCTL_DIAL_TIMEOUT:-5s}" \
     "$ETCD_IMAGE" "kubeadm-ha-$tool-$$-$RANDOM" "$tool" "$@"
 }
@@ -58,5 +60,5 @@ etcd_tool() {
 etcdctl_run() { etcd_tool etcdctl "$@"; }
 
 # The tool of offline snapshot commands (status, restore): etcdutl since etcd 3.5, whose etcdctl
-# deprecates them; etcdctl when only a local etcdctl is named (Debian's etcd 3.4 has no etcdutl).
+# deprecates them (3.6 removed them); etcdctl when only a local etcdctl is named.
 etcd_snapshot_tool() { if [[ -n ${ETCDCTL:-} && -z ${ETCDUTL:-} ]]; then echo etcdctl; else echo etcdutl; fi; }

@@ -43,12 +43,12 @@ if not isinstance(secret, dict) or not all(isinstance(v, str) for v in secret.va
     fail("the secret must be a JSON object of file name -> string content")
 role, pki = env["NODE_ROLE"], os.path.join(env["KUBERNETES_DIR"], "pki")
 if role == "etcd":
-    # The etcd secret holds every member's keys; a member installs its own and the CA certificate,
-    # so a compromised member cannot present another member's identity to its peers.
+    # The etcd secret holds every member's keys; a member installs its own and the CA pair, with
+    # which it renews its own certificates (cert-renew.sh).
     node = env["NODE_NAME"]
     if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", node):
         fail(f"NODE_NAME {node!r} is not a node name")
-    own = {"etcd/ca.crt": "etcd/ca.crt"}
+    own = {"etcd/ca.crt": "etcd/ca.crt", "etcd/ca.key": "etcd/ca.key"}
     for f in ("server.crt", "server.key", "peer.crt", "peer.key"):
         own[f"members/{node}/{f}"] = "etcd/" + f
     missing = [n for n in own if n not in secret]
@@ -66,11 +66,25 @@ if role == "etcd":
 token = secret.get("bootstrap-token", "")
 if not re.fullmatch(r"[a-z0-9]{6}\.[a-z0-9]{16}", token):
     fail("the secret's bootstrap-token is missing or malformed (want [a-z0-9]{6}.[a-z0-9]{16})")
+# The masters rotate the workers' token and write its expiry beside it (token-rotate.sh); Pulumi's
+# initial token has none.
+expires = secret.get("bootstrap-token-expires")
+if expires:
+    from datetime import datetime, timezone
+    try:
+        at = datetime.fromisoformat(expires.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"the secret's bootstrap-token-expires is not a time: {expires!r}")
+    if at <= datetime.now(timezone.utc):
+        fail(f"the join token in {env['SECRET_ID']} expired at {expires}: the masters renew it every hour "
+             "(kubeadm-ha-token-rotate.timer); check that a master is up and that timer runs on it "
+             "(journalctl -u kubeadm-ha-token-rotate.service)")
+    log(f"the join token is good until {expires}")
 # With external etcd the API servers hold a client certificate for it, and no master the etcd CA key.
 external_etcd = role == "control-plane" and env.get("ETCD_TOPOLOGY") == "external"
 if role == "control-plane":
-    etcd_need = ["apiserver-etcd-client.crt", "apiserver-etcd-client.key"] if external_etcd else ["etcd/ca.key"]
-    need = ["ca.crt", "ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "etcd/ca.crt", *etcd_need, "sa.key", "sa.pub"]
+    etcd_need = ["apiserver-etcd-client.crt", "apiserver-etcd-client.key"] if external_etcd else []
+    need = ["ca.crt", "ca.key", "front-proxy-ca.crt", "front-proxy-ca.key", "etcd/ca.crt", "etcd/ca.key", *etcd_need, "sa.key", "sa.pub"]
     missing = [n for n in need if n not in secret]
     if missing:
         fail("the control-plane secret lacks " + ", ".join(missing))
@@ -85,9 +99,6 @@ for name in sorted(secret):
         continue
     if not safe.fullmatch(name):
         fail(f"refusing secret entry with an unsafe file name: {name!r}")
-    if external_etcd and name == "etcd/ca.key":
-        log("ignoring secret entry etcd/ca.key: with external etcd no master holds the etcd CA key")
-        continue
     path = os.path.join(pki, name)
     os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
     # Private unless public by name: keys, and encryption-config.yaml, which holds the key that decrypts every Secret.

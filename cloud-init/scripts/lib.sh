@@ -17,6 +17,9 @@ export EXIT_QUORUM EXIT_ETCD_BUSY
 # boot.sh: a bootstrap object that cannot be fetched, or whose content is not the one user data pins.
 readonly EXIT_BUNDLE=14
 export EXIT_BUNDLE
+# node-ready.sh: the node never became Ready; the auto scaling group would not take the report.
+readonly EXIT_NOT_READY=15 EXIT_LIFECYCLE=16
+export EXIT_NOT_READY EXIT_LIFECYCLE
 
 LOG_TAG=${BASH_SOURCE[-1]##*/}
 LOG_TAG=${LOG_TAG%.sh}

@@ -24,6 +24,7 @@ case $url in
   */latest/api/token) echo "stub-imds-token" ;;
   */latest/meta-data/local-hostname) echo "${STUB_IMDS_HOSTNAME:-ip-10-0-99-7.eu-west-1.compute.internal}" ;;
   */latest/meta-data/local-ipv4) echo "${STUB_IMDS_IPV4:-10.0.99.7}" ;;
+  */latest/meta-data/instance-id) echo "${STUB_IMDS_INSTANCE_ID:-i-0123456789abcdef0}" ;;
   *)
     echo "curl stub: unexpected URL $url" >&2
     exit 2

@@ -2,8 +2,8 @@
 # init/join fail the first $STUB_KUBEADM_INIT_FAILS / $STUB_KUBEADM_JOIN_FAILS times (or "always"),
 # leaving the leftovers of a half-done run. Each init/join appends to $STUB_STATE/kubeadm-state.log
 # what it saw: the join lock's holder, whether the CA key is on disk, whether its config holds the
-# bootstrap token. reset empties the certificates directory, as the real one does. A successful
-# init writes admin.conf, as the real one does.
+# fetched bootstrap token (yes) or one `token create` printed (own). reset empties the certificates directory, as the real one does. A successful
+# init or join writes kubelet.conf, and init admin.conf, as the real one does.
 # shellcheck source=stub-lib.sh
 source "${BASH_SOURCE[0]%/*}/stub-lib.sh"
 stub_record "$@"
@@ -21,11 +21,16 @@ state() {
   fi
   printf '%s lease-holder=%s ca-key=%s token=%s placeholder=%s\n' "$2" "$holder" \
     "$([[ -f $kube/pki/ca.key ]] && echo yes || echo no)" \
-    "$(grep -q "${STUB_TOKEN:?}" "$config" && echo yes || echo no)" \
+    "$(if grep -q "${STUB_TOKEN:?}" "$config"; then echo yes; elif grep -q "${STUB_NEW_TOKEN:-qrstuv.0123456789qrstuv}" "$config"; then echo own; else echo no; fi)" \
     "$(grep -q "${TOKEN_PLACEHOLDER:?}" "$config" && echo yes || echo no)" >>"$STUB_STATE/kubeadm-state.log"
 }
 
 case "$1 ${2:-}" in
+  "token create")
+    # Needs a kubeconfig, as the real one does; prints a fresh token of kubeadm's form.
+    [[ $3 == --kubeconfig && -f $4 ]] || { echo "kubeadm stub: token create needs --kubeconfig <file>" >&2 && exit 2; }
+    echo "${STUB_NEW_TOKEN:-qrstuv.0123456789qrstuv}"
+    ;;
   "kubeconfig user")
     printf 'apiVersion: v1\nkind: Config\n# fake credentials for %s\n' "$*"
     ;;
@@ -49,7 +54,7 @@ case "$1 ${2:-}" in
       exit 1
     fi
     mkdir -p "$kube"
-    touch "$kube/kubelet.conf"
+    printf 'apiVersion: v1\nkind: Config\n# fake kubelet credentials\n' >"$kube/kubelet.conf"
     if [[ $1 == init ]]; then printf 'apiVersion: v1\nkind: Config\n# fake cluster-admin\n' >"$kube/admin.conf"; fi
     ;;
   "reset -f")

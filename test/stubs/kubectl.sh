@@ -79,6 +79,8 @@ print(json.dumps(doc))' "$lease" "$STUB_LEASE_TAKEN_BY")" $((rv + 1))
     ;;
   "get node "*" -o jsonpath={.status.conditions[?(@.type==\"Ready\")].status}")
     # The node's Ready status from $STUB_STATE/node-ready (True, False, Unknown); no file: no node.
+    # With STUB_NODE_READY_AFTER_GETS=N, the Nth get finds the node Ready.
+    if [[ ${STUB_NODE_READY_AFTER_GETS:-} == "$(stub_count kubectl-get-node)" ]]; then printf 'True' >"$STUB_STATE/node-ready"; fi
     [[ -f $STUB_STATE/node-ready ]] || { echo "Error from server (NotFound): nodes \"${args[2]}\" not found" >&2 && exit 1; }
     printf '%s' "$(<"$STUB_STATE/node-ready")"
     ;;
