@@ -242,8 +242,8 @@ describe("bootstrap.sh runs addons.sh", () => {
     m.write(path.join(m.etc, "init.yaml"), `kind: InitConfiguration\nbootstrapTokens:\n- token: ${PLACEHOLDER}\n`);
     m.write(path.join(m.etc, "join.yaml"), `kind: JoinConfiguration\ndiscovery:\n  bootstrapToken:\n    token: ${PLACEHOLDER}\n`);
     const secret = {
-      "ca.crt": "C\n", "ca.key": "K\n", "front-proxy-ca.crt": "C\n", "front-proxy-ca.key": "K\n", "etcd/ca.crt": "C\n", "sa.key": "K\n", "sa.pub": "P\n", "bootstrap-token": TOKEN,
-      ...(topology === "external" ? { "apiserver-etcd-client.crt": "C\n", "apiserver-etcd-client.key": "K\n" } : { "etcd/ca.key": "K\n" }),
+      "ca.crt": "C\n", "ca.key": "K\n", "front-proxy-ca.crt": "C\n", "front-proxy-ca.key": "K\n", "etcd/ca.crt": "C\n", "etcd/ca.key": "K\n", "sa.key": "K\n", "sa.pub": "P\n", "bootstrap-token": TOKEN,
+      ...(topology === "external" ? { "apiserver-etcd-client.crt": "C\n", "apiserver-etcd-client.key": "K\n" } : {}),
     };
     m.write(path.join(m.state, "secret.json"), JSON.stringify(secret));
     m.write(path.join(m.root, "etc/fstab"), "");

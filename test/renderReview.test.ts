@@ -74,7 +74,7 @@ describe("resources.md", () => {
       "| CloudWatch alarms | 6 |",
       expect.stringMatching(/^\| SQS queues \| `dev-node-termination`, fed by \d+ EventBridge rule\(s\) \|$/),
       "| add-ons | cilium (pulumi), aws-cloud-controller-manager (pulumi), aws-ebs-csi-driver (pulumi), cluster-autoscaler (pulumi), aws-node-termination-handler (pulumi) |",
-      "| bootstrap scripts | 8 in the bootstrap bucket, written to bootstrap/ with SHA256SUMS |",
+      "| bootstrap scripts | 10 in the bootstrap bucket, written to bootstrap/ with SHA256SUMS |",
       expect.stringMatching(/^\| resources \| \d+: \d+ aws, \d+ kubernetes, 1 pulumi-nodejs, \d+ random, \d+ tls \|$/),
     ]);
     // The summary's count is the table's.
