@@ -333,6 +333,8 @@ const GOOD: Array<[string, (c: any) => void]> = [
   ["durations in microseconds, both micro signs, whole milliseconds", (c) => (c.leaderElection = { leaseDuration: "15000000\u00b5s", renewDeadline: "10000000\u03bcs", retryPeriod: "2000000us" })],
   ["durations with fractions of whole milliseconds", (c) => (c.leaderElection = { leaseDuration: "0.25m", renewDeadline: "1.5s", retryPeriod: "1.249s" })],
   ["one AMI for arm64 masters, etcd and pools", (c) => ((c.amiId = "ami-0123456789abcdef0"), (c.controlPlane = { instanceType: "c7g.large" }), (c.etcd = { topology: "external", instanceType: "r8g.large" }), (c.workerPools = [{ name: "a", instanceTypes: ["m7g.large", "t4g.large"] }]))],
+  ["one AMI for arm64 masters and pools with stacked etcd (etcd.instanceType unused)", (c) => ((c.amiId = "ami-0123456789abcdef0"), (c.controlPlane = { instanceType: "c7g.large" }), (c.workerPools = [{ name: "a", instanceTypes: ["m7g.large"] }]))],
+  ["tags with aws: inside, not as a prefix", (c) => (c.tags = { "team-aws:x": "cost-aws:y" })],
   ["one AMI with stacked etcd and amd64 everywhere", (c) => ((c.amiId = "ami-0123456789abcdef0"), (c.workerPools = [{ name: "a", instanceTypes: ["m7i.large"] }]))],
   ["mixed architectures without an amiId (one image per architecture)", (c) => (c.workerPools = [{ name: "a", instanceTypes: ["m7i.large"] }, { name: "b", instanceTypes: ["m7g.large"] }])],
   [
@@ -575,6 +577,11 @@ describe("parseStackConfig: the stack's keys as Pulumi passes them to the progra
       "a flat dotted key, as the README's table spells it",
       { "kubeadm-ha:controlPlane.count": "5" },
       "kubeadm-ha:controlPlane.count: 5 — is one flat key: Pulumi does not nest keys at dots, so controlPlane.count would keep its default; nest it under kubeadm-ha:controlPlane in Pulumi.<stack>.yaml, or run pulumi config set --path 'controlPlane.count' 5",
+    ],
+    [
+      "a flat key with a longer value, shown in the command",
+      { "kubeadm-ha:controlPlane.instanceType": "m7i.xlarge" },
+      "kubeadm-ha:controlPlane.instanceType: \"m7i.xlarge\" — is one flat key: Pulumi does not nest keys at dots, so controlPlane.instanceType would keep its default; nest it under kubeadm-ha:controlPlane in Pulumi.<stack>.yaml, or run pulumi config set --path 'controlPlane.instanceType' m7i.xlarge",
     ],
     [
       "a flat key into a list",
