@@ -5,9 +5,11 @@
  * Validation reports every problem at once, each as `<key>: <value> — <rule>`, and throws before
  * any resource is registered, so a bad stack config never half-applies.
  */
-import * as pulumi from "@pulumi/pulumi";
+import type * as Pulumi from "@pulumi/pulumi";
+import { closest, distance } from "fastest-levenshtein";
 import { Netmask } from "netmask";
 import { z } from "zod";
+import { AWS_PROVIDER_VERSION, INSTANCE_TYPES, REGIONS, minimumSize } from "./ec2";
 
 /** Kubernetes minors this blueprint renders for. kubeadm's v1beta4 config API first shipped in 1.31. */
 export const SUPPORTED_MINORS = { min: 31, max: 36 } as const;
@@ -15,17 +17,35 @@ export const SUPPORTED_MINORS = { min: 31, max: 36 } as const;
 export const DEFAULT_KUBERNETES_VERSION = "1.35.0";
 
 const CLUSTER_NAME = /^[a-z]([a-z0-9-]{0,22}[a-z0-9])?$/;
-const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
-const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
-const ZONE = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$/;
-const GO_DURATION = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
+const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9-]+$/;
+const REGION = /^[a-z]{2,4}(-[a-z]+)+-\d+$/;
+const ZONE = /^[a-z]{2,4}(-[a-z]+)+-\d+[a-z]$/;
+// Go's time.ParseDuration units; it accepts both micro signs, U+00B5 and U+03BC.
+const GO_DURATION = /^(\d+(\.\d+)?(ns|us|\u00b5s|\u03bcs|ms|s|m|h))+$/;
 const POOL_NAME = /^[a-z]([a-z0-9-]{0,14}[a-z0-9])?$/;
 const SECURITY_GROUP_ID = /^sg-[0-9a-f]{8}([0-9a-f]{9})?$/;
 
-/** Graviton instance families (m7g, c8g, t4g, ...) need arm64 images. */
+/** Graviton instance families (a1, m7g, c8g, t4g, ...) need arm64 images. */
 export function architectureOf(instanceType: string): "arm64" | "amd64" {
-  return /^[a-z]+\d+[a-z]*g[a-z]*\./.test(instanceType) ? "arm64" : "amd64";
+  return /^([a-z]+\d+[a-z]*g[a-z]*|a1)\./.test(instanceType) ? "arm64" : "amd64";
 }
+
+/**
+ * The candidate closest to `input` by edit distance, when it is close enough to be the intended
+ * one (at most 2 edits, and fewer than half the input's length): a "did you mean" for typos.
+ */
+export function suggestion(input: string, candidates: Iterable<string>): string | undefined {
+  const list = [...candidates];
+  if (list.length === 0) return undefined;
+  const best = closest(input, list);
+  const d = distance(input, best);
+  return d > 0 && d <= 2 && d < input.length / 2 ? best : undefined;
+}
+
+const didYouMean = (input: string, candidates: Iterable<string>) => {
+  const s = suggestion(input, candidates);
+  return s === undefined ? "" : `; did you mean ${s}?`;
+};
 
 // Kubernetes label syntax (k8s.io/apimachinery validation.IsQualifiedName and IsValidLabelValue).
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -93,12 +113,57 @@ export function nodeLabelKeyProblem(key: string): string | undefined {
   return "is in the kubernetes.io or k8s.io namespace, where a node may only label itself under kubelet.kubernetes.io/ or node.kubernetes.io/ (NodeRestriction), so kubelet would refuse to start; use one of those or a prefix of your own";
 }
 
-/** Parses a Go duration string (`15s`, `1m30s`, `500ms`) to milliseconds. */
-export function durationMs(d: string): number {
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 };
-  let total = 0;
-  for (const m of d.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += parseFloat(m[1]) * unit[m[2]];
+const UNIT_NS: Record<string, bigint> = {
+  ns: 1n,
+  us: 1000n,
+  "\u00b5s": 1000n,
+  "\u03bcs": 1000n,
+  ms: 1_000_000n,
+  s: 1_000_000_000n,
+  m: 60_000_000_000n,
+  h: 3_600_000_000_000n,
+};
+const NS_PER_MS = 1_000_000n;
+/** Go's largest duration: math.MaxInt64 nanoseconds, 2562047h47m16.854775807s. */
+export const MAX_GO_DURATION_NS = 2n ** 63n - 1n;
+
+/**
+ * A Go duration string (`15s`, `1m30s`, `500ms`) in nanoseconds, exactly; undefined when it
+ * names a fraction of a nanosecond.
+ */
+export function durationNs(d: string): bigint | undefined {
+  let total = 0n;
+  for (const m of d.matchAll(/(\d+)(?:\.(\d+))?(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/g)) {
+    const unit = UNIT_NS[m[3]];
+    const fraction = m[2] ?? "";
+    const scaled = BigInt(fraction || "0") * unit;
+    const scale = 10n ** BigInt(fraction.length);
+    if (scaled % scale !== 0n) return undefined;
+    total += BigInt(m[1]) * unit + scaled / scale;
+  }
   return total;
+}
+
+/** Parses a Go duration string to milliseconds; exact for whole milliseconds, NaN below a nanosecond. */
+export function durationMs(d: string): number {
+  const ns = durationNs(d);
+  if (ns === undefined) return NaN;
+  return ns % NS_PER_MS === 0n ? Number(ns / NS_PER_MS) : Number(ns) / 1e6;
+}
+
+/**
+ * Why a leader-election duration cannot be rendered as a kube-controller-manager flag, or
+ * undefined. Whole milliseconds: the flags are written in ms or s, and client-go has no use for
+ * finer timing.
+ */
+export function durationProblem(d: string): string | undefined {
+  const ns = durationNs(d);
+  if (ns === 0n) return "must be greater than zero";
+  if (ns === undefined || ns % NS_PER_MS !== 0n)
+    return "must be a whole number of milliseconds, such as 500ms or 1.5s: the flag is rendered in milliseconds, and client-go has no use for finer timing";
+  if (ns > MAX_GO_DURATION_NS)
+    return "must be at most 2562047h47m16.854s, Go's largest duration: kube-controller-manager and kube-scheduler would refuse the flag";
+  return undefined;
 }
 
 /** True when `s` is an IPv4 CIDR in canonical form (no host bits set). */
@@ -134,19 +199,64 @@ const oddAtLeast3 = (what: string) =>
     .int({ error: "must be a whole number" })
     .refine((n) => n >= 3 && n <= 7 && n % 2 === 1, { error: `must be 3, 5 or 7 (odd so ${what} keeps quorum; etcd advises at most 7)` });
 
-const instanceType = (dflt: string) =>
-  z.string().regex(INSTANCE_TYPE, { error: "must be an EC2 instance type such as m7i.large" }).default(dflt);
+const INSTANCE_TYPE_RULE = "must be an EC2 instance type such as m7i.large";
+
+/** Why `t` is not an instance type EC2 has, or undefined. */
+export function instanceTypeProblem(t: string): string | undefined {
+  if (!INSTANCE_TYPE.test(t)) return INSTANCE_TYPE_RULE;
+  if (!INSTANCE_TYPES.has(t))
+    return `is not an EC2 instance type${didYouMean(t, INSTANCE_TYPES)} (the types @pulumi/aws ${AWS_PROVIDER_VERSION} lists; a type launched since needs a newer @pulumi/aws)`;
+  return undefined;
+}
+
+/** kubeadm's preflight on a control plane machine (kubeadm constants ControlPlaneNumCPU and ControlPlaneMem). */
+export const MASTER_MIN_VCPUS = 2;
+/**
+ * kubeadm refuses under 1700 MB of memory as the kernel reports it, which is less than the
+ * machine's nominal size; a 2 GiB machine reports about 1.9 GiB, a 1.7 GiB one (c1.medium) less than 1700 MB.
+ */
+export const MASTER_MIN_MEMORY_MIB = 2048;
+
+const gib = (mib: number) => `${(mib / 1024).toFixed(1).replace(/\.0$/, "")} GiB`;
+
+/**
+ * Why a control plane machine of this (existing) type fails kubeadm's preflight, or undefined:
+ * `kubeadm init` and `join --control-plane` stop with NumCPU and Mem errors below 2 vCPUs and 1700 MB
+ * (https://kubernetes.io/docs/reference/setup-tools/kubeadm/implementation-details/#preflight-checks).
+ */
+export function masterSizeProblem(t: string): string | undefined {
+  const size = minimumSize(t);
+  if (size.vcpus >= MASTER_MIN_VCPUS && (size.memoryMiB === undefined || size.memoryMiB >= MASTER_MIN_MEMORY_MIB)) return undefined;
+  const has = `${size.vcpus} vCPU${size.vcpus === 1 ? "" : "s"}${size.memoryMiB === undefined ? "" : ` and ${gib(size.memoryMiB)}`}`;
+  return `has ${has}; kubeadm's preflight refuses a control plane machine with fewer than 2 vCPUs or under 1700 MB of memory: use one with 2 vCPUs and 2 GiB or more, such as t3.medium or m7i.large`;
+}
+
+const ec2InstanceType = (extra?: (t: string) => string | undefined) =>
+  z.string({ error: INSTANCE_TYPE_RULE }).superRefine((t, ctx) => {
+    const rule = instanceTypeProblem(t) ?? extra?.(t);
+    if (rule) ctx.addIssue({ code: "custom", message: rule, input: t });
+  });
 
 const duration = (dflt: string) =>
   z
     .string({ error: "must be a Go duration string such as 15s" })
     .regex(GO_DURATION, { error: "must be a Go duration string such as 15s or 1m30s", abort: true })
-    .refine((d) => durationMs(d) > 0, { error: "must be greater than zero" })
+    .superRefine((d, ctx) => {
+      const rule = durationProblem(d);
+      if (rule) ctx.addIssue({ code: "custom", message: rule, input: d });
+    })
     .default(dflt);
+
+/** The version as Kubernetes names its releases: no leading zeros. */
+const canonicalVersion = (v: string) => v.split(".").map((p) => p.replace(/^0+(?=\d)/, "")).join(".");
 
 const KubernetesVersion = z
   .string({ error: "must be a string such as \"1.35.0\" (quote it in YAML)" })
   .regex(/^\d+\.\d+\.\d+$/, { error: "must be MAJOR.MINOR.PATCH such as 1.35.0, without a leading v", abort: true })
+  .refine((v) => canonicalVersion(v) === v, {
+    error: (iss) => `has a leading zero, and no Kubernetes release is named that way: write ${canonicalVersion(String(iss.input))}`,
+    abort: true,
+  })
   .refine(
     (v) => {
       const [major, minor] = v.split(".").map(Number);
@@ -162,9 +272,9 @@ const KubernetesVersion = z
 const ControlPlane = z.strictObject({
   count: oddAtLeast3("stacked etcd").default(3)
     .describe("Control plane machines, one API server and one stacked etcd member each."),
-  instanceType: instanceType("m7i.large")
-    .describe("EC2 instance type of a control plane machine."),
-  rootVolumeGiB: z.int().min(20, { error: "must be at least 20 (images, etcd data and logs)" }).max(16384).default(50)
+  instanceType: ec2InstanceType(masterSizeProblem).default("m7i.large")
+    .describe("EC2 instance type of a control plane machine: at least 2 vCPUs and 2 GiB (kubeadm's preflight)."),
+  rootVolumeGiB: z.int({ error: "must be a whole number of GiB" }).min(20, { error: "must be at least 20 (images, etcd data and logs)" }).max(16384, { error: "must be at most 16384: an EBS gp3 volume holds at most 16 TiB" }).default(50)
     .describe("Root volume size in GiB."),
 });
 
@@ -182,9 +292,9 @@ const Etcd = z.strictObject({
     .describe("`stacked`: etcd members on the control plane machines; `external`: etcd on its own machines."),
   nodeCount: oddAtLeast3("etcd").default(3)
     .describe("External etcd machines (external topology only)."),
-  instanceType: instanceType("m7i.large")
+  instanceType: ec2InstanceType().default("m7i.large")
     .describe("EC2 instance type of an external etcd machine."),
-  rootVolumeGiB: z.int({ error: "must be a whole number" }).min(20, { error: "must be at least 20 (the etcd data directory, images and logs)" }).max(16384).default(50)
+  rootVolumeGiB: z.int({ error: "must be a whole number of GiB" }).min(20, { error: "must be at least 20 (the etcd data directory, images and logs)" }).max(16384, { error: "must be at most 16384: an EBS gp3 volume holds at most 16 TiB" }).default(50)
     .describe("Root volume size in GiB of an external etcd machine (encrypted gp3); it holds the data directory."),
   heartbeatIntervalMs: z.int({ error: "must be a whole number of milliseconds" }).min(1, { error: "must be at least 1: etcd requires a heartbeat interval above zero" }).default(100)
     .describe("etcd `--heartbeat-interval` in ms, for stacked and external members alike. etcd advises about the members' round-trip time; across zones of one AWS region that is 1-2 ms, so 100 leaves room for the disk and CPU stalls that dominate on EC2."),
@@ -197,7 +307,7 @@ const Network = z.strictObject({
   vpcCidr: cidr("the VPC").default("10.0.0.0/16")
     .describe("The VPC's address range, split evenly into one public and one private subnet a zone."),
   availabilityZones: z
-    .array(z.string().regex(ZONE, { error: "must be an availability zone name such as eu-west-1a" }), {
+    .array(z.string({ error: "must be an availability zone name such as eu-west-1a" }).regex(ZONE, { error: "must be an availability zone name such as eu-west-1a" }), {
       error: "must be a list of availability zone names",
     })
     .min(3, { error: "must list at least 3 zones so losing one zone leaves quorum" })
@@ -281,11 +391,46 @@ const PoolAutoscaling = z.strictObject({
     .describe("Tag the group for the cluster-autoscaler's discovery (addons.clusterAutoscaler, or one of your own), which then scales it between minSize and maxSize, from zero when minSize is 0. Off: the group keeps the size `pulumi up` or a human sets."),
 });
 
+/** AWS allows 50 tags a resource (https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html). */
+export const AWS_TAG_LIMIT = 50;
+/** kubeadm-ha's own tags on a machine: the cluster tag, kubeadm-ha/cluster, Name, kubeadm-ha/role and kubeadm-ha/index or pool. */
+const OWN_MACHINE_TAGS = 5;
+const MAX_USER_TAGS = AWS_TAG_LIMIT - OWN_MACHINE_TAGS;
+/** The characters every service kubeadm-ha tags accepts (EC2 allows more; IAM, S3, ELB and Auto Scaling do not). */
+const TAG_CHARACTERS = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
+const TAG_CHARACTERS_RULE = "letters, digits, spaces and _ . : / = + - @ only, the characters every AWS service accepts";
+/** Keys kubeadm-ha sets itself; a user's value under one would be overwritten without a word. */
+const OWN_TAG_KEY = /^(Name$|kubeadm-ha\/|kubernetes\.io\/cluster\/|k8s\.io\/cluster-autoscaler\/)/;
+
+const codePoints = (s: string) => [...s].length;
+
+/**
+ * Why AWS would refuse this tag key, or kubeadm-ha would overwrite it; undefined when fine.
+ * https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html#tag-conventions
+ */
+export function tagKeyProblem(key: string): string | undefined {
+  if (key.length === 0) return "has an empty key; AWS tag keys are 1 to 128 characters";
+  if (codePoints(key) > 128) return `has a key of ${codePoints(key)} characters; AWS tag keys are at most 128`;
+  if (/^aws:/i.test(key)) return `has a key starting with "${key.slice(0, 4)}", a prefix AWS reserves for its own tags in any case; rename the key`;
+  if (!TAG_CHARACTERS.test(key)) return `has a key with a character AWS tags refuse: ${TAG_CHARACTERS_RULE}`;
+  if (OWN_TAG_KEY.test(key))
+    return "has a key kubeadm-ha sets itself (Name, kubeadm-ha/*, kubernetes.io/cluster/*, k8s.io/cluster-autoscaler/*), so this value would be overwritten; use another key";
+  return undefined;
+}
+
+/** Why AWS would refuse this tag value, or undefined. */
+export function tagValueProblem(value: string): string | undefined {
+  if (codePoints(value) > 256) return `is ${codePoints(value)} characters; AWS tag values are at most 256`;
+  if (/^aws:/i.test(value)) return `starts with "${value.slice(0, 4)}", a prefix AWS reserves for its own tags in keys and values alike; change the value`;
+  if (!TAG_CHARACTERS.test(value)) return `has a character AWS tags refuse: ${TAG_CHARACTERS_RULE}`;
+  return undefined;
+}
+
 const WorkerPool = z.strictObject({
   name: z.string().regex(POOL_NAME, { error: "must be 1-16 lowercase letters, digits or hyphens, starting with a letter" })
     .describe("Pool name, unique in the cluster; part of AWS resource names."),
   instanceTypes: z
-    .array(z.string().regex(INSTANCE_TYPE, { error: "must be an EC2 instance type such as m7i.large" }), {
+    .array(ec2InstanceType(), {
       error: "must be a list of EC2 instance types such as [m7i.large]",
     })
     .min(1, { error: "must list at least one instance type" })
@@ -293,11 +438,11 @@ const WorkerPool = z.strictObject({
     .describe("EC2 instance types, all of one CPU architecture (one AMI a pool). More than one, or spot, gives the group a mixed instances policy; on-demand capacity prefers them in the order listed."),
   capacityType: z.enum(["on-demand", "spot"], { error: "must be on-demand or spot" }).default("on-demand")
     .describe("`on-demand`, or `spot`: every machine a Spot Instance from the price-capacity-optimized pools of the listed types."),
-  minSize: z.int().min(0, { error: "must be 0 or more" }).default(1)
+  minSize: z.int({ error: "must be a whole number" }).min(0, { error: "must be 0 or more" }).default(1)
     .describe("Auto scaling group minimum."),
-  maxSize: z.int().min(1, { error: "must be 1 or more" }).default(3)
+  maxSize: z.int({ error: "must be a whole number" }).min(1, { error: "must be 1 or more" }).default(3)
     .describe("Auto scaling group maximum."),
-  desiredCapacity: z.int().min(0, { error: "must be 0 or more" }).optional()
+  desiredCapacity: z.int({ error: "must be a whole number" }).min(0, { error: "must be 0 or more" }).optional()
     .describe("Initial desired capacity; later left to the autoscaler (`pulumi up` never resets it). Default minSize."),
   labels: z
     .record(z.string(), z.string({ error: "must be a string (quote numbers and booleans in YAML)" }).refine(isLabelValue, { error: LABEL_VALUE_RULE }), {
@@ -328,7 +473,7 @@ const WorkerPool = z.strictObject({
     )
     .default([])
     .describe("Taints the node registers with, one a key."),
-  rootVolumeGiB: z.int().min(20, { error: "must be at least 20 (images, logs and pod ephemeral storage)" }).max(16384).default(50)
+  rootVolumeGiB: z.int({ error: "must be a whole number of GiB" }).min(20, { error: "must be at least 20 (images, logs and pod ephemeral storage)" }).max(16384, { error: "must be at most 16384: an EBS gp3 volume holds at most 16 TiB" }).default(50)
     .describe("Root volume size in GiB (encrypted gp3)."),
   extraSecurityGroupIds: z
     .array(z.string().regex(SECURITY_GROUP_ID, { error: "must be a security group id such as sg-0123456789abcdef0" }), { error: "must be a list of security group ids" })
@@ -345,9 +490,13 @@ const WorkerPool = z.strictObject({
 });
 
 const Schema = z.strictObject({
-  region: z.string({ error: "must be set (pulumi config set aws:region <region>)" }).regex(REGION, {
-    error: "must be an AWS region name such as eu-west-1",
-  })
+  region: z
+    .string({ error: "must be set (pulumi config set aws:region <region>)" })
+    .regex(REGION, { error: "must be an AWS region name such as eu-west-1", abort: true })
+    .refine((r) => REGIONS.has(r), {
+      error: (iss) =>
+        `is not an AWS region${didYouMean(String(iss.input), REGIONS)} (the regions @pulumi/aws ${AWS_PROVIDER_VERSION} lists; a region opened since needs a newer @pulumi/aws)`,
+    })
     .describe("AWS region, from `aws:region`."),
   clusterName: z
     .string({ error: "must be set (pulumi config set clusterName <name>)" })
@@ -381,7 +530,18 @@ const Schema = z.strictObject({
     .describe("Worker pools, each an auto scaling group over the private subnets; `[]` for none."),
   amiId: z.string().regex(/^ami-[0-9a-f]{8}([0-9a-f]{9})?$/, { error: "must be an AMI id such as ami-0123456789abcdef0" }).optional()
     .describe("AMI for every node; must be Ubuntu 24.04 or a derivative (the bootstrap uses apt and snap). Default: the newest Canonical Ubuntu 24.04 LTS image for the instance type's architecture."),
-  tags: z.record(z.string(), z.string(), { error: "must be a map of strings" }).default({})
+  tags: z
+    .record(z.string(), z.string({ error: "must be a string (quote numbers and booleans in YAML)" }), { error: "must be a map of tag keys to string values" })
+    .superRefine((tags, ctx) => {
+      for (const [key, value] of Object.entries(tags)) {
+        const rule = tagKeyProblem(key) ?? tagValueProblem(value);
+        if (rule) ctx.addIssue({ code: "custom", message: rule, path: [key], input: value });
+      }
+      const n = Object.keys(tags).length;
+      if (n > MAX_USER_TAGS)
+        ctx.addIssue({ code: "custom", message: `has ${n} tags; AWS allows ${AWS_TAG_LIMIT} a resource and kubeadm-ha puts up to ${AWS_TAG_LIMIT - MAX_USER_TAGS} of its own on each machine, so at most ${MAX_USER_TAGS}`, input: tags });
+    })
+    .default({})
     .describe("Extra tags on every AWS resource."),
 });
 
@@ -406,13 +566,22 @@ export class ConfigError extends Error {
   }
 }
 
+/** Longest value or map key a message repeats in full; longer ones are cut and their length given. */
+export const MAX_SHOWN = 80;
+
+/** `text` as given when short; else its start, an ellipsis and its length, so a 20,000-character value does not fill the terminal. */
+function shorten(text: string, length: number): string {
+  return text.length <= MAX_SHOWN ? text : `${text.slice(0, MAX_SHOWN - 20)}… (${length} characters)`;
+}
+
 // Map keys that are not plain words (label keys such as node.kubernetes.io/lifecycle) are quoted.
 const keyOf = (path: PropertyKey[]) =>
-  path.reduce<string>(
-    (acc, p) =>
-      typeof p === "number" ? `${acc}[${p}]` : !/^[A-Za-z_][A-Za-z0-9_-]*$/.test(String(p)) ? `${acc}[${JSON.stringify(String(p))}]` : acc ? `${acc}.${String(p)}` : String(p),
-    "",
-  );
+  path.reduce<string>((acc, p) => {
+    if (typeof p === "number") return `${acc}[${p}]`;
+    const k = String(p);
+    if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(k)) return `${acc}[${shorten(JSON.stringify(k), codePoints(k))}]`;
+    return acc ? `${acc}.${shorten(k, codePoints(k))}` : shorten(k, codePoints(k));
+  }, "");
 
 function valueAt(raw: unknown, path: PropertyKey[]): unknown {
   let v: unknown = raw;
@@ -420,7 +589,11 @@ function valueAt(raw: unknown, path: PropertyKey[]): unknown {
   return v;
 }
 
-const show = (v: unknown) => (v === undefined ? "(not set)" : JSON.stringify(v));
+const show = (v: unknown) => {
+  if (v === undefined) return "(not set)";
+  const json = JSON.stringify(v);
+  return shorten(json, typeof v === "string" ? codePoints(v) : json.length);
+};
 const problem = (key: string, value: unknown, rule: string) => `${key}: ${show(value)} — ${rule}`;
 
 /**
@@ -468,10 +641,11 @@ function crossFieldProblems(raw: Record<string, unknown>, c: Partial<ParsedConfi
   }
   const le = c.leaderElection;
   if (le) {
-    const [lease, renew, retry] = [le.leaseDuration, le.renewDeadline, le.retryPeriod].map(durationMs);
+    // Exact: valid durations are whole milliseconds, and Go's largest is past 2^53 nanoseconds.
+    const [lease, renew, retry] = [le.leaseDuration, le.renewDeadline, le.retryPeriod].map((d) => durationNs(d)!);
     if (!(lease > renew))
       out.push(problem("leaderElection.leaseDuration", le.leaseDuration, `must be longer than renewDeadline (${le.renewDeadline}), as client-go requires`));
-    if (!(renew > 1.2 * retry))
+    if (!(5n * renew > 6n * retry))
       out.push(problem("leaderElection.renewDeadline", le.renewDeadline, `must be longer than 1.2 x retryPeriod (${le.retryPeriod}), as client-go requires`));
   }
   // An API open to the internet must be asked for: a forgotten allowedCidrs must not mean 0.0.0.0/0.
@@ -502,6 +676,8 @@ function crossFieldProblems(raw: Record<string, unknown>, c: Partial<ParsedConfi
         out.push(problem(`etcd.${k}`, etcdRaw[k], "applies only when etcd.topology is external; remove it or set the topology"));
   if (c.etcd && c.etcd.electionTimeoutMs < 5 * c.etcd.heartbeatIntervalMs)
     out.push(problem("etcd.electionTimeoutMs", c.etcd.electionTimeoutMs, `must be at least 5 x heartbeatIntervalMs (${c.etcd.heartbeatIntervalMs}), as etcd requires`));
+  const amiProblem = c.amiId !== undefined && c.controlPlane && c.etcd && c.workerPools ? sharedAmiProblem(c.controlPlane, c.etcd, c.workerPools) : undefined;
+  if (amiProblem) out.push(problem("amiId", c.amiId, amiProblem));
   const pools = c.workerPools;
   if (pools) {
     const names = new Set<string>();
@@ -531,6 +707,28 @@ function poolAddonProblems(raw: Record<string, unknown>, addons: AddonsConfig): 
   return out;
 }
 
+/**
+ * Why one `amiId` cannot boot every machine, or undefined: an AMI is built for one CPU
+ * architecture, and the masters, external etcd members and pools may mix amd64 and arm64 types.
+ */
+function sharedAmiProblem(
+  cp: ClusterConfig["controlPlane"],
+  etcd: ClusterConfig["etcd"],
+  pools: WorkerPoolConfig[],
+): string | undefined {
+  const machines: Array<[string, string]> = [["controlPlane.instanceType", cp.instanceType]];
+  if (etcd.topology === "external") machines.push(["etcd.instanceType", etcd.instanceType]);
+  pools.forEach((p, i) => machines.push([`workerPools[${i}].instanceTypes[0]`, p.instanceTypes[0]]));
+  const [firstKey, firstType] = machines[0];
+  const arch = architectureOf(firstType);
+  const other = machines.find(([, t]) => architectureOf(t) !== arch);
+  if (!other) return undefined;
+  return (
+    `is one image for every machine, but ${firstKey} ${firstType} is ${arch} and ${other[0]} ${other[1]} is ${architectureOf(other[1])}: ` +
+    "use instance types of one architecture, or remove amiId so each architecture boots its own Ubuntu image"
+  );
+}
+
 /** Rules across one pool's fields, each problem keyed under `key`. */
 function poolProblems(p: WorkerPoolConfig, key: string): string[] {
   const out: string[] = [];
@@ -555,11 +753,45 @@ function poolProblems(p: WorkerPoolConfig, key: string): string[] {
   return out;
 }
 
+const TYPE_RULES: Record<string, string> = {
+  string: "must be a string",
+  number: "must be a number",
+  int: "must be a whole number",
+  boolean: "must be true or false",
+  object: "must be a map of settings",
+  array: "must be a list",
+  record: "must be a map",
+};
+
+/**
+ * Our wording for any issue a schema above has no message of its own for, so no problem reaches
+ * the user in zod's English ("Invalid input: expected string, received number").
+ */
+export function fallbackRule(issue: z.core.$ZodRawIssue): string {
+  const bound = (origin: string, which: "least" | "most", n: unknown) =>
+    origin === "array" ? `must list at ${which} ${n}` : origin === "string" ? `must be at ${which} ${n} characters` : `must be at ${which} ${n}`;
+  switch (issue.code) {
+    case "invalid_type":
+      if (issue.input === undefined) return "must be set";
+      return TYPE_RULES[issue.expected] ?? `must be a ${issue.expected}`;
+    case "too_small":
+      return bound(issue.origin, "least", issue.minimum);
+    case "too_big":
+      return bound(issue.origin, "most", issue.maximum);
+    case "invalid_value":
+      return `must be ${issue.values.map((v) => String(v)).join(" or ")}`;
+    default:
+      return "is not valid here (see the config reference in README.md)";
+  }
+}
+
+const PARSE = { error: fallbackRule } as const;
+
 /** Parses each top-level section on its own so one bad section does not hide another's rules. */
 function parsedSections(raw: Record<string, unknown>): Partial<ParsedConfig> {
   const out: Record<string, unknown> = {};
   for (const [key, schema] of Object.entries(Schema.shape)) {
-    const r = (schema as z.ZodType).safeParse(raw[key]);
+    const r = (schema as z.ZodType).safeParse(raw[key], PARSE);
     if (r.success) out[key] = r.data;
   }
   return out as Partial<ParsedConfig>;
@@ -570,8 +802,8 @@ function parsedSections(raw: Record<string, unknown>): Partial<ParsedConfig> {
  * @throws ConfigError listing every problem, each naming the key, the value and the rule.
  */
 export function parseConfig(raw: Record<string, unknown>): ClusterConfig {
-  const result = Schema.safeParse(raw);
-  const problems = result.success ? [] : schemaProblems(result.error.issues, raw);
+  const result = Schema.safeParse(raw, PARSE);
+  const problems = result.success ? [] : schemaProblems(result.error.issues, raw, Schema);
   problems.push(...crossFieldProblems(raw, result.success ? result.data : parsedSections(raw)));
   if (problems.length > 0) throw new ConfigError(problems);
   const c = result.data!;
@@ -587,18 +819,34 @@ function renamedRule(path: PropertyKey[], key: string, value: unknown): string |
   return undefined;
 }
 
-/** Stack config keys whose values are secrets. */
-const SECRET_KEYS = new Set(["restoreEncryptionKey"]);
+/** The settings an object of `schema` at `path` knows, for a "did you mean". */
+function knownKeysAt(schema: z.core.$ZodType, path: PropertyKey[]): string[] {
+  type Def = { innerType?: z.core.$ZodType; element?: z.core.$ZodType; shape?: Record<string, z.core.$ZodType> };
+  let s: z.core.$ZodType | undefined = schema;
+  let i = 0;
+  while (s !== undefined) {
+    const def = s._zod.def as unknown as Def;
+    if (def.innerType) {
+      s = def.innerType; // default, prefault, optional
+      continue;
+    }
+    if (i === path.length) return def.shape ? Object.keys(def.shape) : [];
+    const step = path[i++];
+    s = def.element ?? def.shape?.[String(step)];
+  }
+  return [];
+}
 
 /** zod issues as `<key>: <value> — <rule>` lines; `prefix` is prepended to every key. */
-function schemaProblems(issues: z.core.$ZodIssue[], raw: unknown, prefix: PropertyKey[] = []): string[] {
+function schemaProblems(issues: z.core.$ZodIssue[], raw: unknown, schema: z.core.$ZodType, prefix: PropertyKey[] = []): string[] {
   const problems: string[] = [];
   for (const issue of issues) {
     const path = [...prefix, ...issue.path];
     if (issue.code === "unrecognized_keys") {
       for (const k of issue.keys) {
         const value = valueAt(raw, [...issue.path, k]);
-        const rule = renamedRule(path, k, value) ?? "is not a known setting (see the config reference in README.md)";
+        const rule =
+          renamedRule(path, k, value) ?? `is not a known setting${didYouMean(k, knownKeysAt(schema, issue.path))} (see the config reference in README.md)`;
         problems.push(problem(keyOf([...path, k]), value, rule));
       }
     } else {
@@ -618,8 +866,8 @@ export type WorkerPoolInput = z.input<typeof WorkerPool>;
  * @throws ConfigError listing every problem.
  */
 export function parseWorkerPool(raw: WorkerPoolInput, key = "pool"): WorkerPoolConfig {
-  const result = WorkerPool.safeParse(raw);
-  const problems = result.success ? poolProblems(result.data, key) : schemaProblems(result.error.issues, raw, [key]);
+  const result = WorkerPool.safeParse(raw, PARSE);
+  const problems = result.success ? poolProblems(result.data, key) : schemaProblems(result.error.issues, raw, WorkerPool, [key]);
   if (problems.length > 0) throw new ConfigError(problems);
   return result.data!;
 }
@@ -627,28 +875,122 @@ export function parseWorkerPool(raw: WorkerPoolInput, key = "pool"): WorkerPoolC
 /** Stack config keys that are plain strings; every other key holds an object or list, stored by Pulumi as JSON. */
 const STRING_KEYS = new Set(["clusterName", "kubernetesVersion", "amiId", "restoreEncryptionKey"]);
 
+/** Namespaces read by the providers the program uses (aws:profile, kubernetes:context, ...) and by Pulumi itself. */
+export const PROVIDER_NAMESPACES: readonly string[] = ["aws", "kubernetes", "tls", "random", "pulumi"];
+
 /**
- * Reads the current stack's config (`kubeadm-ha:*` plus `aws:region`) and validates it.
- * Unknown `kubeadm-ha:` keys are errors: a typo must not fall back to a default silently.
+ * Top-level settings whose values must be Pulumi secrets (`pulumi config set --secret`), refused in
+ * plain text before anything is created, and never repeated in a message. Only
+ * `restoreEncryptionKey` holds a key: every other key of the cluster is generated by the program
+ * and lives in state as a secret.
  */
-export function loadConfig(project = "kubeadm-ha"): ClusterConfig {
-  const all = pulumi.runtime.allConfig();
+export const SECRET_KEYS: ReadonlySet<string> = new Set<string>(["restoreEncryptionKey"]);
+
+/** Non-printable and non-ASCII characters as \u escapes: a Cyrillic "а" must not pass for an "a" in a message. */
+const visible = (s: string) => s.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+
+/**
+ * Pulumi's runtime, loaded when the stack's config is read: validation, the config reference and
+ * the scripts need none of its two seconds of loading (nor does each mutant's test run).
+ */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const pulumiRuntime = (): typeof Pulumi.runtime => (require("@pulumi/pulumi") as typeof Pulumi).runtime;
+
+// @pulumi/pulumi 3.248 exports runtime.isConfigSecret without declaring it.
+const isConfigSecret = (key: string): boolean => (pulumiRuntime() as unknown as { isConfigSecret(k: string): boolean }).isConfigSecret(key);
+
+/** True when `namespace` is `project` mistyped: another case, a lookalike character, an edit or two. */
+function looksLike(namespace: string, project: string): boolean {
+  const folded = namespace.normalize("NFKC").toLowerCase();
+  return folded === project.toLowerCase() || suggestion(folded, [project.toLowerCase()]) !== undefined;
+}
+
+/**
+ * The project's settings in the stack's config, and a problem for every key the program would
+ * never read: a key without a namespace, in a misspelt or foreign namespace, or a flat dotted key
+ * such as `kubeadm-ha:controlPlane.count` (Pulumi does not nest keys at dots). Each would
+ * otherwise leave its setting at the default without a word. Settings in {@link SECRET_KEYS} set
+ * in plain text are refused too, without repeating their value.
+ */
+export function stackSettings(
+  all: Record<string, string>,
+  project = "kubeadm-ha",
+  secretKeys: ReadonlySet<string> = SECRET_KEYS,
+  isSecret: (key: string) => boolean = isConfigSecret,
+): { raw: Record<string, unknown>; problems: string[] } {
   const raw: Record<string, unknown> = {};
+  const problems: string[] = [];
+  const valueOf = (key: string, v: string): unknown => {
+    if (STRING_KEYS.has(key)) return v;
+    try {
+      return JSON.parse(v);
+    } catch {
+      return v;
+    }
+  };
   for (const [k, v] of Object.entries(all)) {
-    if (!k.startsWith(`${project}:`)) continue;
-    const key = k.slice(project.length + 1);
-    if (!STRING_KEYS.has(key)) {
-      try {
-        raw[key] = JSON.parse(v);
-      } catch {
-        raw[key] = v;
+    const colon = k.indexOf(":");
+    const namespace = colon < 0 ? undefined : k.slice(0, colon);
+    const key = colon < 0 ? k : k.slice(colon + 1);
+    const fix = `write it as ${project}:${visible(key)}`;
+    if (namespace === project) {
+      if (/[.[]/.test(key)) {
+        const top = key.split(/[.[]/)[0];
+        problems.push(
+          problem(`${project}:${visible(key)}`, valueOf(key, v),
+            `is one flat key: Pulumi does not nest keys at dots, so ${key} would keep its default; nest it under ${project}:${top} in Pulumi.<stack>.yaml, or run pulumi config set --path '${key}' ${/^[^\s'"]{1,40}$/.test(v) ? v : "<value>"}`),
+        );
+      } else if (secretKeys.has(key) && !isSecret(k)) {
+        problems.push(`${key}: (value not shown) — must be a secret, not plain text: pulumi config set --secret ${project}:${key} <value>`);
+      } else {
+        raw[key] = valueOf(key, v);
       }
-    } else {
-      raw[key] = v;
+    } else if (namespace === undefined) {
+      problems.push(problem(visible(k), valueOf(key, v), `has no namespace, so the program never reads it; ${fix}`));
+    } else if (looksLike(namespace, project)) {
+      const shown = visible(namespace) === namespace ? namespace : `${visible(namespace)} (non-ASCII characters shown as \\u escapes)`;
+      problems.push(problem(visible(k), valueOf(key, v), `is in namespace ${shown}, not ${project}, so the program never reads it; ${fix}`));
+    } else if (!PROVIDER_NAMESPACES.includes(namespace)) {
+      problems.push(
+        problem(visible(k), valueOf(key, v),
+          `is in namespace ${visible(namespace)}, which nothing in this program reads (it reads ${project}: settings, and ${PROVIDER_NAMESPACES.map((n) => `${n}:`).join(", ")} for its providers and Pulumi); remove it or correct the namespace`),
+      );
     }
   }
   if (all["aws:region"] !== undefined) raw.region = all["aws:region"];
-  return parseConfig(raw);
+  return { raw, problems };
+}
+
+/**
+ * Reads the current stack's config (`kubeadm-ha:*` plus `aws:region`) and validates it.
+ * Unknown keys, in any namespace the program does not read, are errors: a typo must not fall back
+ * to a default silently.
+ * @throws ConfigError listing every problem.
+ */
+export function loadConfig(project = "kubeadm-ha"): ClusterConfig {
+  return parseStackConfig(pulumiRuntime().allConfig(), project);
+}
+
+/**
+ * {@link loadConfig} for a stack config given as Pulumi passes it to the program (every value a
+ * string, objects and lists as JSON): for tools that read `Pulumi.<stack>.yaml` themselves.
+ * @throws ConfigError listing every problem.
+ */
+export function parseStackConfig(all: Record<string, string>, project = "kubeadm-ha"): ClusterConfig {
+  const { raw, problems } = stackSettings(all, project);
+  try {
+    const config = parseConfig(raw);
+    if (problems.length === 0) return config;
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    problems.push(...e.problems);
+  }
+  throw new ConfigError(problems);
+}
+
+/** The stack config's JSON Schema, as a user writes it (defaults not yet filled). */
+export function configJsonSchema(): object {
+  return z.toJSONSchema(Schema, { io: "input", unrepresentable: "any" });
 }
 
 /**
@@ -657,7 +999,7 @@ export function loadConfig(project = "kubeadm-ha"): ClusterConfig {
  */
 export function configReference(): string {
   type Json = { type?: string; description?: string; default?: unknown; properties?: Record<string, Json>; items?: Json; enum?: unknown[]; required?: string[] };
-  const root = z.toJSONSchema(Schema, { io: "input", unrepresentable: "any" }) as Json;
+  const root = configJsonSchema() as Json;
   const rows: string[] = [];
   const typeOf = (j: Json): string => (j.enum ? j.enum.map((e) => `\`${e}\``).join(" \\| ") : j.type === "array" ? `list of ${j.items?.type === "object" ? "objects" : (j.items?.type ?? "values")}` : (j.type ?? "value"));
   const walk = (props: Record<string, Json>, required: string[], prefix: string) => {

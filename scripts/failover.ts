@@ -6,11 +6,11 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { parseConfig } from "../config";
+import { parseStackConfig } from "../config";
 import { API_HEALTH_CHECK } from "../components/apiLoadBalancer";
 import { replaceBetweenMarkers } from "./benchLib";
 import { measuredRows, measuredTable, readMeasured } from "./control-plane-failover";
-import { budgetTable, failoverBudget, rawStackConfig } from "./failoverBudget";
+import { budgetTable, failoverBudget } from "./failoverBudget";
 import { stackConfig } from "./renderLib";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -30,7 +30,8 @@ function main(): number {
     console.error(`unknown stack "${stack}": no Pulumi.${stack}.yaml in ${ROOT} (stacks: ${stacks.join(", ")})`);
     return 2;
   }
-  const config = parseConfig(rawStackConfig(stackConfig(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8"))));
+  const file = path.join(ROOT, `Pulumi.${stack}.yaml`);
+  const config = parseStackConfig(stackConfig(fs.readFileSync(file, "utf8"), file));
   const budget = failoverBudget(config, API_HEALTH_CHECK);
   const table = budgetTable(budget);
   console.log(`Failover budget of stack ${stack} (etcd ${config.etcd.topology}, heartbeat ${config.etcd.heartbeatIntervalMs} ms, election ${config.etcd.electionTimeoutMs} ms; leases ${config.leaderElection.leaseDuration}/${config.leaderElection.renewDeadline}/${config.leaderElection.retryPeriod})\n`);

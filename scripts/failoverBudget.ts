@@ -3,7 +3,7 @@
  * settings outside a sane range. Pure: `npm run failover -- <stack>` (scripts/failover.ts) prints
  * what these return; test/failover.test.ts pins them.
  */
-import { ClusterConfig, durationMs } from "../config";
+import { ClusterConfig, durationMs, stackSettings } from "../config";
 import { nlbHealthCheckProblems } from "../components/apiLoadBalancer";
 
 /** What the NLB health check of the API target group needs (components/apiLoadBalancer.ts API_HEALTH_CHECK). */
@@ -224,25 +224,7 @@ export function budgetTable(b: FailoverBudget): string {
   ].join("\n");
 }
 
-/** Keys config.ts loadConfig keeps as strings; every other key holds JSON. */
-const STRING_KEYS = new Set(["clusterName", "kubernetesVersion", "amiId"]);
-
 /** The raw config a stack's `Pulumi.<stack>.yaml` gives the program, as config.ts loadConfig builds it from Pulumi's strings. */
 export function rawStackConfig(stackConfig: Record<string, string>, project = "kubeadm-ha"): Record<string, unknown> {
-  const raw: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(stackConfig)) {
-    if (!k.startsWith(`${project}:`)) continue;
-    const key = k.slice(project.length + 1);
-    if (STRING_KEYS.has(key)) {
-      raw[key] = v;
-      continue;
-    }
-    try {
-      raw[key] = JSON.parse(v);
-    } catch {
-      raw[key] = v;
-    }
-  }
-  if (stackConfig["aws:region"] !== undefined) raw.region = stackConfig["aws:region"];
-  return raw;
+  return stackSettings(stackConfig, project).raw;
 }

@@ -12,13 +12,47 @@ import { Registration, inventedValues, settle, setupMocks } from "../test/mocks"
 import { costDoc, loadPrices } from "./cost";
 import { MachineGroup, MockMarker, bootstrapFiles, fetchedScripts, machineGroups, mockValuesDoc, summaryTable } from "./renderReview";
 
-/** Pulumi passes every config value to the program as a string; objects and lists as JSON. */
-export function stackConfig(stackYaml: string): Record<string, string> {
-  const doc = parse(stackYaml, { version: "1.1" }) as { config?: Record<string, unknown> } | null;
+const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+const kindOf = (v: unknown) => (v === null ? "nothing" : Array.isArray(v) ? "a list" : typeof v === "object" ? "a map" : `a ${typeof v}`);
+
+/** The path of the first `secure:` value inside `v`, as `pulumi config set --path` spells it. */
+function securePath(v: unknown, at: string): string | undefined {
+  if (isMap(v) && "secure" in v) return at;
+  if (Array.isArray(v)) {
+    for (const [i, x] of v.entries()) {
+      const p = securePath(x, `${at}[${i}]`);
+      if (p) return p;
+    }
+  } else if (isMap(v)) {
+    for (const [k, x] of Object.entries(v)) {
+      const p = securePath(x, `${at}.${k}`);
+      if (p) return p;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A stack file's `config:` as Pulumi passes it to the program: every value a string, objects and
+ * lists as JSON. Keys are passed as written, so config.ts refuses a misspelt namespace just as it
+ * would under `pulumi up`. `file` names the file in every error.
+ */
+export function stackConfig(stackYaml: string, file = "the stack file"): Record<string, string> {
+  let doc: unknown;
+  try {
+    doc = parse(stackYaml, { version: "1.1" });
+  } catch (e) {
+    throw new Error(`${file}: not valid YAML: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const shape = "it must be a map with a config: map of keys such as aws:region and kubeadm-ha:clusterName";
+  if (!isMap(doc)) throw new Error(`${file}: is ${doc === null || doc === undefined ? "empty" : kindOf(doc)}; ${shape}`);
+  if (!("config" in doc)) throw new Error(`${file}: has no config: section; ${shape}`);
+  if (!isMap(doc.config)) throw new Error(`${file}: config: is ${kindOf(doc.config)}; ${shape}`);
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(doc?.config ?? {})) {
-    if (v !== null && typeof v === "object" && "secure" in (v as object))
-      throw new Error(`${k}: secure values cannot be rendered offline; render with a stack whose config has no secrets`);
+  for (const [k, v] of Object.entries(doc.config)) {
+    const secure = securePath(v, k);
+    if (secure)
+      throw new Error(`${file}: ${secure} is a secure value, which cannot be decrypted offline; render a copy of the stack file without secrets (npm run render -- <stack> --config <copy>)`);
     out[k] = typeof v === "string" ? v : JSON.stringify(v);
   }
   return out;
@@ -140,6 +174,12 @@ function plainOutputs(outputs: Record<string, unknown>): Promise<Record<string, 
   ).then((entries) => Object.fromEntries(entries));
 }
 
+/** The program's registrations and its stack outputs (secrets shown as `[secret]`), as `pulumi up` would see them. */
+export interface ProgramCapture {
+  registrations: Registration[];
+  outputs: Record<string, unknown>;
+}
+
 /**
  * resources.md (a summary, the fetched scripts, every resource), topology.mmd, outputs.json, the
  * scripts under bootstrap/ and mock-values.md, from the registrations, the outputs and the files
@@ -173,18 +213,24 @@ export function reviewFiles(stack: string, regs: Registration[], outputs: Record
 }
 
 /**
- * Evaluates the program (index.ts) for `stack` under mocks; returns relative path -> file content.
- * Once per process: the program registers its resources when its module is first loaded.
+ * Evaluates the program for `stack` with `config` (Pulumi's strings) under mocks. The program
+ * registers its resources when its module is loaded, so `load` must load it afresh: Node's
+ * `require` does once per process, a test uses `jest.isolateModules`.
  */
-export async function renderStack(root: string, stack: string, stackFile = path.join(root, `Pulumi.${stack}.yaml`)): Promise<Record<string, string>> {
-  if (!fs.existsSync(stackFile)) throw new Error(`no stack config ${stackFile} (stacks: ${fs.readdirSync(root).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f)).map((f) => f.split(".")[1]).join(", ")})`);
-  const config = stackConfig(fs.readFileSync(stackFile, "utf8"));
-  const regs = await setupMocks({ stack, config, region: config["aws:region"] });
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const program = require(path.join(root, "index")) as Record<string, unknown>;
+export async function evaluateProgram(
+  stack: string,
+  config: Record<string, string>,
+  load: () => Record<string, unknown>,
+): Promise<ProgramCapture> {
+  const registrations = await setupMocks({ stack, config, region: config["aws:region"] });
+  const program = load();
   const outputs = await plainOutputs(program);
   await settle();
+  return { registrations, outputs };
+}
 
+/** What `npm run render` writes for a capture: relative path -> file content. */
+export function renderFiles(stack: string, { registrations: regs, outputs }: ProgramCapture): Record<string, string> {
   const files: Record<string, string> = {};
   for (const r of regs) {
     const ud = r.inputs.userDataBase64 ?? r.inputs.userData;
@@ -196,4 +242,29 @@ export async function renderStack(root: string, stack: string, stackFile = path.
   files["addons.md"] = `# Add-ons of stack ${stack}\n\n` + addonTable((outputs.addons as AddonSummary[] | undefined) ?? []);
   Object.assign(files, reviewFiles(stack, regs, outputs, files));
   return files;
+}
+
+/** The stack file's config with top-level keys replaced by `overrides` (values as YAML would give them). */
+export function withOverrides(config: Record<string, string>, overrides: Record<string, unknown> = {}): Record<string, string> {
+  const out = { ...config };
+  for (const [k, v] of Object.entries(overrides)) out[k] = typeof v === "string" ? v : JSON.stringify(v);
+  return out;
+}
+
+/** Reads `Pulumi.<stack>.yaml` (or `stackFile`) as the program would receive it, naming the file in any error. */
+export function readStackFile(root: string, stack: string, stackFile = path.join(root, `Pulumi.${stack}.yaml`)): Record<string, string> {
+  if (!fs.existsSync(stackFile)) throw new Error(`no stack config ${stackFile} (stacks: ${fs.readdirSync(root).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f)).map((f) => f.split(".")[1]).join(", ")})`);
+  // Named as the user knows it: Pulumi.dev.yaml for the project's own, the path as given otherwise.
+  return stackConfig(fs.readFileSync(stackFile, "utf8"), path.dirname(stackFile) === root ? path.basename(stackFile) : stackFile);
+}
+
+/**
+ * Evaluates the program (index.ts) for `stack` under mocks; returns relative path -> file content.
+ * Once per process: the program registers its resources when its module is first loaded.
+ */
+export async function renderStack(root: string, stack: string, stackFile = path.join(root, `Pulumi.${stack}.yaml`)): Promise<Record<string, string>> {
+  const config = readStackFile(root, stack, stackFile);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const capture = await evaluateProgram(stack, config, () => require(path.join(root, "index")) as Record<string, unknown>);
+  return renderFiles(stack, capture);
 }

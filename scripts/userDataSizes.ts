@@ -55,6 +55,19 @@ export function roleOf(node: string): NodeRole {
 /** gzip -9, as cloud-init/render.ts sends it. */
 export const gzipBytes = (text: string) => zlib.gzipSync(Buffer.from(text, "utf8"), { level: 9 }).length;
 
+/** Every node's user data size in a render's files (`npm run render`'s output, path -> content). */
+export function measureFiles(variant: string, files: Record<string, string>): UserDataSize[] {
+  const outputs = JSON.parse(files["outputs.json"]) as { etcdTopology: "stacked" | "external" };
+  return Object.keys(files)
+    .filter((f) => f.startsWith("user-data/"))
+    .sort()
+    .map((f) => {
+      const text = files[f];
+      const node = path.basename(f).replace(/\.yaml$/, "");
+      return { variant, node, role: roleOf(node), topology: outputs.etcdTopology, rawBytes: Buffer.byteLength(text), gzipBytes: gzipBytes(text) };
+    });
+}
+
 /** Renders `v` with `npm run render` in a fresh process (the Pulumi runtime is process-global) and measures every node's user data. */
 export function measureVariant(root: string, v: SizeVariant): UserDataSize[] {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `userdata-${v.id}-`));
@@ -67,15 +80,8 @@ export function measureVariant(root: string, v: SizeVariant): UserDataSize[] {
     const out = path.join(work, "out");
     const r = spawnSync(process.execPath, ["-r", "@swc-node/register", path.join(root, "scripts/render.ts"), v.stack, "--config", configFile, "--out", out], { cwd: root, encoding: "utf8" });
     if (r.status !== 0) throw new Error(`render ${v.id} failed: ${r.stderr}`);
-    const outputs = JSON.parse(fs.readFileSync(path.join(out, "outputs.json"), "utf8")) as { etcdTopology: "stacked" | "external" };
-    return fs
-      .readdirSync(path.join(out, "user-data"))
-      .sort()
-      .map((f) => {
-        const text = fs.readFileSync(path.join(out, "user-data", f), "utf8");
-        const node = f.replace(/\.yaml$/, "");
-        return { variant: v.id, node, role: roleOf(node), topology: outputs.etcdTopology, rawBytes: Buffer.byteLength(text), gzipBytes: gzipBytes(text) };
-      });
+    const walk = (dir: string): string[] => fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+    return measureFiles(v.id, Object.fromEntries(walk(out).map((f) => [path.relative(out, f), fs.readFileSync(f, "utf8")])));
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

@@ -11,11 +11,11 @@ import {
   addonVersions,
   defaultStorageClass,
 } from "../components/addons";
-import { Cluster } from "../components/cluster";
 import { masterDocuments } from "../components/controlPlane";
 import { masterValues } from "./values";
-import { SUPPORTED_MINORS, parseConfig } from "../config";
+import { SUPPORTED_MINORS } from "../config";
 import { decodeUserData } from "../scripts/renderLib";
+import { Captured, VARIANTS, captureAll } from "./capture";
 import { FIXTURES, Registration, settle, setupMocks, valueOf } from "./mocks";
 
 const MINORS = Array.from({ length: SUPPORTED_MINORS.max - SUPPORTED_MINORS.min + 1 }, (_, i) => SUPPORTED_MINORS.min + i);
@@ -390,57 +390,43 @@ describe("Addons component", () => {
   });
 });
 
-describe("Cluster picks the installer", () => {
-  let regs: Registration[];
-  const clusters: Record<string, Cluster> = {};
-  const config = (name: string, scheme: "internet-facing" | "internal", addons: object = {}) =>
-    parseConfig({
-      region: "eu-west-1",
-      clusterName: name,
-      network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
-      // External etcd, as the prod stack: master user data without the stacked etcd tooling.
-      etcd: { topology: "external" },
-      apiLoadBalancer: { scheme, allowedCidrs: ["203.0.113.0/24"] },
-      addons,
-      workerPools: [{ name: "general", instanceTypes: ["m7i.large"] }],
-    });
-
+describe("Cluster picks the installer, on the run's shared evaluation of each stack (test/capture.ts)", () => {
+  // dev: internet-facing API; prod: internal API; dev+off: the cloud controller, EBS CSI and CNI off.
+  const stacks: Record<string, Captured> = {};
   beforeAll(async () => {
-    regs = await setupMocks();
-    clusters.pub = new Cluster("pub", { config: config("pub", "internet-facing") });
-    clusters.int = new Cluster("int", { config: config("int", "internal") });
-    clusters.bare = new Cluster("bare", { config: config("bare", "internet-facing", { awsCloudControllerManager: false, ebsCsiDriver: false }) });
-    await settle();
-  });
+    [stacks.dev, stacks.prod, stacks.off] = await captureAll([VARIANTS.dev, VARIANTS.prod, VARIANTS.devOff]);
+  }, 120000);
 
-  const mine = (prefix: string) => regs.filter((r) => r.name.startsWith(`${prefix}-`));
-  const writeFiles = (prefix: string, resource: string): Array<{ path: string; content: string }> => {
-    const r = mine(prefix).find((x) => x.name === `${prefix}-${resource}`)!;
+  const mine = (stack: string) => stacks[stack].registrations;
+  const named = (stack: string) => (stack === "off" ? "dev" : stack);
+  const writeFiles = (stack: string, resource: string): Array<{ path: string; content: string }> => {
+    const r = mine(stack).find((x) => x.name === `${named(stack)}-${resource}`)!;
     const ud = r.inputs.userDataBase64 ?? r.inputs.userData;
     return parse(decodeUserData(ud, true), { version: "1.1" }).write_files;
   };
-  const k8sTypes = (prefix: string) => mine(prefix).filter((r) => r.type.startsWith("kubernetes:") || r.type === "pulumi:providers:kubernetes").map((r) => r.name);
+  const k8sTypes = (stack: string) => mine(stack).filter((r) => r.type.startsWith("kubernetes:") || r.type === "pulumi:providers:kubernetes").map((r) => r.name);
+  const addonsOutput = (stack: string) => stacks[stack].outputs.addons as Array<{ name: string; version: string; installer: string }>;
 
-  it("internet-facing API (auto -> pulumi): the add-ons are Helm releases; master 0 carries none", async () => {
+  it("internet-facing API (auto -> pulumi): the add-ons are Helm releases; master 0 carries none", () => {
     // Registration order follows when each release's inputs resolve (the handler's waits for its
     // queue); the install order is the dependsOn chain, checked in the component's tests.
-    expect(k8sTypes("pub").sort()).toEqual([
-      "pub-addons-provider",
-      "pub-addons-cilium",
-      "pub-addons-aws-cloud-controller-manager",
-      "pub-addons-aws-ebs-csi-driver",
-      "pub-addons-aws-ebs-csi-driver-ebs-csi-controller",
-      "pub-addons-cluster-autoscaler",
-      "pub-addons-aws-node-termination-handler",
-      "pub-addons-aws-node-termination-handler-aws-node-termination-handler",
-      "pub-addons-storage-class",
+    expect(k8sTypes("dev").sort()).toEqual([
+      "dev-addons-provider",
+      "dev-addons-cilium",
+      "dev-addons-aws-cloud-controller-manager",
+      "dev-addons-aws-ebs-csi-driver",
+      "dev-addons-aws-ebs-csi-driver-ebs-csi-controller",
+      "dev-addons-cluster-autoscaler",
+      "dev-addons-aws-node-termination-handler",
+      "dev-addons-aws-node-termination-handler-aws-node-termination-handler",
+      "dev-addons-storage-class",
     ].sort());
     // The handler reads the cluster's own queue.
-    const nth = mine("pub").find((r) => r.name === "pub-addons-aws-node-termination-handler")!;
-    expect(nth.inputs.values.queueURL).toBe("https://sqs.eu-west-1.amazonaws.com/123456789012/pub-node-termination");
-    const paths = writeFiles("pub", "control-plane-master-0").map((f) => f.path);
+    const nth = mine("dev").find((r) => r.name === "dev-addons-aws-node-termination-handler")!;
+    expect(nth.inputs.values.queueURL).toBe("https://sqs.eu-west-1.amazonaws.com/123456789012/dev-node-termination");
+    const paths = writeFiles("dev", "control-plane-master-0").map((f) => f.path);
     expect(paths.filter((p) => p.includes("addons"))).toEqual([]);
-    expect(clusters.pub.addons.map((a) => [a.name, a.version, a.installer])).toEqual([
+    expect(addonsOutput("dev").map((a) => [a.name, a.version, a.installer])).toEqual([
       ["cilium", "1.19.8", "pulumi"],
       ["aws-cloud-controller-manager", "0.0.10", "pulumi"],
       ["aws-ebs-csi-driver", "2.56.1", "pulumi"],
@@ -449,10 +435,10 @@ describe("Cluster picks the installer", () => {
     ]);
   });
 
-  it("internal API (auto -> nodes): no Kubernetes provider or release; master 0 alone carries the files and addons.sh", async () => {
-    expect(k8sTypes("int")).toEqual([]);
-    expect(mine("int").filter((r) => r.type === "kubeadm-ha:index:Addons")).toEqual([]);
-    const addonPaths = (m: string) => writeFiles("int", m).map((f) => f.path).filter((p) => p.includes("addons")).sort();
+  it("internal API (auto -> nodes): no Kubernetes provider or release; master 0 alone carries the files and addons.sh", () => {
+    expect(k8sTypes("prod")).toEqual([]);
+    expect(mine("prod").filter((r) => r.type === "kubeadm-ha:index:Addons")).toEqual([]);
+    const addonPaths = (m: string) => writeFiles("prod", m).map((f) => f.path).filter((p) => p.includes("addons")).sort();
     expect(addonPaths("control-plane-master-0")).toEqual([
       "/etc/kubeadm-ha/addons/aws-cloud-controller-manager.yaml",
       "/etc/kubeadm-ha/addons/aws-ebs-csi-driver-ebs-csi-controller.patch.json",
@@ -466,35 +452,33 @@ describe("Cluster picks the installer", () => {
       "/etc/kubeadm-ha/addons/storageclass.yaml",
     ]);
     // The handler's values file on master 0 names the queue by its URL, resolved at render time.
-    const nthValues = writeFiles("int", "control-plane-master-0").find((f) => f.path === "/etc/kubeadm-ha/addons/aws-node-termination-handler.yaml")!.content;
-    expect(parse(nthValues, { version: "1.1" }).queueURL).toBe("https://sqs.eu-west-1.amazonaws.com/123456789012/int-node-termination");
+    const nthValues = writeFiles("prod", "control-plane-master-0").find((f) => f.path === "/etc/kubeadm-ha/addons/aws-node-termination-handler.yaml")!.content;
+    expect(parse(nthValues, { version: "1.1" }).queueURL).toBe("https://sqs.eu-west-1.amazonaws.com/123456789012/prod-node-termination");
     expect(addonPaths("control-plane-master-1")).toEqual([]);
     // addons.sh itself comes from the bootstrap bucket, pinned by master 0's bundle.list alone.
-    const fetched = (m: string) => writeFiles("int", m).find((f) => f.path === "/etc/kubeadm-ha/bundle.list")!.content;
+    const fetched = (m: string) => writeFiles("prod", m).find((f) => f.path === "/etc/kubeadm-ha/bundle.list")!.content;
     expect(fetched("control-plane-master-0")).toMatch(/^[0-9a-f]{64} 0755 lib\/addons\.sh$/m);
     expect(fetched("control-plane-master-1")).not.toContain("addons.sh");
-    expect(clusters.int.addons.every((a) => a.installer === "nodes")).toBe(true);
+    expect(addonsOutput("prod").map((a) => a.installer)).toEqual(["nodes", "nodes", "nodes", "nodes", "nodes"]);
   });
 
-  it("kubelets and the controller manager run --cloud-provider=external exactly when the cloud controller is on", async () => {
-    const kubeletArgs = (prefix: string, resource: string, file: string) => {
-      const f = writeFiles(prefix, resource).find((x) => x.path === `/etc/kubeadm-ha/${file}`)!;
+  it("kubelets and the controller manager run --cloud-provider=external exactly when the cloud controller is on", () => {
+    const kubeletArgs = (stack: string, resource: string, file: string) => {
+      const f = writeFiles(stack, resource).find((x) => x.path === `/etc/kubeadm-ha/${file}`)!;
       return parseAllDocuments(f.content, { version: "1.1" }).map((d) => d.toJS());
     };
     const hasFlag = (docs: any[]) =>
       docs.map((d) => (d.nodeRegistration?.kubeletExtraArgs ?? d.controllerManager?.extraArgs ?? []).some((a: { name: string }) => a.name === "cloud-provider"));
-    expect(hasFlag(kubeletArgs("pub", "control-plane-master-0", "init.yaml")).slice(0, 2)).toEqual([true, true]);
-    expect(hasFlag(kubeletArgs("pub", "control-plane-master-1", "join.yaml"))).toEqual([true]);
-    expect(hasFlag(kubeletArgs("pub", "pool-general-launch-template", "join.yaml"))).toEqual([true]);
-    expect(hasFlag(kubeletArgs("bare", "control-plane-master-0", "init.yaml")).slice(0, 2)).toEqual([false, false]);
-    expect(hasFlag(kubeletArgs("bare", "control-plane-master-1", "join.yaml"))).toEqual([false]);
-    expect(hasFlag(kubeletArgs("bare", "pool-general-launch-template", "join.yaml"))).toEqual([false]);
-    expect(k8sTypes("bare").sort()).toEqual([
-      "bare-addons-provider",
-      "bare-addons-cilium",
-      "bare-addons-cluster-autoscaler",
-      "bare-addons-aws-node-termination-handler",
-      "bare-addons-aws-node-termination-handler-aws-node-termination-handler",
-    ].sort());
+    expect(hasFlag(kubeletArgs("dev", "control-plane-master-0", "init.yaml")).slice(0, 2)).toEqual([true, true]);
+    expect(hasFlag(kubeletArgs("dev", "control-plane-master-1", "join.yaml"))).toEqual([true]);
+    expect(hasFlag(kubeletArgs("dev", "pool-general-launch-template", "join.yaml"))).toEqual([true]);
+    expect(hasFlag(kubeletArgs("off", "control-plane-master-0", "init.yaml")).slice(0, 2)).toEqual([false, false]);
+    expect(hasFlag(kubeletArgs("off", "control-plane-master-1", "join.yaml"))).toEqual([false]);
+    expect(hasFlag(kubeletArgs("off", "pool-general-launch-template", "join.yaml"))).toEqual([false]);
+  });
+
+  it("every add-on off: no release, no storage class, an empty add-ons output", () => {
+    expect(k8sTypes("off")).toEqual([]);
+    expect(addonsOutput("off")).toEqual([]);
   });
 });

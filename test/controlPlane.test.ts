@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { parse, parseAllDocuments } from "yaml";
 import { ControlPlane, masterDocuments, placeNodes, privateDnsName } from "../components/controlPlane";
+import { encryptionProviderArgs } from "../cloud-init/encryption";
 import { decodeUserData } from "../scripts/renderLib";
 import { Registration, ofType, settle, setupMocks, valueOf } from "./mocks";
 import { LEADER_ELECTION as LE, SUBNETS, ZONES, masterValues } from "./values";
@@ -84,6 +85,89 @@ describe("masterDocuments", () => {
     const env = masterDocuments(v, v.masters[0]).env;
     expect([env.WORKER_SECRET_ID, env.JOIN_TOKEN_TTL_HOURS, env.CERT_RENEW_BEFORE_DAYS]).toEqual([v.workerSecretArn, "6", "30"]);
     expect(masterDocuments(v, v.masters[0]).kubeadm["init.yaml"]).toContain("ttl: 6h");
+  });
+});
+
+describe("masterDocuments, every switch", () => {
+  const externalEtcd = { endpoints: ["https://10.0.0.20:2379", "https://10.0.32.20:2379"], caFile: "/a", certFile: "/b", keyFile: "/c" };
+  const docs = (text: string) => parseAllDocuments(text, { version: "1.1" }).map((d) => d.toJS());
+  const clusterOf = (v: ReturnType<typeof values>) => docs(masterDocuments(v, v.masters[0]).kubeadm["init.yaml"]).find((d) => d.kind === "ClusterConfiguration");
+
+  it("external etcd: the members' endpoints for kubeadm init to wait for, no stacked member", () => {
+    const v = values({ externalEtcd, etcdTimings: { heartbeatIntervalMs: 150, electionTimeoutMs: 1500 } });
+    const env = masterDocuments(v, v.masters[2]).env;
+    expect(env).toMatchObject({ ETCD_TOPOLOGY: "external", ETCD_ENDPOINTS: "https://10.0.0.20:2379,https://10.0.32.20:2379" });
+    expect(Object.keys(env).filter((k) => k.startsWith("ETCD_")).sort()).toEqual(["ETCD_ENDPOINTS", "ETCD_TOPOLOGY"]);
+    expect(clusterOf(v).etcd).toEqual({ external: externalEtcd });
+  });
+
+  it("the init document: the cluster's values, three documents, the master registered as itself", () => {
+    const v = values({ etcdTimings: { heartbeatIntervalMs: 150, electionTimeoutMs: 1500 } });
+    const [init, cluster, kubelet] = docs(masterDocuments(v, v.masters[0]).kubeadm["init.yaml"]);
+    expect([init.kind, cluster.kind, kubelet.kind]).toEqual(["InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"]);
+    expect(init.localAPIEndpoint).toEqual({ advertiseAddress: "10.0.0.10", bindPort: 6443 });
+    expect(init.nodeRegistration.name).toBe("ip-10-0-0-10.eu-west-1.compute.internal");
+    expect(cluster).toMatchObject({
+      clusterName: "dev",
+      kubernetesVersion: "v1.35.0",
+      controlPlaneEndpoint: "dev-api.elb.eu-west-1.amazonaws.com:6443",
+      networking: { podSubnet: "10.244.0.0/16", serviceSubnet: "10.96.0.0/12" },
+      apiServer: { certSANs: ["dev-api.elb.eu-west-1.amazonaws.com"] },
+      etcd: { local: { dataDir: "/var/lib/etcd", extraArgs: [{ name: "heartbeat-interval", value: "150" }, { name: "election-timeout", value: "1500" }] } },
+    });
+    expect(cluster.scheduler.extraArgs.map((a: { value: string }) => a.value)).toEqual(["true", "15s", "10s", "2s"]);
+  });
+
+  it("the join document: discovery through the load balancer by the CA hash, as a control plane", () => {
+    const v = values();
+    const [join] = docs(masterDocuments(v, v.masters[1]).kubeadm["join.yaml"]);
+    expect(join.discovery.bootstrapToken).toEqual({ apiServerEndpoint: "dev-api.elb.eu-west-1.amazonaws.com:6443", token: "__BOOTSTRAP_TOKEN__", caCertHashes: [v.caCertHash] });
+    expect(join.controlPlane).toEqual({ localAPIEndpoint: { advertiseAddress: "10.0.32.10", bindPort: 6443 } });
+    expect(join.nodeRegistration.kubeletExtraArgs).toEqual([{ name: "cloud-provider", value: "external" }, { name: "node-ip", value: "10.0.32.10" }]);
+  });
+
+  it("encryption at rest points the API servers at the file; off, no flag", () => {
+    expect(clusterOf(values({ encryptionAtRest: true })).apiServer.extraArgs).toEqual(encryptionProviderArgs());
+    expect(clusterOf(values({ encryptionAtRest: false })).apiServer).not.toHaveProperty("extraArgs");
+  });
+
+  it("no cloud controller: no --cloud-provider anywhere", () => {
+    const v = values({ externalCloudProvider: false });
+    const [join] = docs(masterDocuments(v, v.masters[1]).kubeadm["join.yaml"]);
+    expect(join.nodeRegistration.kubeletExtraArgs).toEqual([{ name: "node-ip", value: "10.0.32.10" }]);
+    expect(clusterOf(v).controllerManager.extraArgs.map((a: { name: string }) => a.name)).not.toContain("cloud-provider");
+  });
+
+  it("etcd backups: the bucket, prefix and key in the env, the interval for the timer; none without", () => {
+    const v = values({ etcdBackup: { bucket: "b", prefix: "dev/etcd", kmsKeyArn: "arn:key", intervalMinutes: 30 } });
+    const d = masterDocuments(v, v.masters[1]);
+    expect(d.env).toMatchObject({ BACKUP_BUCKET: "b", BACKUP_PREFIX: "dev/etcd", BACKUP_KMS_KEY: "arn:key" });
+    expect(d.backupIntervalMinutes).toBe(30);
+    const none = masterDocuments(values(), values().masters[1]);
+    expect(none.backupIntervalMinutes).toBeUndefined();
+    expect(Object.keys(none.env).filter((k) => k.startsWith("BACKUP_"))).toEqual([]);
+  });
+
+  it("add-on files: on master 0 only, with addons.sh selected; an empty set changes nothing", () => {
+    const v = values({ addonFiles: { "addons/releases": "cilium\n" } });
+    const m0 = masterDocuments(v, v.masters[0]);
+    expect(m0.kubeadm["addons/releases"]).toBe("cilium\n");
+    expect(m0.needs).toEqual({ addons: true });
+    const m1 = masterDocuments(v, v.masters[1]);
+    expect(Object.keys(m1.kubeadm).sort()).toEqual(["join.yaml", "patches/kube-apiserver0+json.yaml"]);
+    expect(m1).not.toHaveProperty("needs");
+    const empty = masterDocuments(values({ addonFiles: {} }), v.masters[0]);
+    expect(empty).not.toHaveProperty("needs");
+    expect(Object.keys(empty.kubeadm).sort()).toEqual(["init.yaml", "join.yaml", "patches/kube-apiserver0+json.yaml"]);
+  });
+
+  it("placement with another offset and more masters than zones", () => {
+    expect(placeNodes(4, ZONES, SUBNETS, "us-east-1", 20).map((p) => [p.index, p.subnet, p.ip, p.name])).toEqual([
+      [0, 0, "10.0.0.20", "ip-10-0-0-20.ec2.internal"],
+      [1, 1, "10.0.32.20", "ip-10-0-32-20.ec2.internal"],
+      [2, 2, "10.0.64.20", "ip-10-0-64-20.ec2.internal"],
+      [3, 0, "10.0.0.21", "ip-10-0-0-21.ec2.internal"],
+    ]);
   });
 });
 
@@ -211,6 +295,15 @@ describe("ControlPlane component", () => {
       [0, 1, 2].map((i) => [`cp-master-${i}`, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"], retainOnDelete: false, dependencies: undefined }]),
     );
     expect(attachments().map((r) => r.options.deleteBeforeReplace)).toEqual(Array(6).fill(false));
+  });
+
+  it("parents every master and attachment to the component", () => {
+    for (const i of [0, 1, 2]) for (const child of [`cp-master-${i}`, `cp-master-${i}-api`]) expect({ child, parent: childOpts.get(child)?.parent === cp }).toEqual({ child, parent: true });
+  });
+
+  it("exposes each master's instance id and the user data it was given, in index order", async () => {
+    expect(await valueOf(pulumi.all(cp.instanceIds))).toEqual(["cp-master-0-id", "cp-master-1-id", "cp-master-2-id"]);
+    expect(await valueOf(pulumi.all(cp.userData))).toEqual(instances().map((r) => r.inputs.userDataBase64));
   });
 
   it("exposes fixed IPs and node names before deployment", () => {

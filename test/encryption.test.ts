@@ -15,10 +15,9 @@ import {
 } from "../cloud-init/encryption";
 import { masterDocuments } from "../components/controlPlane";
 import { masterValues } from "./values";
-import { parseConfig } from "../config";
 import { decodeUserData } from "../scripts/renderLib";
+import { VARIANTS, captureAll, captured } from "./capture";
 import { Registration, isSecret, mockRandomBytes, ofType, settle, setupMocks, valueOf } from "./mocks";
-import type * as ClusterModule from "../components/cluster";
 import type * as EncryptionModule from "../components/encryption";
 
 const KEY_A = Buffer.alloc(32, 7).toString("base64");
@@ -148,11 +147,9 @@ describe("masterDocuments: the API server flags, on and off", () => {
 describe("SecretsEncryption component and Cluster wiring", () => {
   let regs: Registration[];
   let enc: typeof EncryptionModule;
-  let cl: typeof ClusterModule;
   beforeAll(async () => {
     regs = await setupMocks();
     enc = await import("../components/encryption");
-    cl = await import("../components/cluster");
   });
 
   async function build<T>(make: () => T): Promise<{ made: T; mine: Registration[] }> {
@@ -201,16 +198,6 @@ describe("SecretsEncryption component and Cluster wiring", () => {
     expect(regs.length).toBe(before);
   });
 
-  const config = (clusterName: string, encryptionAtRest: boolean) =>
-    parseConfig({
-      region: "eu-west-1",
-      clusterName,
-      network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
-      apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] },
-      workerPools: [],
-      encryptionAtRest,
-    });
-
   /** The control plane secret's files, as the SecretVersion received them. */
   const controlPlaneFiles = (mine: Registration[], name: string): Record<string, string> => {
     const version = mine.find((r) => r.name === `${name}-secrets-control-plane-version`)!;
@@ -233,30 +220,30 @@ describe("SecretsEncryption component and Cluster wiring", () => {
     return parseAllDocuments(init, { version: "1.1" }).map((d) => d.toJS()).find((d) => d.kind === "ClusterConfiguration").apiServer;
   };
 
+  // The run's shared evaluation of the dev stack (on) and of dev with every optional part off (test/capture.ts).
+  beforeAll(() => captureAll([VARIANTS.dev, VARIANTS.devOff]), 120000);
   it("on: the file sits in the control plane's secret only, and the API servers are pointed at it", async () => {
-    const { made, mine } = await build(() => new cl.Cluster("encon", { config: config("encon", true) }));
-    await valueOf(made.kubeconfig);
-    await settle();
-    expect(ofType(mine, "random:index/randomBytes:RandomBytes").map((r) => r.name)).toEqual(["encon-encryption-key1"]);
-    const key = mockRandomBytes("encon-encryption-key1", 32).base64;
-    const files = controlPlaneFiles(mine, "encon");
+    const mine = (await captured(VARIANTS.dev)).registrations;
+    expect(ofType(mine, "random:index/randomBytes:RandomBytes").map((r) => r.name)).toEqual(["dev-encryption-key1"]);
+    const key = mockRandomBytes("dev-encryption-key1", 32).base64;
+    const files = controlPlaneFiles(mine, "dev");
     expect(files[ENCRYPTION_CONFIG_FILE]).toBe(encryptionConfigYaml([{ name: "key1", secret: key }]));
     expect(ofType(mine, "aws:secretsmanager/secretVersion:SecretVersion").filter((r) => JSON.stringify(r.inputs).includes(key)).map((r) => r.name)).toEqual([
-      "encon-secrets-control-plane-version",
+      "dev-secrets-control-plane-version",
     ]);
-    expect(masterApiServer(mine, "encon").extraArgs).toEqual(encryptionProviderArgs());
+    expect(masterApiServer(mine, "dev").extraArgs).toEqual(encryptionProviderArgs());
     // The key reaches no machine through user data. Only the secret holds it, and the backup
     // bucket's copy, which outlives the stack with the snapshots it decrypts (issue 15).
     const holders = ["aws:secretsmanager/secretVersion:SecretVersion", "random:index/randomBytes:RandomBytes", "aws:s3/bucketObjectv2:BucketObjectv2"];
     for (const r of mine.filter((r) => !holders.includes(r.type)))
       expect({ name: r.name, hasKey: JSON.stringify(r.inputs).includes(key) }).toEqual({ name: r.name, hasKey: false });
     const [kept] = ofType(mine, "aws:s3/bucketObjectv2:BucketObjectv2").filter((r) => JSON.stringify(r.inputs).includes(key));
-    expect(kept.name).toBe("encon-etcd-backups-encryption-config");
+    expect(kept.name).toBe("dev-etcd-backups-encryption-config");
     expect(kept.inputs.key).toBe("encryption-at-rest/encryption-config.yaml");
     expect(kept.inputs.content.value).toBe(encryptionConfigYaml([{ name: "key1", secret: key }]));
-    expect(kept.inputs.kmsKeyId).toBe("arn:aws:kms:eu-west-1:123456789012:key/encon-etcd-backups-kms-key-id");
+    expect(kept.inputs.kmsKeyId).toBe("arn:aws:kms:eu-west-1:123456789012:key/dev-etcd-backups-kms-key-id");
     const withUserData = mine.filter((r) => typeof r.inputs.userDataBase64 === "string");
-    expect(withUserData.map((r) => r.name)).toEqual(expect.arrayContaining([0, 1, 2].map((i) => `encon-control-plane-master-${i}`)));
+    expect(withUserData.map((r) => r.name)).toEqual(expect.arrayContaining([0, 1, 2].map((i) => `dev-control-plane-master-${i}`)));
     for (const r of withUserData) {
       const files = writeFiles(r.inputs.userDataBase64);
       expect({ name: r.name, hasKey: Object.values(files).some((f) => f.includes(key)) }).toEqual({ name: r.name, hasKey: false });
@@ -264,12 +251,10 @@ describe("SecretsEncryption component and Cluster wiring", () => {
   });
 
   it("off: no key, no file, no flag", async () => {
-    const { made, mine } = await build(() => new cl.Cluster("encoff", { config: config("encoff", false) }));
-    await valueOf(made.kubeconfig);
-    await settle();
+    const mine = (await captured(VARIANTS.devOff)).registrations;
     expect(ofType(mine, "random:index/randomBytes:RandomBytes")).toEqual([]);
     expect(ofType(mine, "kubeadm-ha:index:SecretsEncryption")).toEqual([]);
-    expect(Object.keys(controlPlaneFiles(mine, "encoff"))).not.toContain(ENCRYPTION_CONFIG_FILE);
-    expect(masterApiServer(mine, "encoff")).toEqual({ certSANs: ["encoff-api-0123456789abcdef.elb.eu-west-1.amazonaws.com", "encoff-api-pub-0123456789abcdef.elb.eu-west-1.amazonaws.com"] });
+    expect(Object.keys(controlPlaneFiles(mine, "dev"))).not.toContain(ENCRYPTION_CONFIG_FILE);
+    expect(masterApiServer(mine, "dev")).toEqual({ certSANs: ["dev-api-0123456789abcdef.elb.eu-west-1.amazonaws.com", "dev-api-pub-0123456789abcdef.elb.eu-west-1.amazonaws.com"] });
   });
 });

@@ -193,3 +193,118 @@ describe("toYaml", () => {
     expect(back).toEqual({ a: "true", b: "on", c: "yes", d: "12:30" });
   });
 });
+
+// Every field of every document, exactly: a value the builders change is a change to what kubeadm
+// runs, and the golden files (test/render.test.ts) are too costly to run for each mutant.
+describe("whole documents, exactly", () => {
+  const LE_ARGS = [
+    { name: "leader-elect", value: "true" },
+    { name: "leader-elect-lease-duration", value: "15s" },
+    { name: "leader-elect-renew-deadline", value: "10s" },
+    { name: "leader-elect-retry-period", value: "2s" },
+  ];
+  const MASTER_TAINT = [{ key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" }];
+  const registration = (taints: object[], extra: object[] = []) => ({
+    name: NODE.name,
+    criSocket: "unix:///run/containerd/containerd.sock",
+    kubeletExtraArgs: [{ name: "cloud-provider", value: "external" }, { name: "node-ip", value: "10.0.0.10" }, ...extra],
+    taints,
+  });
+
+  it("ClusterConfiguration, stacked, with etcd timing, SANs and API server flags", () => {
+    expect(
+      clusterConfiguration({
+        ...CLUSTER,
+        etcdTimings: { heartbeatIntervalMs: 150, electionTimeoutMs: 1500 },
+        extraCertSans: ["10.0.0.10"],
+        apiServerExtraArgs: [{ name: "encryption-provider-config", value: "/x" }],
+      }),
+    ).toEqual({
+      apiVersion: "kubeadm.k8s.io/v1beta4",
+      kind: "ClusterConfiguration",
+      clusterName: "dev",
+      kubernetesVersion: "v1.35.0",
+      controlPlaneEndpoint: "dev-api.elb.eu-west-1.amazonaws.com:6443",
+      networking: { podSubnet: "10.244.0.0/16", serviceSubnet: "10.96.0.0/12", dnsDomain: "cluster.local" },
+      apiServer: { certSANs: ["dev-api.elb.eu-west-1.amazonaws.com", "10.0.0.10"], extraArgs: [{ name: "encryption-provider-config", value: "/x" }] },
+      controllerManager: { extraArgs: [...LE_ARGS, { name: "cloud-provider", value: "external" }] },
+      scheduler: { extraArgs: LE_ARGS },
+      etcd: { local: { dataDir: "/var/lib/etcd", extraArgs: [{ name: "heartbeat-interval", value: "150" }, { name: "election-timeout", value: "1500" }] } },
+      certificatesDir: "/etc/kubernetes/pki",
+      encryptionAlgorithm: "RSA-2048",
+    });
+  });
+
+  it("ClusterConfiguration without timing, extra SANs or flags: no empty sections", () => {
+    const c = clusterConfiguration({ ...CLUSTER, apiServerExtraArgs: [] });
+    expect(c.apiServer).toEqual({ certSANs: ["dev-api.elb.eu-west-1.amazonaws.com"] });
+    expect(c.etcd).toEqual({ local: { dataDir: "/var/lib/etcd" } });
+  });
+
+  it("InitConfiguration", () => {
+    expect(initConfiguration(NODE)).toEqual({
+      apiVersion: "kubeadm.k8s.io/v1beta4",
+      kind: "InitConfiguration",
+      bootstrapTokens: [
+        {
+          token: "__BOOTSTRAP_TOKEN__",
+          description: "kubeadm-ha node join token, held in AWS Secrets Manager",
+          ttl: "24h",
+          usages: ["signing", "authentication"],
+          groups: ["system:bootstrappers:kubeadm:default-node-token"],
+        },
+      ],
+      localAPIEndpoint: { advertiseAddress: "10.0.0.10", bindPort: 6443 },
+      nodeRegistration: registration(MASTER_TAINT),
+      timeouts: { kubernetesAPICall: "5m0s" },
+    });
+  });
+
+  it("JoinConfiguration of a master", () => {
+    expect(joinConfiguration(NODE, { apiServerEndpoint: "api:6443", caCertHash: "sha256:abc", controlPlane: true })).toEqual({
+      apiVersion: "kubeadm.k8s.io/v1beta4",
+      kind: "JoinConfiguration",
+      discovery: { bootstrapToken: { apiServerEndpoint: "api:6443", token: "__BOOTSTRAP_TOKEN__", caCertHashes: ["sha256:abc"] } },
+      nodeRegistration: registration(MASTER_TAINT),
+      controlPlane: { localAPIEndpoint: { advertiseAddress: "10.0.0.10", bindPort: 6443 } },
+      timeouts: { kubernetesAPICall: "5m0s" },
+    });
+  });
+
+  it("JoinConfiguration of a worker with labels and taints", () => {
+    const taints = [{ key: "workload", value: "batch", effect: "NoSchedule" as const }];
+    expect(joinConfiguration({ ...NODE, labels: { a: "1", "b.io/c": "" }, taints }, { apiServerEndpoint: "api:6443", caCertHash: "sha256:abc", controlPlane: false })).toEqual({
+      apiVersion: "kubeadm.k8s.io/v1beta4",
+      kind: "JoinConfiguration",
+      discovery: { bootstrapToken: { apiServerEndpoint: "api:6443", token: "__BOOTSTRAP_TOKEN__", caCertHashes: ["sha256:abc"] } },
+      nodeRegistration: registration(taints, [{ name: "node-labels", value: "a=1,b.io/c=" }]),
+      timeouts: { kubernetesAPICall: "5m0s" },
+    });
+  });
+
+  it("a master with its own taints and no labels keeps exactly those", () => {
+    expect(initConfiguration({ ...NODE, taints: [], labels: {} }).nodeRegistration).toEqual(registration([]));
+  });
+
+  it("KubeletConfiguration", () => {
+    expect(kubeletConfiguration()).toEqual({ apiVersion: "kubelet.config.k8s.io/v1beta1", kind: "KubeletConfiguration", cgroupDriver: "systemd", serverTLSBootstrap: false });
+  });
+
+  it.each([
+    ["1.5s", "1500ms"],
+    ["2m", "120s"],
+    ["1h", "3600s"],
+    ["250ms", "250ms"],
+  ])("a duration of %s is rendered %s", (d, flag) => {
+    expect(leaderElectionArgs({ leaseDuration: d, renewDeadline: d, retryPeriod: d }).map((a) => a.value)).toEqual(["true", flag, flag, flag]);
+  });
+
+  it("toYaml: one document per object, separated by ---, lines never folded", () => {
+    const long = "a flag value with spaces ".repeat(8).trim();
+    expect(toYaml({ a: 1 }, { b: long })).toBe(`a: 1\n---\nb: ${long}\n`);
+  });
+
+  it("no cloud controller: the controller manager gets the leader election flags only", () => {
+    expect(clusterConfiguration({ ...CLUSTER, externalCloudProvider: false }).controllerManager).toEqual({ extraArgs: LE_ARGS });
+  });
+});

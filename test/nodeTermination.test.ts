@@ -127,7 +127,7 @@ describe("Cluster: the worker lifecycle wired", () => {
   ];
   const build = (name: string, addons: object, workerPools: object[]) =>
     new Cluster(name, {
-      config: parseConfig({ region: "eu-west-1", clusterName: name, network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] }, addons, workerPools }),
+      config: parseConfig({ region: "eu-west-1", clusterName: name, network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] }, apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] }, addons, workerPools }),
     }, {
       transformations: [
         (a) => {
@@ -202,12 +202,12 @@ describe("Cluster: the worker lifecycle wired", () => {
     expect(discovered.map((g) => g.name).sort()).toEqual(["lc-pool-general-group", "lc-pool-spot-group"]);
   });
 
-  it("resources the two add-ons add: 12 a cluster (queue, policy, 5 rules, 5 targets) + 2 IAM policies + 2 Helm releases, a drain hook a drained pool", () => {
+  it("resources the two add-ons add: 12 a cluster (queue, policy, 5 rules, 5 targets) + 2 IAM policies + 2 Helm releases + the handler's host-network patch, a drain hook a drained pool", () => {
     const count = (prefix: string, pred: (r: Registration) => boolean) => mine(prefix).filter(pred).length;
     const custom = (r: Registration) => !r.type.startsWith("kubeadm-ha:index:");
     const clusterLevel = (r: Registration) => custom(r) && !r.name.includes("-pool-");
     const poolLevel = (pool: string) => (r: Registration) => custom(r) && r.name.includes(`-pool-${pool}-`);
-    expect(count("lc", clusterLevel) - count("off", clusterLevel)).toBe(12 + 2 + 2);
+    expect(count("lc", clusterLevel) - count("off", clusterLevel)).toBe(12 + 2 + 2 + 1);
     expect(["general", "spot", "fixed"].map((p) => count("lc", poolLevel(p)) - count("off", poolLevel(p)))).toEqual([1, 1, 0]);
     // Without the handler a pool still gets its readiness hook: the cluster's pools always have one.
     expect(["general", "spot", "fixed"].map((p) => count("off", (r) => r.type === "aws:autoscaling/lifecycleHook:LifecycleHook" && r.name.includes(`-pool-${p}-`)))).toEqual([1, 1, 1]);
@@ -221,6 +221,7 @@ describe("Cluster: the worker lifecycle wired", () => {
     expect(ofType(mine("nopools"), "aws:sqs/queue:Queue")).toHaveLength(1);
     expect(names("nopools").filter((n) => n.startsWith("addons-") && /cluster-autoscaler|node-termination/.test(n)).sort()).toEqual([
       "addons-aws-node-termination-handler",
+      "addons-aws-node-termination-handler-aws-node-termination-handler",
       "addons-cluster-autoscaler",
     ]);
   });

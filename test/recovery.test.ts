@@ -3,10 +3,9 @@
  * Cluster's wiring (every master and external etcd member watched when on, nothing when off).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { parseConfig } from "../config";
 import { RECOVERY_ALARMS, RecoveryAlarmValues, recoveryActionArn, recoveryAlarmArgs } from "../components/recovery";
+import { Captured, VARIANTS, captureAll, captured, ofType as ofCaptured } from "./capture";
 import { Registration, ofType, settle, setupMocks, valueOf } from "./mocks";
-import type * as ClusterModule from "../components/cluster";
 import type * as RecoveryModule from "../components/recovery";
 
 const TAGS = { team: "platform" };
@@ -108,11 +107,9 @@ describe("recoveryAlarmArgs", () => {
 describe("RecoveryAlarms component and Cluster wiring", () => {
   let regs: Registration[];
   let rec: typeof RecoveryModule;
-  let cl: typeof ClusterModule;
   beforeAll(async () => {
     regs = await setupMocks({ region: "eu-west-1" });
     rec = await import("../components/recovery");
-    cl = await import("../components/cluster");
   });
 
   async function build<T>(make: () => T, wait: (made: T) => pulumi.Input<unknown> = () => undefined) {
@@ -200,50 +197,45 @@ describe("RecoveryAlarms component and Cluster wiring", () => {
     expect(() => new rec.RecoveryAlarms(`bad-${before}`, { clusterName: "dev", region: "eu-west-1", instances: [], tags: {}, ...over })).toThrow(message);
     expect(regs.length).toBe(before);
   });
+});
 
-  const config = (clusterName: string, topology: "stacked" | "external", autoRecovery: boolean) =>
-    parseConfig({
-      region: "eu-west-1",
-      clusterName,
-      network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] },
-      etcd: { topology },
-      apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] },
-      workerPools: [{ name: "general", instanceTypes: ["m7i.large"], minSize: 1, maxSize: 2 }],
-      autoRecovery,
-    });
-  const cluster = (name: string, topology: "stacked" | "external", autoRecovery: boolean) =>
-    build(() => new cl.Cluster(name, { config: config(name, topology, autoRecovery) }), (c) => c.kubeconfig);
+describe("Cluster wiring, on the run's shared evaluation of each stack (test/capture.ts)", () => {
+  // The recovery alarms; each machine's bootstrap alarm is test/bootstrapHealth.test.ts's.
+  const alarms = (c: Captured) =>
+    ofCaptured(c, "aws:cloudwatch/metricAlarm:MetricAlarm").filter((r) => !r.name.endsWith("-bootstrap")).sort((a, b) => a.name.localeCompare(b.name));
+  beforeAll(() => captureAll([VARIANTS.dev, VARIANTS.prod, VARIANTS.devOff]), 120000);
 
-  it("stacked: a recover and a reboot alarm on each of the three masters, none on workers", async () => {
-    const { mine } = await cluster("rs", "stacked", true);
-    const instances = ofType(mine, "aws:ec2/instance:Instance");
-    expect(instances.map((r) => r.name)).toEqual(["rs-control-plane-master-0", "rs-control-plane-master-1", "rs-control-plane-master-2"]);
-    expect(alarms(mine).map((r) => [r.name, r.inputs.name, r.inputs.dimensions.InstanceId, r.inputs.alarmActions[0]])).toEqual(
+  it("dev (stacked): a recover and a reboot alarm on each of the three masters, none on workers", async () => {
+    const dev = await captured(VARIANTS.dev);
+    const instances = ofCaptured(dev, "aws:ec2/instance:Instance");
+    expect(instances.map((r) => r.name)).toEqual(["dev-control-plane-master-0", "dev-control-plane-master-1", "dev-control-plane-master-2"]);
+    expect(alarms(dev).map((r) => [r.name, r.inputs.name, r.inputs.dimensions.InstanceId, r.inputs.alarmActions[0]])).toEqual(
       [0, 1, 2].flatMap((i) => [
-        [`rs-control-plane-master-${i}-reboot`, `rs-master-${i}-reboot`, `rs-control-plane-master-${i}-id`, "arn:aws:automate:eu-west-1:ec2:reboot"],
-        [`rs-control-plane-master-${i}-recover`, `rs-master-${i}-recover`, `rs-control-plane-master-${i}-id`, "arn:aws:automate:eu-west-1:ec2:recover"],
+        [`dev-control-plane-master-${i}-reboot`, `dev-master-${i}-reboot`, `dev-control-plane-master-${i}-id`, "arn:aws:automate:eu-west-1:ec2:reboot"],
+        [`dev-control-plane-master-${i}-recover`, `dev-master-${i}-recover`, `dev-control-plane-master-${i}-id`, "arn:aws:automate:eu-west-1:ec2:recover"],
       ]),
     );
     // Each alarm watches an instance of this cluster: the dimension is a real instance's id.
-    expect(new Set(alarms(mine).map((r) => r.inputs.dimensions.InstanceId))).toEqual(new Set(instances.map((r) => r.id)));
+    expect(new Set(alarms(dev).map((r) => r.inputs.dimensions.InstanceId))).toEqual(new Set(instances.map((r) => r.id)));
+    expect(ofCaptured(dev, "kubeadm-ha:index:RecoveryAlarms").map((r) => r.name)).toEqual(["dev-recovery"]);
   });
 
-  it("external etcd: the three etcd members are watched too", async () => {
-    const { mine } = await cluster("rx", "external", true);
-    expect(alarms(mine).map((r) => r.inputs.name)).toEqual([
-      ...[0, 1, 2].flatMap((i) => [`rx-master-${i}-reboot`, `rx-master-${i}-recover`]),
-      ...[0, 1, 2].flatMap((i) => [`rx-etcd-${i}-reboot`, `rx-etcd-${i}-recover`]),
+  it("prod (external etcd): the three etcd members are watched too", async () => {
+    const prod = await captured(VARIANTS.prod);
+    expect(alarms(prod).map((r) => r.inputs.name)).toEqual([
+      ...[0, 1, 2].flatMap((i) => [`prod-master-${i}-reboot`, `prod-master-${i}-recover`]),
+      ...[0, 1, 2].flatMap((i) => [`prod-etcd-${i}-reboot`, `prod-etcd-${i}-recover`]),
     ]);
-    expect(alarms(mine).filter((r) => r.inputs.name.startsWith("rx-etcd-")).map((r) => r.inputs.dimensions.InstanceId)).toEqual(
-      [0, 0, 1, 1, 2, 2].map((i) => `rx-etcd-member-${i}-id`),
+    expect(alarms(prod).filter((r) => r.inputs.name.startsWith("prod-etcd-")).map((r) => r.inputs.dimensions.InstanceId)).toEqual(
+      [0, 0, 1, 1, 2, 2].map((i) => `prod-etcd-member-${i}-id`),
     );
-    expect(new Set(alarms(mine).map((r) => r.inputs.dimensions.InstanceId))).toEqual(new Set(ofType(mine, "aws:ec2/instance:Instance").map((r) => r.id)));
+    expect(new Set(alarms(prod).map((r) => r.inputs.dimensions.InstanceId))).toEqual(new Set(ofCaptured(prod, "aws:ec2/instance:Instance").map((r) => r.id)));
   });
 
-  it("off: no alarm and no RecoveryAlarms component", async () => {
-    const { mine } = await cluster("ro", "external", false);
-    expect(ofType(mine, "aws:ec2/instance:Instance")).toHaveLength(6);
-    expect(alarms(mine)).toEqual([]);
-    expect(ofType(mine, "kubeadm-ha:index:RecoveryAlarms")).toEqual([]);
+  it("autoRecovery off: no alarm and no RecoveryAlarms component", async () => {
+    const off = await captured(VARIANTS.devOff);
+    expect(ofCaptured(off, "aws:ec2/instance:Instance")).toHaveLength(3);
+    expect(alarms(off)).toEqual([]);
+    expect(ofCaptured(off, "kubeadm-ha:index:RecoveryAlarms")).toEqual([]);
   });
 });

@@ -1,42 +1,23 @@
 /**
- * The whole program, per stack, under mocks: what `npm run render` writes. Golden files of the
- * dev stack's user data and kubeadm documents are committed; a diff here is a change in what runs
- * on machines. Regenerate with `UPDATE_GOLDEN=1 npx jest test/render.test.ts` and review the diff.
+ * The whole program, per stack, under mocks: what `npm run render` writes, from the run's shared
+ * evaluation of each stack (test/capture.ts). Golden files of the dev stack's user data and kubeadm
+ * documents are committed; a diff here is a change in what runs on machines. Regenerate with
+ * `UPDATE_GOLDEN=1 npx jest test/render.test.ts` and review the diff. The render as a command, in
+ * its own process, and cloud-init's schema check are in test/render-cli.test.ts.
  */
-import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
 import { addonVersions } from "../components/addons";
-import { stackConfig } from "../scripts/renderLib";
+import { VARIANTS, captureAll } from "./capture";
 import { FIXTURES, mockRandomBytes } from "./mocks";
 
-const ROOT = path.resolve(__dirname, "..");
 const GOLDEN = path.join(__dirname, "golden");
 
-/** Runs `npm run render` as a user would (one process a stack: the Pulumi runtime is process-global). */
-function render(stack: string, extra: string[] = []): { status: number | null; stderr: string; files: Record<string, string> } {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), `render-${stack}-`));
-  const r = spawnSync(process.execPath, ["-r", "@swc-node/register", path.join(ROOT, "scripts/render.ts"), stack, "--out", out, ...extra], {
-    cwd: ROOT,
-    encoding: "utf8",
-  });
-  const walk = (dir: string): string[] =>
-    fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
-  // A failed render removes the output directory: nothing stale stays behind.
-  const files = Object.fromEntries((fs.existsSync(out) ? walk(out) : []).map((f) => [path.relative(out, f), fs.readFileSync(f, "utf8")]));
-  return { status: r.status, stderr: r.stderr, files };
-}
-
 const rendered: Record<string, Record<string, string>> = {};
-beforeAll(() => {
-  for (const stack of ["dev", "prod"]) {
-    const r = render(stack);
-    if (r.status !== 0) throw new Error(`render ${stack} failed: ${r.stderr}`);
-    rendered[stack] = r.files;
-  }
-});
+beforeAll(async () => {
+  [rendered.dev, rendered.prod] = (await captureAll([VARIANTS.dev, VARIANTS.prod])).map((c) => c.files);
+}, 120000);
 
 const userData = (stack: string) => Object.entries(rendered[stack]).filter(([k]) => k.startsWith("user-data/"));
 
@@ -54,17 +35,6 @@ describe.each(["dev", "prod"])("stack %s", (stack) => {
       pools.sort().flatMap((p) => [`kubeadm/${stack}-pool-${p}-launch-template/join.yaml`, `user-data/${stack}-pool-${p}-launch-template.yaml`]).sort(),
     );
     expect(Object.keys(JSON.parse(rendered[stack]["outputs.json"]).workerAutoScalingGroups).sort()).toEqual(pools);
-  });
-
-  it("every user data passes cloud-init's own schema check", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cloud-config-"));
-    for (const [name, text] of userData(stack)) {
-      const file = path.join(dir, path.basename(name));
-      fs.writeFileSync(file, text);
-      const r = spawnSync("cloud-init", ["schema", "--config-file", file], { encoding: "utf8" });
-      if (r.error) throw new Error(`cloud-init is not installed (apt-get install cloud-init; npm run setup does): ${r.error.message}`);
-      expect({ name, status: r.status, out: r.stdout + r.stderr }).toEqual({ name, status: 0, out: expect.stringContaining("Valid cloud-config") });
-    }
   });
 
   it("no private key, token or certificate key appears in any user data", () => {
@@ -188,34 +158,5 @@ describe("golden files (dev)", () => {
     const files = committed(path.join(GOLDEN, "dev")).map((f) => path.relative(path.join(GOLDEN, "dev"), f));
     expect(files.sort()).toEqual(golden().map(([k]) => k).sort());
     for (const [rel, content] of golden()) expect({ rel, content }).toEqual({ rel, content: fs.readFileSync(path.join(GOLDEN, "dev", rel), "utf8") });
-  });
-
-  it("the render is deterministic", () => {
-    expect(render("dev").files).toEqual(rendered.dev);
-  });
-});
-
-describe("stackConfig", () => {
-  it("passes scalars as strings and objects as JSON, as Pulumi does", () => {
-    expect(stackConfig("config:\n  aws:region: eu-west-1\n  kubeadm-ha:kubernetesVersion: \"1.35.0\"\n  kubeadm-ha:etcd:\n    topology: external\n")).toEqual({
-      "aws:region": "eu-west-1",
-      "kubeadm-ha:kubernetesVersion": "1.35.0",
-      "kubeadm-ha:etcd": '{"topology":"external"}',
-    });
-  });
-
-  it("refuses secure values it cannot decrypt offline", () => {
-    expect(() => stackConfig("config:\n  kubeadm-ha:token:\n    secure: AAAB\n")).toThrow("kubeadm-ha:token: secure values cannot be rendered offline");
-  });
-
-  it("a bad stack config fails the render with every problem and writes nothing", () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "stack-")), "Pulumi.bad.yaml");
-    fs.writeFileSync(file, "config:\n  aws:region: eu-west-1\n  kubeadm-ha:clusterName: Bad\n");
-    const r = render("bad", ["--config", file]);
-    expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(
-      /Invalid stack config \(4 problems\):\n  - clusterName: "Bad" — .*\n  - network: \(not set\) — .*\n  - workerPools: \(not set\) — must be set.*\n  - apiLoadBalancer.allowedCidrs: \(not set\) — must be set/,
-    );
-    expect(r.files).toEqual({});
   });
 });

@@ -106,6 +106,9 @@ describe("shippedScript", () => {
     ["keeps an unquoted, dash here-document", "read -r -d '' X <<-PY || true\n# python comment\n\tPY\n# gone\n", "read -r -d '' X <<-PY || true\n# python comment\n\tPY\n"],
     ["a here-string is not a here-document", "read -r a <<<\"$x\"\n# gone\n", "read -r a <<<\"$x\"\n"],
     ["a # not at line start is code", "echo \"#x\"\n", "echo \"#x\"\n"],
+    ["keeps every line of a longer here-document, then strips again", "cat <<EOF\n# one\n# two\n  EOF\n# gone\n", "cat <<EOF\n# one\n# two\n  EOF\n"],
+    ["a #! after the first line is a comment", "set -e\n#!/bin/sh\n", "set -e\n"],
+    ["keeps an indented shellcheck directive", "  # shellcheck disable=SC2034\n  # prose\n", "  # shellcheck disable=SC2034\n"],
   ])("%s", (_, input, expected) => {
     expect(shippedScript(input)).toBe(expected);
   });

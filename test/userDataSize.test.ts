@@ -1,18 +1,25 @@
 /**
  * The one check that every machine's user data fits EC2's 16 KB with our 4 KB to spare, per node
- * role and topology, from real renders (scripts/userDataSizes.ts; the same numbers
- * docs/performance.md lists). Renders: dev (stacked etcd), dev with add-ons installed by master 0
- * (the largest master 0) and prod (external etcd, internal NLB).
+ * role and topology, from the run's shared renders (test/capture.ts; the numbers
+ * docs/performance.md lists come from the same measure, scripts/userDataSizes.ts). Renders: dev
+ * (stacked etcd), dev with add-ons installed by master 0 (the largest master 0) and prod (external
+ * etcd, internal NLB).
  */
-import { EC2_USER_DATA_LIMIT, SIZE_VARIANTS, USER_DATA_BUDGET, UserDataSize, measureVariant, roleOf, sizeTable } from "../scripts/userDataSizes";
-import * as path from "path";
+import { EC2_USER_DATA_LIMIT, SIZE_VARIANTS, USER_DATA_BUDGET, UserDataSize, measureFiles, roleOf, sizeTable } from "../scripts/userDataSizes";
+import { VARIANTS, captureAll } from "./capture";
 
-const ROOT = path.resolve(__dirname, "..");
 let sizes: UserDataSize[] = [];
 
-beforeAll(() => {
-  sizes = SIZE_VARIANTS.flatMap((v) => measureVariant(ROOT, v));
+beforeAll(async () => {
+  const variants = [VARIANTS.dev, VARIANTS.devNodesAddons, VARIANTS.prod];
+  sizes = (await captureAll(variants)).flatMap((c) => measureFiles(c.variant, c.files));
 }, 120000);
+
+it("measures the variants docs/performance.md lists", () => {
+  expect([VARIANTS.dev, VARIANTS.devNodesAddons, VARIANTS.prod].map(({ id, stack, ...rest }) => ({ id, stack, overrides: "overrides" in rest ? rest.overrides : undefined }))).toEqual(
+    SIZE_VARIANTS.map(({ id, stack, overrides }) => ({ id, stack, overrides })),
+  );
+});
 
 describe("gzipped user data", () => {
   it("budget: EC2's 16,384 bytes less 4,096 spare", () => {
