@@ -512,7 +512,7 @@ const Schema = z.strictObject({
   apiLoadBalancer: ApiLoadBalancer.prefault({}).describe("The Network Load Balancer in front of the API servers on TCP 6443."),
   addons: Addons.prefault({}).describe("In-cluster add-ons, each pinned to a version matched to the Kubernetes minor."),
   encryptionAtRest: z.boolean({ error: "must be true or false" }).default(true)
-    .describe("Encrypt Secrets in etcd with an API server EncryptionConfiguration (secretbox, a 32-byte random key); the key lives only in Pulumi state and the control plane's secret. Takes effect at cluster creation."),
+    .describe("Encrypt Secrets in etcd with an API server EncryptionConfiguration (secretbox, a 32-byte random key); the key lives only in Pulumi state and the control plane's secret. Turning it on for a running cluster rolls the masters one at a time; turning it off is refused (README: Upgrading)."),
   certificates: Certificates.prefault({}).describe("Renewal of the machines' certificates and rotation of the worker join token."),
   restoreEncryptionKey: z
     .string({ error: "must be a string: the base64 key of the cluster whose snapshots you restore" })
@@ -529,7 +529,7 @@ const Schema = z.strictObject({
     })
     .describe("Worker pools, each an auto scaling group over the private subnets; `[]` for none."),
   amiId: z.string().regex(/^ami-[0-9a-f]{8}([0-9a-f]{9})?$/, { error: "must be an AMI id such as ami-0123456789abcdef0" }).optional()
-    .describe("AMI for every node; must be Ubuntu 24.04 or a derivative (the bootstrap uses apt and snap). Default: the newest Canonical Ubuntu 24.04 LTS image for the instance type's architecture."),
+    .describe("AMI for every node; must be Ubuntu 24.04 or a derivative (the bootstrap uses apt and snap). Default: the newest Canonical Ubuntu 24.04 LTS image for the instance type's architecture when the stack is created, pinned from then on (README: Upgrading). A new value replaces the masters and etcd members one at a time and rolls the pools."),
   tags: z
     .record(z.string(), z.string({ error: "must be a string (quote numbers and booleans in YAML)" }), { error: "must be a map of tag keys to string values" })
     .superRefine((tags, ctx) => {

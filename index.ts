@@ -29,3 +29,5 @@ export const workerJoin = cluster.workerJoin;
 export const workerAutoScalingGroups = cluster.workerAutoScalingGroups;
 /** The add-ons with their pinned chart versions and who installs them (`pulumi`, or master 0 with `nodes`). */
 export const addons = cluster.addons;
+/** What the last `pulumi up` that changed the cluster's settings did, one line a step (README: Upgrading). */
+export const rolloutPlan = cluster.rolloutPlan;

@@ -156,7 +156,8 @@ export function holdsEtcdMember(n: { role: NodeRole; etcdTopology?: "stacked" | 
 export function scriptsFor(needs: ScriptNeeds): string[] {
   const out = ["boot.sh", "bootstrap.sh", "fetch-secrets.sh", "install.sh", "lib.sh"];
   if (needs.role === "control-plane") out.push("join-lock.sh", "token-rotate.sh");
-  if (needs.role !== "worker") out.push("cert-renew.sh", "etcdctl.sh");
+  // Masters and external members renew their certificates and run the day-2 steps (the rollout fetches its own day2.sh; this one is for a person on the machine).
+  if (needs.role !== "worker") out.push("cert-renew.sh", "etcdctl.sh", "day2.sh");
   if (holdsEtcdMember(needs)) out.push("etcd-rejoin.sh");
   if (needs.backup && holdsEtcdMember(needs)) out.push("etcd-backup.sh", "etcd-restore.sh");
   if (needs.addons && needs.role === "control-plane") out.push("addons.sh");

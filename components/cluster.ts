@@ -7,14 +7,17 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterConfig, DRAIN_TIMEOUT_SECONDS, addonInstaller, architectureOf } from "../config";
 import { AddonRelease, AddonSummary, Addons, addonNodeFiles, addonReleases, addonSummaries, defaultStorageClass } from "./addons";
-import { bundledScriptContents } from "../cloud-init/render";
+import { BOOTSTRAP_PREFIX, bundledScriptContents, sha256Hex } from "../cloud-init/render";
+import { MachineChain, day2ScriptContents } from "../day2/chain";
+import { ClusterState, ImagePin, Rollout } from "../day2/resources";
+import { snapshotOf } from "../day2/rules";
 import { ApiLoadBalancer } from "./apiLoadBalancer";
 import { BootstrapAssets } from "./bootstrapAssets";
 import { BootstrapHealth } from "./bootstrapHealth";
 import { InitMarker } from "./initMarker";
 import { ControlPlane, placeNodes } from "./controlPlane";
 import { SecretsEncryption } from "./encryption";
-import { EtcdCertificates, EtcdCluster, etcdMembers, externalEtcdConfig } from "./etcd";
+import { EtcdCertificates, EtcdCluster, etcdImage, etcdMembers, externalEtcdConfig } from "./etcd";
 import { EtcdBackups } from "./etcdBackup";
 import { NodeRoles } from "./iam";
 import { Network } from "./network";
@@ -75,12 +78,16 @@ export class Cluster extends pulumi.ComponentResource {
   public readonly workerAutoScalingGroups: Record<string, pulumi.Output<string>>;
   /** The add-ons with their pinned chart versions and who installs them, in install order. */
   public readonly addons: AddonSummary[];
+  /** The config the cluster was last brought to; its check refuses what a running cluster cannot take (day2/rules.ts). */
+  public readonly state: ClusterState;
+  /** What the last `pulumi up` that changed the cluster's settings did, one line a step. */
+  public readonly rolloutPlan: pulumi.Output<string[]>;
 
   constructor(name: string, args: ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("kubeadm-ha:index:Cluster", name, {}, opts);
     const c = args.config;
     const tags = c.tags;
-    const child = { parent: this };
+    const own = { parent: this };
     // AWS's 50-tag limit on a pool's group depends on the stack's tags too: check it before any
     // machine exists, not when the pool's turn comes.
     const nth = { nodeTerminationHandler: c.addons.nodeTerminationHandler };
@@ -88,6 +95,16 @@ export class Cluster extends pulumi.ComponentResource {
     // The handler's one drain timeout serves every pool: the longest of the drained pools' hooks,
     // each of which still bounds its own pool.
     const drainTimeoutSeconds = Math.max(DRAIN_TIMEOUT_SECONDS.default, ...c.workerPools.filter((p) => drains(nth, p)).map((p) => p.drain.timeoutSeconds));
+    const installer = addonInstaller(c);
+
+    // First: every other resource of the cluster depends on it (a transformation its children and
+    // theirs inherit), so the engine checks it before it sees anything else. A change a running
+    // cluster cannot take fails its check, and `pulumi preview` or `pulumi up` stops before a
+    // single resource is touched.
+    this.state = new ClusterState(`${name}-state`, { snapshot: snapshotOf(c, installer, etcdImage(c.kubernetesVersion)) }, own);
+    this.rolloutPlan = this.state.plan;
+    const afterState: pulumi.ResourceTransformation = (a) => ({ props: a.props, opts: pulumi.mergeOptions(a.opts, { dependsOn: [this.state] }) });
+    const child: pulumi.ComponentResourceOptions = { parent: this, transformations: [afterState] };
 
     const network = new Network(`${name}-network`, {
       clusterName: c.clusterName,
@@ -192,7 +209,8 @@ export class Cluster extends pulumi.ComponentResource {
     // What the machines fetch at first boot beyond their user data, readable by every node role.
     const assets = new BootstrapAssets(`${name}-bootstrap`, {
       clusterName: c.clusterName,
-      contents: bundledScriptContents(),
+      // The day-2 steps fetch lib.sh beside day2.sh; it is otherwise only in user data.
+      contents: [...bundledScriptContents(), ...day2ScriptContents()],
       readerRoleArns: [roles.roleArns.controlPlane, roles.roleArns.worker, ...(roles.roleArns.etcd ? [roles.roleArns.etcd] : [])],
       tags,
     }, child);
@@ -213,18 +231,29 @@ export class Cluster extends pulumi.ComponentResource {
       }))
       : undefined;
 
-    const amiForArch = (arch: "arm64" | "amd64"): pulumi.Input<string> =>
-      c.amiId ??
-      aws.ec2
-        .getAmiOutput({
-          owners: [CANONICAL_OWNER],
-          mostRecent: true,
-          filters: [
-            { name: "name", values: [ubuntuImageFilter(arch)] },
-            { name: "virtualization-type", values: ["hvm"] },
-          ],
-        }, child)
-        .apply((a) => a.id);
+    // The image is resolved once and pinned (day2/resources.ts ImagePin): a new Canonical release
+    // changes nothing until `pulumi up --replace` of the pin, or amiId, adopts it.
+    const pins = c.amiId
+      ? undefined
+      : Object.fromEntries(
+        (["amd64", "arm64"] as const).map((arch) => [
+          arch,
+          new ImagePin(`${name}-image-${arch}`, {
+            arch,
+            candidate: aws.ec2
+              .getAmiOutput({
+                owners: [CANONICAL_OWNER],
+                mostRecent: true,
+                filters: [
+                  { name: "name", values: [ubuntuImageFilter(arch)] },
+                  { name: "virtualization-type", values: ["hvm"] },
+                ],
+              }, child)
+              .apply((a) => a.id),
+          }, child),
+        ]),
+      ) as Record<"amd64" | "arm64", ImagePin>;
+    const amiForArch = (arch: "arm64" | "amd64"): pulumi.Input<string> => c.amiId ?? pins![arch].imageId;
     const amiFor = (instanceType: string): pulumi.Input<string> => amiForArch(architectureOf(instanceType));
 
     // Master 0's proof that the cluster was never initialised, and the record that it now is.
@@ -232,7 +261,6 @@ export class Cluster extends pulumi.ComponentResource {
 
     const endpoint = lb.endpoint;
     // The add-ons, decided before any machine: with the `nodes` installer master 0 carries them.
-    const installer = addonInstaller(c);
     const releases = addonReleases({
       ...c.addons,
       kubernetesVersion: c.kubernetesVersion,
@@ -244,6 +272,35 @@ export class Cluster extends pulumi.ComponentResource {
         : undefined,
     });
     const storageClass = c.addons.ebsCsiDriver ? defaultStorageClass() : undefined;
+    // One machine at a time: external etcd members, then the masters, each after the gate of the
+    // one before it; the first after the ClusterState (day2/chain.ts).
+    const chain = new MachineChain({ region: c.region, bootstrapBucket: assets.bucketName, bootstrapPrefix: BOOTSTRAP_PREFIX, start: [this.state], gateDependsOn: [assets] });
+
+    const etcd = external
+      ? new EtcdCluster(`${name}-etcd`, {
+        clusterName: c.clusterName,
+        region: c.region,
+        kubernetesVersion: c.kubernetesVersion,
+        members,
+        instanceType: c.etcd.instanceType,
+        rootVolumeGiB: c.etcd.rootVolumeGiB,
+        amiId: amiFor(c.etcd.instanceType),
+        privateSubnetIds: network.privateSubnetIds,
+        securityGroupIds: [sgs.etcdSecurityGroupId!],
+        instanceProfileName: roles.instanceProfileNames.etcd!,
+        secretArn: secrets.secretArns.etcd!,
+        bootstrapBucket: assets.bucketName,
+        timings: etcdTimings,
+        backup: etcdBackup,
+        certRenewBeforeDays: c.certificates.renewBeforeDays,
+        tags,
+        // A member fetches its certificates at boot; the secret must hold a version by then, and
+        // the way out must exist. Members never call the Kubernetes API.
+        dependsOn: [secrets.secretVersions.etcd!, assets, ...network.egress],
+        chain,
+      }, child)
+      : undefined;
+
     const controlPlane = new ControlPlane(`${name}-control-plane`, {
       clusterName: c.clusterName,
       region: c.region,
@@ -283,31 +340,34 @@ export class Cluster extends pulumi.ComponentResource {
       // Its first boot needs the way out (packages, images, Secrets Manager) and the nodes' API
       // endpoint (master 0's kubeadm init, the others' joins).
       dependsOn: [secrets.secretVersions.controlPlane, assets, initMarker, ...network.egress, lb.nodeListener],
+      chain,
     }, child);
 
-    const etcd = external
-      ? new EtcdCluster(`${name}-etcd`, {
-        clusterName: c.clusterName,
-        region: c.region,
-        kubernetesVersion: c.kubernetesVersion,
-        members,
-        instanceType: c.etcd.instanceType,
-        rootVolumeGiB: c.etcd.rootVolumeGiB,
-        amiId: amiFor(c.etcd.instanceType),
-        privateSubnetIds: network.privateSubnetIds,
-        securityGroupIds: [sgs.etcdSecurityGroupId!],
-        instanceProfileName: roles.instanceProfileNames.etcd!,
-        secretArn: secrets.secretArns.etcd!,
-        bootstrapBucket: assets.bucketName,
-        timings: etcdTimings,
-        backup: etcdBackup,
-        certRenewBeforeDays: c.certificates.renewBeforeDays,
-        tags,
-        // A member fetches its certificates at boot; the secret must hold a version by then, and
-        // the way out must exist. Members never call the Kubernetes API.
-        dependsOn: [secrets.secretVersions.etcd!, assets, ...network.egress],
-      }, child)
+    // After the masters: scale-in (each leaving machine's member leaves etcd before Pulumi deletes
+    // it), external etcd's pods, then the add-ons of master 0 (installer nodes). Each one machine at
+    // a time with its gates (day2/rollout.ts).
+    const scripts = chain.scripts;
+    const scaleIn = new Rollout(`${name}-scale-in`, {
+      kind: "scale-in",
+      region: c.region,
+      scripts,
+      machines: [...controlPlane.machines, ...(etcd?.machines ?? [])],
+    }, { ...child, dependsOn: chain.end() });
+    const etcdRollout = etcd
+      ? new Rollout(`${name}-etcd-rollout`, { kind: "etcd-manifests", region: c.region, scripts, members: etcd.manifests }, { ...child, dependsOn: [scaleIn] })
       : undefined;
+    const addonsRollout = installer === "nodes"
+      ? new Rollout(`${name}-addons-rollout`, {
+        kind: "addons",
+        region: c.region,
+        scripts,
+        master: controlPlane.machines[0],
+        addonsSha: pulumi.output(releases).apply((rs) => sha256Hex(JSON.stringify(addonNodeFiles(rs as AddonRelease[], storageClass)))),
+      }, { ...child, dependsOn: [etcdRollout ?? scaleIn] })
+      : undefined;
+    // Workers and the Helm add-ons come after the control plane: no kubelet newer than an API server.
+    const controlPlaneDone: pulumi.Resource[] = [addonsRollout ?? etcdRollout ?? scaleIn];
+
 
     // Masters and etcd members are single fixed-address machines that no auto scaling group replaces.
     const fixedMachines = [
@@ -348,6 +408,29 @@ export class Cluster extends pulumi.ComponentResource {
       readinessHook: true,
       nodeTerminationHandler: c.addons.nodeTerminationHandler,
     };
+    this.apiServerUrl = pulumi.interpolate`https://${lb.clientEndpoint}`;
+    this.internalApiServerUrl = pulumi.interpolate`https://${endpoint}`;
+    this.certificateExpiry = pki.certificateExpiry;
+    this.masterInstanceIds = controlPlane.instanceIds;
+    this.etcdInstanceIds = etcd ? etcd.instanceIds : [];
+    this.kubeconfig = pulumi.secret(
+      pulumi
+        .all([this.apiServerUrl, pki.caCertPem, pki.adminCertPem, pki.adminKeyPem])
+        .apply(([server, ca, cert, key]) => kubeconfig({ clusterName: c.clusterName, server, caCertPem: ca, clientCertPem: cert, clientKeyPem: key })),
+    );
+    // After the control plane is done, before the workers: an upgrade moves the add-ons to the new
+    // minor's pins only once every API server runs it, and the workers' kubelets after them. Every
+    // add-on fits on the masters, so none waits for a worker.
+    const helmAddons = installer === "pulumi" && (releases.length > 0 || storageClass)
+      ? new Addons(`${name}-addons`, {
+        kubeconfig: this.kubeconfig,
+        apiEndpoint: lb.clientEndpoint,
+        caCertPem: pki.caCertPem,
+        releases,
+        storageClass,
+        readinessTimeoutMinutes: c.addons.readinessTimeoutMinutes,
+      }, { ...child, dependsOn: controlPlaneDone })
+      : undefined;
     this.workerPools = c.workerPools.map(
       (pool) =>
         new WorkerPool(`${name}-pool-${pool.name}`, {
@@ -355,41 +438,21 @@ export class Cluster extends pulumi.ComponentResource {
           pool,
           tags,
           // A worker fetches its join token at boot; the secret must hold a version by then, and
-          // it joins through the internal endpoint over routes that must exist.
-          dependsOn: [secrets.secretVersions.worker, assets, ...network.egress, lb.nodeListener],
+          // it joins through the internal endpoint over routes that must exist. A new launch
+          // template (a new kubelet) only once the control plane and the add-ons are done.
+          dependsOn: [secrets.secretVersions.worker, assets, ...network.egress, lb.nodeListener, ...controlPlaneDone, ...(helmAddons ? [helmAddons] : [])],
         }, child),
     );
     this.workerAutoScalingGroups = Object.fromEntries(this.workerPools.map((p) => [p.settings.name, p.autoScalingGroupName]));
 
     this.vpcId = network.vpcId;
     this.apiLoadBalancerDnsName = lb.clientDnsName;
-    this.apiServerUrl = pulumi.interpolate`https://${lb.clientEndpoint}`;
-    this.internalApiServerUrl = pulumi.interpolate`https://${endpoint}`;
     this.caCertHash = pki.caCertHash;
-    this.certificateExpiry = pki.certificateExpiry;
     this.masterIps = controlPlane.masterIps;
     this.etcdTopology = c.etcd.topology;
     this.etcdEndpoints = etcd ? etcd.endpoints : controlPlane.masterIps.map((ip) => `https://${ip}:2379`);
     this.etcdIps = etcd ? etcd.memberIps : [];
-    this.masterInstanceIds = controlPlane.instanceIds;
-    this.etcdInstanceIds = etcd ? etcd.instanceIds : [];
     this.etcdBackupBucket = backups?.bucketName;
-    this.kubeconfig = pulumi.secret(
-      pulumi
-        .all([this.apiServerUrl, pki.caCertPem, pki.adminCertPem, pki.adminKeyPem])
-        .apply(([server, ca, cert, key]) => kubeconfig({ clusterName: c.clusterName, server, caCertPem: ca, clientCertPem: cert, clientKeyPem: key })),
-    );
-    // After the masters and the pools' groups exist; Helm needs no node Ready, and the CNI must not
-    // wait for workers to join.
-    if (installer === "pulumi" && (releases.length > 0 || storageClass))
-      new Addons(`${name}-addons`, {
-        kubeconfig: this.kubeconfig,
-        apiEndpoint: lb.clientEndpoint,
-        caCertPem: pki.caCertPem,
-        releases,
-        storageClass,
-        readinessTimeoutMinutes: c.addons.readinessTimeoutMinutes,
-      }, { parent: this, dependsOn: [controlPlane, ...this.workerPools] });
     this.addons = addonSummaries(releases, installer);
     this.registerOutputs({
       apiServerUrl: this.apiServerUrl,
@@ -405,6 +468,7 @@ export class Cluster extends pulumi.ComponentResource {
       workerJoin: this.workerJoin,
       workerAutoScalingGroups: this.workerAutoScalingGroups,
       addons: this.addons,
+      rolloutPlan: this.rolloutPlan,
     });
   }
 }

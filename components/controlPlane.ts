@@ -21,7 +21,10 @@ import {
   toYaml,
 } from "../cloud-init/kubeadm";
 import { encryptionProviderArgs } from "../cloud-init/encryption";
-import { EtcdBackupValues, NodeDocuments, assertUserDataSize, backupEnv, encodeUserData, renderCloudConfig } from "../cloud-init/render";
+import { EtcdBackupValues, NodeDocuments, assertUserDataSize, backupEnv, encodeUserData, renderCloudConfig, sha256Hex } from "../cloud-init/render";
+import { MachineChain, userDataFingerprint } from "../day2/chain";
+import { MachineGate } from "../day2/resources";
+import { MachineSpec, RolloutMachine } from "../day2/rollout";
 import { etcdImage } from "./etcd";
 import { nthHost } from "./network";
 import { nodeInstance } from "./nodeInstance";
@@ -98,10 +101,9 @@ export interface MasterDocumentValues {
   masters: Placement[];
 }
 
-/** Everything cloud-init writes on master `self`: env file, kubeadm documents, patches. */
-export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeDocuments {
-  const node: NodeValues = { name: self.name, ip: self.ip, externalCloudProvider: v.externalCloudProvider };
-  const cluster = clusterConfiguration({
+/** The ClusterConfiguration every master's kubeadm stores and reads (rendered into master 0's init.yaml). */
+function masterClusterConfiguration(v: MasterDocumentValues) {
+  return clusterConfiguration({
     clusterName: v.clusterName,
     kubernetesVersion: v.kubernetesVersion,
     controlPlaneEndpoint: v.apiEndpoint,
@@ -114,6 +116,25 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
     apiServerExtraArgs: v.encryptionAtRest ? encryptionProviderArgs() : undefined,
     externalCloudProvider: v.externalCloudProvider,
   });
+}
+
+/** Master `self`'s kubeadm patch (stacked etcd's --etcd-servers), or undefined with external etcd. */
+function masterPatch(v: MasterDocumentValues, self: Placement): string | undefined {
+  return v.externalEtcd ? undefined : toYaml(apiServerEtcdServersPatch(stackedEtcdServers(self.ip, v.masters.map((m) => m.ip))));
+}
+
+/**
+ * What kubeadm renders master `self`'s static pods from: the stored ClusterConfiguration and its own
+ * patch. When it changes, the master's gate runs `kubeadm upgrade` (day2/rollout.ts gateSteps).
+ */
+export function masterKubeadmFingerprint(v: MasterDocumentValues, self: Placement): string {
+  return sha256Hex(toYaml(masterClusterConfiguration(v)) + (masterPatch(v, self) ?? ""));
+}
+
+/** Everything cloud-init writes on master `self`: env file, kubeadm documents, patches. */
+export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeDocuments {
+  const node: NodeValues = { name: self.name, ip: self.ip, externalCloudProvider: v.externalCloudProvider };
+  const cluster = masterClusterConfiguration(v);
   // Stacked etcd's per-master --etcd-servers is the only patch; with external etcd there is none.
   const patches = v.externalEtcd ? undefined : PATCHES_DIR;
   const kubeadm: Record<string, string> = {
@@ -123,10 +144,8 @@ export function masterDocuments(v: MasterDocumentValues, self: Placement): NodeD
   const addons = self.index === 0 && v.addonFiles !== undefined && Object.keys(v.addonFiles).length > 0;
   if (self.index === 0 && !v.initMarker) throw new Error("masterDocuments: initMarker is required on master 0: without it master 0 cannot prove the cluster does not exist");
   if (addons) Object.assign(kubeadm, v.addonFiles);
-  if (!v.externalEtcd)
-    kubeadm["patches/kube-apiserver0+json.yaml"] = toYaml(
-      apiServerEtcdServersPatch(stackedEtcdServers(self.ip, v.masters.map((m) => m.ip))),
-    );
+  const patch = masterPatch(v, self);
+  if (patch !== undefined) kubeadm["patches/kube-apiserver0+json.yaml"] = patch;
   return {
     env: {
       CLUSTER_NAME: v.clusterName,
@@ -215,6 +234,12 @@ export interface ControlPlaneArgs {
   tags: Record<string, string>;
   /** Resources every master waits for, such as the secret version it fetches at boot. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
+  /**
+   * The chain of health gates the masters join, in index order (day2/chain.ts): each master waits
+   * for the gate of the machine before it. Default none: a new AMI, user data or instance type is
+   * then ignored rather than applied to every master at once.
+   */
+  chain?: MachineChain;
 }
 
 export class ControlPlane extends pulumi.ComponentResource {
@@ -227,6 +252,10 @@ export class ControlPlane extends pulumi.ComponentResource {
   public readonly instanceIds: pulumi.Output<string>[];
   /** Each master's user data as EC2 gets it (gzipped cloud-config, base64), in index order. */
   public readonly userData: pulumi.Output<string>[];
+  /** Each master as the rollout addresses it (day2/rollout.ts), in index order. */
+  public readonly machines: pulumi.Output<RolloutMachine>[];
+  /** Each master's health gate, in index order; empty without a chain. */
+  public readonly gates: MachineGate[];
 
   constructor(name: string, args: ControlPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
     super("kubeadm-ha:index:ControlPlane", name, {}, opts);
@@ -235,7 +264,7 @@ export class ControlPlane extends pulumi.ComponentResource {
     this.nodeNames = this.placements.map((p) => p.name);
 
     const instances = this.placements.map((p) => {
-      const userData = pulumi
+      const rendered = pulumi
         .output({
           apiEndpoint: args.apiEndpoint,
           publicApiHost: args.publicApiHost,
@@ -248,39 +277,34 @@ export class ControlPlane extends pulumi.ComponentResource {
           workerSecretArn: args.workerSecretArn,
         })
         .apply(({ apiEndpoint, publicApiHost, caCertHash, secretArn, externalEtcd, etcdBackup, bootstrapBucket, addonFiles, workerSecretArn }) => {
-          const text = renderCloudConfig(
-            masterDocuments(
-              {
-                clusterName: args.clusterName,
-                kubernetesVersion: args.kubernetesVersion,
-                region: args.region,
-                apiEndpoint,
-                publicApiHost,
-                caCertHash,
-                secretArn,
-                podCidr: args.podCidr,
-                serviceCidr: args.serviceCidr,
-                leaderElection: args.leaderElection,
-                externalEtcd,
-                etcdTimings: args.etcdTimings,
-                encryptionAtRest: args.encryptionAtRest,
-                etcdBackup,
-                externalCloudProvider: args.externalCloudProvider,
-                addonFiles,
-                certRenewBeforeDays: args.certRenewBeforeDays,
-                workerSecretArn,
-                joinTokenTtlHours: args.joinTokenTtlHours,
-                initMarker: args.initMarker,
-                masters: this.placements,
-              },
-              p,
-            ),
-            bootstrapBucket,
-          );
-          const encoded = encodeUserData(text);
+          const values: MasterDocumentValues = {
+            clusterName: args.clusterName,
+            kubernetesVersion: args.kubernetesVersion,
+            region: args.region,
+            apiEndpoint,
+            publicApiHost,
+            caCertHash,
+            secretArn,
+            podCidr: args.podCidr,
+            serviceCidr: args.serviceCidr,
+            leaderElection: args.leaderElection,
+            externalEtcd,
+            etcdTimings: args.etcdTimings,
+            encryptionAtRest: args.encryptionAtRest,
+            etcdBackup,
+            externalCloudProvider: args.externalCloudProvider,
+            addonFiles,
+            certRenewBeforeDays: args.certRenewBeforeDays,
+            workerSecretArn,
+            joinTokenTtlHours: args.joinTokenTtlHours,
+            initMarker: args.initMarker,
+            masters: this.placements,
+          };
+          const encoded = encodeUserData(renderCloudConfig(masterDocuments(values, p), bootstrapBucket));
           assertUserDataSize(`master ${p.index}`, encoded);
-          return encoded;
+          return { encoded, kubeadmSha: masterKubeadmFingerprint(values, p) };
         });
+      const userData = rendered.apply((r) => r.encoded);
       const instance = nodeInstance(
         `${name}-master-${p.index}`,
         {
@@ -296,8 +320,10 @@ export class ControlPlane extends pulumi.ComponentResource {
           instanceProfileName: args.instanceProfileName,
           userDataBase64: userData,
           tags: args.tags,
+          chained: args.chain !== undefined,
         },
-        { parent: this, dependsOn: args.dependsOn },
+        // The chain's gate before this master is read now, in index order, not later.
+        { parent: this, dependsOn: [...(args.dependsOn ?? []), ...(args.chain?.before() ?? [])] },
       );
       new aws.lb.TargetGroupAttachment(
         `${name}-master-${p.index}-api`,
@@ -310,10 +336,26 @@ export class ControlPlane extends pulumi.ComponentResource {
           { targetGroupArn: args.publicTargetGroupArn, targetId: instance.id, port: 6443 },
           { parent: this },
         );
-      return { instance, userData };
+      const machine = instance.id.apply((instanceId): RolloutMachine => ({ role: "control-plane", index: p.index, name: p.name, instanceId }));
+      const gate = args.chain?.gate(
+        `${name}-master-${p.index}-gate`,
+        machine,
+        pulumi.all([args.amiId, userData, rendered]).apply(([ami, ud, r]): MachineSpec => ({
+          ami,
+          instanceType: args.instanceType,
+          rootVolumeGiB: args.rootVolumeGiB,
+          userDataSha: userDataFingerprint(ud),
+          kubeadmSha: r.kubeadmSha,
+          kubernetesVersion: args.kubernetesVersion,
+        })),
+        { parent: this },
+      );
+      return { instance, userData, machine, gate };
     });
     this.instanceIds = instances.map((i) => i.instance.id);
     this.userData = instances.map((i) => i.userData);
+    this.machines = instances.map((i) => i.machine);
+    this.gates = instances.flatMap((i) => (i.gate ? [i.gate] : []));
     this.registerOutputs({ masterIps: this.masterIps, nodeNames: this.nodeNames, instanceIds: this.instanceIds });
   }
 }

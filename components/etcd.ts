@@ -22,6 +22,9 @@ import { CertificateAuthority, LeafCertificate, LeafCertificateArgs, issueCertif
 import { PORTS } from "./flows";
 import { EtcdMemberPkiMaterial } from "./secrets";
 import { nodeInstance } from "./nodeInstance";
+import { MachineChain, podFingerprint, userDataFingerprint } from "../day2/chain";
+import { MachineGate } from "../day2/resources";
+import { MachineSpec, MemberManifest, RolloutMachine } from "../day2/rollout";
 
 /** First host number of etcd members in each private subnet; masters start at 10. */
 export const ETCD_HOST_OFFSET = 20;
@@ -369,6 +372,12 @@ export interface EtcdClusterArgs {
   tags: Record<string, string>;
   /** Resources every member waits for, such as the etcd secret's version. Default none. */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
+  /**
+   * The chain of health gates the members join, in index order (day2/chain.ts): each waits for
+   * the gate of the machine before it. Default none: a new AMI, user data or instance type is then
+   * ignored rather than applied to every member at once.
+   */
+  chain?: MachineChain;
 }
 
 /** The external etcd machines, one member each. */
@@ -383,6 +392,12 @@ export class EtcdCluster extends pulumi.ComponentResource {
   public readonly instanceIds: pulumi.Output<string>[];
   /** Each member's user data as EC2 gets it (gzipped cloud-config, base64), in index order. */
   public readonly userData: pulumi.Output<string>[];
+  /** Each member as the rollout addresses it (day2/rollout.ts), in index order. */
+  public readonly machines: pulumi.Output<RolloutMachine>[];
+  /** Each member as the rollout addresses it, with its pod's fingerprint (day2/chain.ts podFingerprint), in index order. */
+  public readonly manifests: pulumi.Output<MemberManifest>[];
+  /** Each member's health gate, in index order; empty without a chain. */
+  public readonly gates: MachineGate[];
 
   constructor(name: string, args: EtcdClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     const n = args.members.length;
@@ -415,13 +430,33 @@ export class EtcdCluster extends pulumi.ComponentResource {
           instanceProfileName: args.instanceProfileName,
           userDataBase64: userData,
           tags: args.tags,
+          chained: args.chain !== undefined,
         },
-        { parent: this, dependsOn: args.dependsOn },
+        // The chain's gate before this member is read now, in index order, not later.
+        { parent: this, dependsOn: [...(args.dependsOn ?? []), ...(args.chain?.before() ?? [])] },
       );
-      return { instance, userData };
+      const machine = instance.id.apply((instanceId): RolloutMachine => ({ role: "etcd", index: m.index, name: m.name, instanceId }));
+      const gate = args.chain?.gate(
+        `${name}-member-${m.index}-gate`,
+        machine,
+        pulumi.all([args.amiId, userData]).apply(([ami, ud]): MachineSpec => ({
+          ami,
+          instanceType: args.instanceType,
+          rootVolumeGiB: args.rootVolumeGiB,
+          userDataSha: userDataFingerprint(ud),
+          kubeadmSha: "",
+          kubernetesVersion: args.kubernetesVersion,
+        })),
+        { parent: this },
+      );
+      const manifestSha = podFingerprint(toYaml(etcdPod(values, m)));
+      return { instance, userData, gate, machine, manifest: machine.apply((mm): MemberManifest => ({ ...mm, manifestSha })) };
     });
     this.instanceIds = instances.map((i) => i.instance.id);
     this.userData = instances.map((i) => i.userData);
+    this.machines = instances.map((i) => i.machine);
+    this.manifests = instances.map((i) => i.manifest);
+    this.gates = instances.flatMap((i) => (i.gate ? [i.gate] : []));
     this.registerOutputs({ memberIps: this.memberIps, endpoints: this.endpoints, instanceIds: this.instanceIds });
   }
 }

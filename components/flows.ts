@@ -220,6 +220,10 @@ export const FLOWS: readonly Flow[] = [
     by: [{ what: "master 0 installs the add-ons with helm and kubectl through admin.conf", where: S("addons.sh") }],
   },
   {
+    from: "controlPlane", to: "apiLoadBalancer", protocol: "tcp", port: apiServer,
+    by: [{ what: "the rollout on a master: its health gate's API probe and Node, kubeadm upgrade, drain and uncordon through admin.conf, whose server is controlPlaneEndpoint", where: S("day2.sh") }],
+  },
+  {
     from: "worker", to: "apiLoadBalancer", protocol: "tcp", port: apiServer,
     by: [{ what: "node-ready.sh reads its own Node's Ready condition with kubelet.conf, whose server is controlPlaneEndpoint", where: S("node-ready.sh") }],
   },
@@ -264,6 +268,7 @@ export const FLOWS: readonly Flow[] = [
       { what: "the bootstrap's kubeadm join, and its kubeadm reset after a failed attempt, which removes the member again", where: S("bootstrap.sh") },
       { what: "a replacement master asks the other members about its dead predecessor and removes it", where: S("etcd-rejoin.sh") },
       { what: "a master renewing its certificates restarts etcd only while every other member answers healthy", where: S("cert-renew.sh") },
+      { what: "the rollout's health gate checks every member; a master leaving at scale-in removes its member through the others", where: S("day2.sh") },
     ],
   },
   {
@@ -297,6 +302,10 @@ export const FLOWS: readonly Flow[] = [
         where: S("etcd-rejoin.sh"),
       },
       { what: "a member renewing its certificates takes a lock in etcd and restarts only while the others answer healthy", where: S("cert-renew.sh") },
+      {
+        what: "the rollout's health gate checks every member, a member leaving at scale-in removes itself through the others, and a new one tells a cluster still being created by its closed client ports",
+        where: S("day2.sh"),
+      },
     ],
   },
 
@@ -346,6 +355,10 @@ export const FLOWS: readonly Flow[] = [
     by: [{ what: "boot.sh fetches each script by its SHA-256 from the bootstrap bucket (aws s3api get-object), through the S3 gateway endpoint", where: S("boot.sh") }],
   },
   {
+    from: ["controlPlane", "etcd"], to: "s3", protocol: "tcp", port: https,
+    by: [{ what: "the rollout's SSM commands fetch day2.sh by its SHA-256, and day2.sh sync the scripts of a new bundle.list, from the bootstrap bucket", where: S("day2.sh") }],
+  },
+  {
     from: "controlPlane", to: "s3", protocol: "tcp", port: https, when: { topology: "stacked", backup: true },
     by: [
       { what: "the leader uploads a snapshot every interval (aws s3 cp, SSE-KMS)", where: S("etcd-backup.sh") },
@@ -377,6 +390,10 @@ export const FLOWS: readonly Flow[] = [
   // No pod reaches IMDS: the hop limit is 1 (components/nodeInstance.ts) and the Kubernetes nodes
   // drop pod traffic to it (cloud-init/systemd/kubeadm-ha-imds-guard.service). What needs the
   // role's credentials runs on the masters' host network.
+  {
+    from: ["controlPlane", "etcd"], to: "instanceMetadata", protocol: "tcp", port: http,
+    by: [{ what: "day2.sh sync reads the machine's current user data, which Pulumi changed (IMDSv2)", where: S("day2.sh") }],
+  },
   {
     from: "controlPlane", to: "instanceMetadata", protocol: "tcp", port: http, when: { awsCloudControllerManager: true },
     by: [{ what: "the cloud controller, on the host network: the control plane role's credentials and the region", where: "components/addons.ts" }],
@@ -435,6 +452,14 @@ export const FLOWS: readonly Flow[] = [
   {
     from: ALL_MACHINES, to: "internet", protocol: "tcp", port: http,
     by: [{ what: "apt-get from the Ubuntu archive mirror of the region (plain HTTP, signed packages)", where: S("install.sh") }],
+  },
+  {
+    from: "controlPlane", to: "internet", protocol: "tcp", port: http,
+    by: [{ what: "an upgrade's apt-get update also reads the Ubuntu archive", where: S("day2.sh") }],
+  },
+  {
+    from: "controlPlane", to: "internet", protocol: "tcp", port: https,
+    by: [{ what: "an upgrade installs the new kubeadm, kubelet and kubectl from pkgs.k8s.io, the new minor's repository and key", where: S("day2.sh") }],
   },
   {
     from: ALL_MACHINES, to: "internet", protocol: "tcp", port: https,

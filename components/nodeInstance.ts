@@ -30,6 +30,8 @@ export interface NodeInstanceArgs {
   /** Gzipped cloud-config, base64. */
   userDataBase64: pulumi.Input<string>;
   tags: Record<string, string>;
+  /** The machine is in a chain of health gates (day2/chain.ts), which orders its changes. Default false: new AMIs, user data and instance types are ignored. */
+  chained?: boolean;
 }
 
 export function nodeInstance(name: string, a: NodeInstanceArgs, opts: pulumi.CustomResourceOptions): aws.ec2.Instance {
@@ -51,16 +53,19 @@ export function nodeInstance(name: string, a: NodeInstanceArgs, opts: pulumi.Cus
       metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: IMDS_HOP_LIMIT },
       rootBlockDevice: { volumeType: "gp3", volumeSize: a.rootVolumeGiB, encrypted: true, deleteOnTermination: true },
       userDataBase64: a.userDataBase64,
-      // Changing user data in place stops and starts the instance; with ignoreChanges below a new
-      // render reaches a machine only when it is replaced, one at a time (README runbook).
+      // A new user data stops and starts the instance (EC2 takes it only from a stopped one), which
+      // keeps the machine, its address and its etcd data; a new AMI replaces it.
       userDataReplaceOnChange: false,
       tags: clusterTags(a.clusterName, { ...a.tags, "kubeadm-ha/role": a.role, "kubeadm-ha/index": String(a.placement.index) }, a.displayName),
     },
-    // A new AMI or render must not restart or replace every master or etcd member in one
-    // `pulumi up`: a replaced etcd member comes back empty, and quorum allows one at a time.
-    // A replacement (`pulumi up --replace <urn>`) takes the same fixed private IP, which two ENIs in
-    // a subnet cannot hold at once: Pulumi's default create-before-delete would fail, so the old
-    // instance goes first.
-    pulumi.mergeOptions(opts, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"] }),
+    // A replacement (`pulumi up --replace <urn>`, a new AMI) takes the same fixed private IP, which
+    // two ENIs in a subnet cannot hold at once: Pulumi's default create-before-delete would fail, so
+    // the old instance goes first.
+    // Never two at once: etcd's quorum allows one member down, and a replaced member comes back
+    // empty. In a cluster, every machine depends on the health gate of the one before it
+    // (day2/chain.ts), so Pulumi stops, changes or replaces the next only once this one is healthy
+    // again. A machine outside a chain (`chained` false) ignores what would stop or replace it
+    // instead, as nothing would order them.
+    pulumi.mergeOptions(opts, { deleteBeforeReplace: true, ...(a.chained ? {} : { ignoreChanges: ["ami", "userDataBase64", "instanceType"] }) }),
   );
 }

@@ -93,6 +93,12 @@ export const DEPLOYER_ACTIONS: Record<string, string[]> = {
 /** The data sources the program calls: the AMI lookup (aws.getRegion, getPartition and getCallerIdentity need no permission). */
 export const INVOKE_ACTIONS: Record<string, string[]> = { "aws:ec2/getAmi:getAmi": ["ec2:DescribeImages"] };
 
+/**
+ * What the day-2 rollout calls from the machine running `pulumi up` (day2/rollout.ts): SSM Run
+ * Command on the masters and etcd members, through the dynamic providers rather than a resource type.
+ */
+export const ROLLOUT_ACTIONS = ["ssm:DescribeInstanceInformation", "ssm:GetCommandInvocation", "ssm:SendCommand"];
+
 /** Every read the provider's refresh may make, by service. */
 export const READS = [
   "autoscaling:Describe*", "cloudwatch:DescribeAlarms", "ec2:Describe*", "elasticloadbalancing:Describe*",
@@ -120,7 +126,7 @@ export interface PolicyDocument {
 export function deployerPolicy(types: string[], invokes: string[] = Object.keys(INVOKE_ACTIONS)): PolicyDocument {
   const missing = [...types.filter((t) => !(t in DEPLOYER_ACTIONS)), ...invokes.filter((t) => !(t in INVOKE_ACTIONS))];
   if (missing.length) throw new Error(`no deployer actions for ${missing.join(", ")}: add them to DEPLOYER_ACTIONS in scripts/deployerPolicy.ts`);
-  const all = new Set([...types.flatMap((t) => DEPLOYER_ACTIONS[t]), ...invokes.flatMap((t) => INVOKE_ACTIONS[t]), ...READS]);
+  const all = new Set([...types.flatMap((t) => DEPLOYER_ACTIONS[t]), ...invokes.flatMap((t) => INVOKE_ACTIONS[t]), ...READS, ...ROLLOUT_ACTIONS]);
   // Passing a role is only ever to EC2 (instance profiles), and is a statement of its own.
   all.delete("iam:PassRole");
   const byService = new Map<string, string[]>();

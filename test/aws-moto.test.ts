@@ -19,7 +19,9 @@ import { SNAPSHOT_PREFIX, backupWritePolicy } from "../components/etcdBackup";
 import { workerLaunchHookPolicy } from "../components/iam";
 import { controlPlaneMaterial, secretName, secretPayload, workerMaterial } from "../components/secrets";
 import { INIT_MARKER_PENDING, initMarkerName } from "../components/initMarker";
-import { INLINE_SCRIPTS, bundleList, bundledScriptContents, envFile, scriptFiles, scriptsFor } from "../cloud-init/render";
+import { INLINE_SCRIPTS, bundleList, bundledScriptContents, envFile, scriptFiles, scriptsFor, sha256Hex } from "../cloud-init/render";
+import { day2ScriptContents, day2ScriptHashes } from "../day2/chain";
+import { commandLines } from "../day2/rollout";
 import { ACCOUNT, AWS_BIN, Credentials, Moto, REGION } from "./moto";
 import { shipScripts } from "./shipped";
 
@@ -84,7 +86,9 @@ describe("boot.sh fetches the bootstrap objects from S3", () => {
   // The objects as components/bootstrapAssets.ts stores them, in a bucket encrypted as it does.
   const BUCKET = "dev-bootstrap-20261126000000000000000001";
   const FAKE_BOOTSTRAP = '#!/usr/bin/env bash\necho "bootstrap ran" >&2\n';
-  const contents = [...bundledScriptContents(), FAKE_BOOTSTRAP];
+  // A day2.sh that reports what it was given and what it sourced, for the rollout's SSM command below.
+  const FAKE_DAY2 = '#!/usr/bin/env bash\nsource "${BASH_SOURCE[0]%/*}/lib.sh"\necho "day2 $* with $(type -t log)"\n';
+  const contents = [...bundledScriptContents(), ...day2ScriptContents(), FAKE_BOOTSTRAP, FAKE_DAY2];
   let reader: Credentials;
   beforeAll(() => {
     moto.python(
@@ -109,11 +113,32 @@ for o in args["objects"]:
     return m;
   }
 
+  it("the rollout's SSM command (day2/rollout.ts) fetches day2.sh and lib.sh by their hashes with the node role's read policy, then runs the step", async () => {
+    const m = new Machine({});
+    const nobody = moto.user("no-bootstrap", { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "sts:GetCallerIdentity", Resource: "*" }] });
+    await moto.enforceIam(true);
+    const files = { "day2.sh": sha256Hex(FAKE_DAY2), "lib.sh": day2ScriptHashes()["lib.sh"] };
+    const lines = commandLines({ machine: { role: "control-plane", index: 1, name: NODE, instanceId: "i-1" }, action: "health", args: ["--wait", "60"] }, { bucket: BUCKET, prefix: "bootstrap/", files }, REGION);
+    const sh = (l: string[], credentials: Credentials) =>
+      spawnSync("/bin/sh", ["-c", l.join("\n").replace("/run/kubeadm-ha-day2.XXXXXX", path.join(m.root, "day2.XXXXXX"))], {
+        encoding: "utf8",
+        timeout: 120000,
+        env: { PATH: `${AWS_BIN}:/usr/bin:/bin`, HOME: m.root, ...moto.env(credentials) },
+      });
+    const r = sh(lines, reader);
+    expect([r.status, r.stdout]).toEqual([0, "day2 health --wait 60 with function\n"]);
+    // Without the node role's policy, S3's AccessDenied: exit 14, nothing run.
+    const denied = sh(lines, nobody);
+    expect(denied.status).toBe(14);
+    expect(denied.stderr).toContain("AccessDenied");
+    expect(denied.stdout).toBe("");
+  }, 120000);
+
   it("fetches every script the render lists, by its hash, with the node role's read policy", async () => {
     const m = master();
     await moto.enforceIam(true);
     const r = m.exec("boot.sh", [], reader);
-    expect(r.stderr).toContain(`fetched 10 files from s3://${BUCKET}/bootstrap/`);
+    expect(r.stderr).toContain(`fetched 11 files from s3://${BUCKET}/bootstrap/`);
     expect(r.stderr).toContain("bootstrap ran");
     expect(r.status).toBe(0);
     const shipped = shipScripts(["etcd-rejoin.sh", "fetch-secrets.sh"]);

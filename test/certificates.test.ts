@@ -5,7 +5,7 @@ import { certificateInventory, certificateTable } from "../components/certificat
 
 const ROOT = path.resolve(__dirname, "..");
 const config = (over: Record<string, unknown> = {}) =>
-  parseConfig({ region: "eu-west-1", clusterName: "c", network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] }, workerPools: [], ...over });
+  parseConfig({ region: "eu-west-1", clusterName: "c", network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1c"] }, workerPools: [], apiLoadBalancer: { allowedCidrs: ["203.0.113.0/24"] }, ...over });
 
 describe("certificateInventory", () => {
   it("stacked: the CAs, Pulumi's admin certificate, every master's kubeadm certificates and kubeconfigs, the kubelets', the token", () => {

@@ -106,13 +106,13 @@ describe("machines and their scripts", () => {
   it.each([
     [{role: "worker"}, ["boot.sh", "bootstrap.sh", "fetch-secrets.sh", "install.sh", "lib.sh"]],
     [{role: "worker", backup: true, addons: true}, ["boot.sh", "bootstrap.sh", "fetch-secrets.sh", "install.sh", "lib.sh"]],
-    [{role: "control-plane", etcdTopology: "external"}, ["boot.sh", "bootstrap.sh", "cert-renew.sh", "etcdctl.sh", "fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh", "token-rotate.sh"]],
-    [{role: "control-plane", etcdTopology: "external", backup: true}, ["boot.sh", "bootstrap.sh", "cert-renew.sh", "etcdctl.sh", "fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh", "token-rotate.sh"]],
-    [{role: "control-plane", etcdTopology: "external", addons: true}, ["addons.sh", "boot.sh", "bootstrap.sh", "cert-renew.sh", "etcdctl.sh", "fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh", "token-rotate.sh"]],
-    [{role: "control-plane", etcdTopology: "stacked"}, ["boot.sh", "bootstrap.sh", "cert-renew.sh", "etcd-rejoin.sh", "etcdctl.sh", "fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh", "token-rotate.sh"]],
-    [{role: "control-plane", etcdTopology: "stacked", backup: true}, ["boot.sh", "bootstrap.sh", "cert-renew.sh", "etcd-backup.sh", "etcd-rejoin.sh", "etcd-restore.sh", "etcdctl.sh", "fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh", "token-rotate.sh"]],
-    [{role: "etcd"}, ["boot.sh", "bootstrap.sh", "cert-renew.sh", "etcd-rejoin.sh", "etcdctl.sh", "fetch-secrets.sh", "install.sh", "lib.sh"]],
-    [{role: "etcd", backup: true, addons: true}, ["boot.sh", "bootstrap.sh", "cert-renew.sh", "etcd-backup.sh", "etcd-rejoin.sh", "etcd-restore.sh", "etcdctl.sh", "fetch-secrets.sh", "install.sh", "lib.sh"]],
+    [{role: "control-plane", etcdTopology: "external"}, ["boot.sh", "bootstrap.sh", "cert-renew.sh", "day2.sh", "etcdctl.sh", "fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh", "token-rotate.sh"]],
+    [{role: "control-plane", etcdTopology: "external", backup: true}, ["boot.sh", "bootstrap.sh", "cert-renew.sh", "day2.sh", "etcdctl.sh", "fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh", "token-rotate.sh"]],
+    [{role: "control-plane", etcdTopology: "external", addons: true}, ["addons.sh", "boot.sh", "bootstrap.sh", "cert-renew.sh", "day2.sh", "etcdctl.sh", "fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh", "token-rotate.sh"]],
+    [{role: "control-plane", etcdTopology: "stacked"}, ["boot.sh", "bootstrap.sh", "cert-renew.sh", "day2.sh", "etcd-rejoin.sh", "etcdctl.sh", "fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh", "token-rotate.sh"]],
+    [{role: "control-plane", etcdTopology: "stacked", backup: true}, ["boot.sh", "bootstrap.sh", "cert-renew.sh", "day2.sh", "etcd-backup.sh", "etcd-rejoin.sh", "etcd-restore.sh", "etcdctl.sh", "fetch-secrets.sh", "install.sh", "join-lock.sh", "lib.sh", "token-rotate.sh"]],
+    [{role: "etcd"}, ["boot.sh", "bootstrap.sh", "cert-renew.sh", "day2.sh", "etcd-rejoin.sh", "etcdctl.sh", "fetch-secrets.sh", "install.sh", "lib.sh"]],
+    [{role: "etcd", backup: true, addons: true}, ["boot.sh", "bootstrap.sh", "cert-renew.sh", "day2.sh", "etcd-backup.sh", "etcd-rejoin.sh", "etcd-restore.sh", "etcdctl.sh", "fetch-secrets.sh", "install.sh", "lib.sh"]],
   ] as const)("scriptsFor(%j)", (needs, scripts) => expect(scriptsFor(needs)).toEqual(scripts));
 
   it("backupEnv: three variables when on, none when off", () => {

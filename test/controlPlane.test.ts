@@ -280,19 +280,21 @@ describe("ControlPlane component", () => {
       );
       const list = cfg.write_files.find((f: any) => f.path === "/etc/kubeadm-ha/bundle.list").content as string;
       expect(list.split("\n").filter(Boolean).map((l) => l.split(" ").slice(1).join(" "))).toEqual(
-        ["bootstrap.sh", "cert-renew.sh", "etcd-rejoin.sh", "etcdctl.sh", "fetch-secrets.sh", "join-lock.sh", "token-rotate.sh"].map((s) => `0755 lib/${s}`),
+        ["bootstrap.sh", "cert-renew.sh", "day2.sh", "etcd-rejoin.sh", "etcdctl.sh", "fetch-secrets.sh", "join-lock.sh", "token-rotate.sh"].map((s) => `0755 lib/${s}`),
       );
     });
   });
 
-  it("ignores AMI and user data drift so one `pulumi up` never restarts every master", () => {
-    for (const i of [0, 1, 2]) expect(childOpts.get(`cp-master-${i}`)?.ignoreChanges).toEqual(["ami", "userDataBase64"]);
+  it("without a chain of health gates, ignores what would stop or replace every master at once", () => {
+    // In a Cluster the masters are chained (test/day2-wiring.test.ts); standalone nothing orders them.
+    for (const i of [0, 1, 2]) expect(childOpts.get(`cp-master-${i}`)?.ignoreChanges).toEqual(["ami", "userDataBase64", "instanceType"]);
+    expect(cp.gates).toEqual([]);
   });
 
   it("replaces a master by deleting it first: its successor takes the same fixed address and name", () => {
     // What the engine receives, caller options merged; the attachments keep Pulumi's default.
     expect(instances().map((r) => [r.name, { ...r.options, dependencies: undefined }])).toEqual(
-      [0, 1, 2].map((i) => [`cp-master-${i}`, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"], retainOnDelete: false, dependencies: undefined }]),
+      [0, 1, 2].map((i) => [`cp-master-${i}`, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64", "instanceType"], retainOnDelete: false, dependencies: undefined }]),
     );
     expect(attachments().map((r) => r.options.deleteBeforeReplace)).toEqual(Array(6).fill(false));
   });

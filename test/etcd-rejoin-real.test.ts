@@ -92,7 +92,9 @@ class Machine {
       // The member's own server pair and the CA certificate, where fetch-secrets.sh puts them.
       fs.mkdirSync(path.join(this.kube, "pki"));
       fs.symlinkSync(m.pkiDir, path.join(this.kube, "pki/etcd"));
-      fs.writeFileSync(path.join(this.etc, "etcd.yaml"), file("/etc/kubeadm-ha/etcd.yaml"), { mode: 0o600 });
+      // The members' addresses moved to loopback as in node.env: etcd-rejoin.sh compares the pod's
+      // --initial-cluster with the peer URLs etcd reports.
+      fs.writeFileSync(path.join(this.etc, "etcd.yaml"), substitute(file("/etc/kubeadm-ha/etcd.yaml"), new Map([...ipMap(), [RENDERED_LOOPBACK, RENDERED_LOOPBACK]]), []), { mode: 0o600 });
     } else {
       // As a stacked master: the etcd CA pair (fetch-secrets.sh), the joiner's ClusterConfiguration
       // (join-lock.sh), and kubeadm (test/stubs/kubeadm.sh) issuing a healthcheck-client pair signed
@@ -145,7 +147,8 @@ class Machine {
   manifestFlags(): string[] {
     const m = cluster.members[this.i];
     const command: string[] = parse(fs.readFileSync(path.join(this.etc, "etcd.yaml"), "utf8"), { version: "1.1" }).spec.containers[0].command;
-    const own = new Map([...ipMap(), [RENDERED_LOOPBACK, m.loopback]]);
+    // Member addresses are already on loopback (the constructor moved them); the machine's own 127.0.0.1 is not.
+    const own = new Map([...cluster.members.map((x): [string, string] => [x.ip, x.ip]), [RENDERED_LOOPBACK, m.loopback]]);
     return command.slice(1).map((f) => substitute(f, own, [[RENDERED_DATA, m.dataDir], [RENDERED_PKI, m.pkiDir]]));
   }
 }

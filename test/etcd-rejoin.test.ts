@@ -197,6 +197,26 @@ describe("etcd-rejoin.sh on an external etcd member", () => {
     expect(fs.readdirSync(m.etc).sort()).toEqual(["etcd.yaml", "kubelet-etcd.yaml", "node.env"]);
   });
 
+  test("scale-out 3 -> 5: the new member 3 adds itself, and starts with the cluster's members in --initial-cluster, not the five the config wants", () => {
+    const { m, members } = etcdMachine(5, 3);
+    const before = fs.readFileSync(m.manifest, "utf8");
+    m.cluster([0, 1, 2].map((i) => member(members[i], i)), Object.fromEntries([0, 1, 2].map((i) => [client(members[i]), "healthy" as Health])));
+    const r = m.exec();
+    expect(r.status).toBe(0);
+    expect(m.etcdctl().filter((c) => / member (remove|add)/.test(c))).toEqual([`${[0, 1, 2].map((i) => client(members[i])).join(",")} member add ${members[3].name} --peer-urls=${peer(members[3])}`]);
+    const rendered = [0, 1, 2, 3, 4].map((i) => `${members[i].name}=${peer(members[i])}`).join(",");
+    const joined = [0, 1, 2, 3].map((i) => `${members[i].name}=${peer(members[i])}`).join(",");
+    expect(before).toContain(`- --initial-cluster=${rendered}\n`);
+    // Exactly the two flags of a member joining a running cluster differ from the rendered pod.
+    expect(fs.readFileSync(m.manifest, "utf8")).toBe(before.replace(`--initial-cluster=${rendered}\n`, `--initial-cluster=${joined}\n`).replace(`${NEW}\n`, `${EXISTING}\n`));
+    expect(r.stderr).toContain(`names the cluster's members in --initial-cluster: ${joined}`);
+    // Member 4, once 3 runs, joins the four.
+    const four = etcdMachine(5, 4);
+    four.m.cluster([0, 1, 2, 3].map((i) => member(members[i], i)), Object.fromEntries([0, 1, 2, 3].map((i) => [client(members[i]), "healthy" as Health])));
+    expect(four.m.exec().status).toBe(0);
+    expect(fs.readFileSync(four.m.manifest, "utf8")).toContain(`- --initial-cluster=${[0, 1, 2, 3, 4].map((i) => `${members[i].name}=${peer(members[i])}`).join(",")}\n`);
+  });
+
   test("etcd refusing membership changes for a while (a member just reconnected): each change is retried until it goes through", () => {
     const { m, members } = etcdMachine();
     m.cluster(members.map((x, i) => member(x, i)), { [client(members[1])]: "healthy", [client(members[2])]: "healthy" }, undefined, 3);

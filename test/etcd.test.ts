@@ -243,24 +243,30 @@ describe("external etcd members", () => {
     });
   });
 
-  it("ignore AMI and user data drift, and boot only after the etcd secret has a version and the bootstrap objects exist", async () => {
+  it("take new AMIs and user data one at a time: each boots after the etcd secret's version, the bootstrap objects and the gate before it", async () => {
     for (const i of [0, 1, 2]) {
       const o = opts.get(`ex-etcd-member-${i}`)!;
-      expect(o.ignoreChanges).toEqual(["ami", "userDataBase64"]);
+      expect(o.ignoreChanges).toBeUndefined();
       const deps = o.dependsOn as pulumi.Resource[];
       const urns = await Promise.all(deps.map((d) => valueOf(d.urn)));
       expect(urns.slice(0, 2)).toEqual([expect.stringMatching(/::ex-secrets-etcd-version$/), expect.stringMatching(/kubeadm-ha:index:BootstrapAssets::ex-bootstrap$/)]);
       // Then the way out of the private subnet (test/firstBoot.test.ts); never the API load balancer.
-      expect(urns.slice(2).every((u) => /::ex-network-(nat-\d|private-default-route-\d|private-rta-\d|s3-endpoint)$/.test(u))).toBe(true);
+      const egress = urns.slice(2, -2);
+      expect(egress).toHaveLength(10);
+      expect(egress.every((u) => /::ex-network-(nat-\d|private-default-route-\d|private-rta-\d|s3-endpoint)$/.test(u))).toBe(true);
+      expect(urns.slice(-2)).toEqual([
+        // The first member after the ClusterState's check, each other after its predecessor's gate.
+        i === 0 ? expect.stringMatching(/dynamic:ClusterState::ex-state$/) : expect.stringMatching(new RegExp(`dynamic:MachineGate::ex-etcd-member-${i - 1}-gate$`)),
+        // As every resource of a cluster (test/day2-wiring.test.ts).
+        expect.stringMatching(/dynamic:ClusterState::ex-state$/),
+      ]);
     }
   });
 
-  it("are replaced by deleting the old machine first, keeping the dependency on the etcd secret", async () => {
+  it("are replaced by deleting the old machine first", async () => {
     expect(members().map((r) => [r.name, { ...r.options, dependencies: undefined }])).toEqual(
-      [0, 1, 2].map((i) => [`ex-etcd-member-${i}`, { deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"], retainOnDelete: false, dependencies: undefined }]),
+      [0, 1, 2].map((i) => [`ex-etcd-member-${i}`, { deleteBeforeReplace: true, ignoreChanges: [], retainOnDelete: false, dependencies: undefined }]),
     );
-    // The caller's options survive the merge.
-    for (const i of [0, 1, 2]) expect(await Promise.all((opts.get(`ex-etcd-member-${i}`)!.dependsOn as pulumi.Resource[]).map((d) => valueOf(d.urn)))).toHaveLength(2 + 10);
   });
 
   it("certificates: server SANs are the member IP, loopback and node name; peer SANs the IP and node name", () => {

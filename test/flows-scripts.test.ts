@@ -54,6 +54,27 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
     [/curl .*"https:\/\/\$1:6443\/readyz"/, [["controlPlane", 6443]]],
     [/aws ssm (get|put)-parameter/, [["ssm", 443]]],
   ],
+  "day2.sh": [
+    // The Ubuntu archive (http) and pkgs.k8s.io (https), for an upgrade's packages.
+    [/apt_get\(\) \{ apt-get/, [["internet", 80], ["internet", 443]]],
+    [/apt_get (update|install)/, [["internet", 80], ["internet", 443]]],
+    [/^install_packages kubelet kubectl$/, [["internet", 80], ["internet", 443]]],
+    [/curl -fsSL .*"\$repo\/Release.key"/, [["internet", 443]]],
+    // admin.conf's server is controlPlaneEndpoint.
+    [/^kctl\(\) \{ kubectl --kubeconfig/, [["apiLoadBalancer", 6443]]],
+    // kubeadm reset reads the cluster's configuration through admin.conf.
+    [/kubeadm reset -f --skip-phases remove-etcd-member/, [["apiLoadBalancer", 6443]]],
+    [/curl .*"\$base\/latest\/(api\/token|user-data)"/, [["instanceMetadata", 80]]],
+    [/aws s3api get-object/, [["s3", 443]]],
+    // The member on this machine; its own API server; the controller manager and scheduler on loopback.
+    [/etcdctl_run --endpoints="https:\/\/\$NODE_IP:2379"/, []],
+    [/curl .*"https:\/\/\$NODE_IP:6443\/readyz"/, []],
+    [/https:\/\/127\.0\.0\.1:1025[79]\/healthz/, []],
+    // Every member's client URL: masters when stacked, etcd members when external.
+    [/etcdctl_run --endpoints="\$(urls|others)"/, [["controlPlane", 2379], ["etcd", 2379]]],
+    [/\/dev\/tcp\/\$ip\/2379/, [["etcd", 2379]]],
+    [/curl .*"https:\/\/\$API_ENDPOINT\/readyz"/, [["apiLoadBalancer", 6443]]],
+  ],
   "etcd-backup.sh": [
     // https://$NODE_IP:2379: the member on this machine.
     [/etcdctl_run --endpoints "\$endpoint"/, []],

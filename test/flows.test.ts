@@ -273,7 +273,10 @@ describe("the table", () => {
   it("the connections of a setting follow it: backups, installer and cloud controller", () => {
     const has = (c: FlowContext, from: Party, to: Party) => connections(c).some((x) => x.from === from && x.to === to);
     expect(has(ctx({ topology: "external" }), "etcd", "s3") && has(ctx(), "controlPlane", "s3")).toBe(true);
-    expect(connections(ctx({ topology: "external", backup: false })).filter((c) => c.to === "s3").map((c) => c.from)).toEqual(["controlPlane", "worker", "etcd"]);
+    // Without backups the machines still reach S3 for the bootstrap objects (boot.sh, and day2.sh on masters and members), never for snapshots.
+    const s3 = (c: FlowContext) => connections(c).filter((x) => x.to === "s3").map((x) => `${x.from}:${x.flow.by.map((b) => b.where.split("/").pop()).join(",")}`);
+    expect(s3(ctx({ topology: "external", backup: false }))).toEqual(["controlPlane:boot.sh", "worker:boot.sh", "etcd:boot.sh", "controlPlane:day2.sh", "etcd:day2.sh"]);
+    expect(s3(ctx({ topology: "external" }))).toEqual([...s3(ctx({ topology: "external", backup: false })), "etcd:etcd-backup.sh,etcd-restore.sh"]);
     expect(connections(ctx({ installer: "nodes" })).filter((c) => c.flow.by.some((b) => b.where.endsWith("addons.sh"))).map((c) => `${c.from}->${c.to}`)).toEqual([
       "controlPlane->apiLoadBalancer",
       "controlPlane->internet",

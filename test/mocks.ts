@@ -106,6 +106,11 @@ function computedState(type: string, name: string, inputs: Record<string, any>, 
       return { certRequestPem: FIXTURES.clientCsr };
     case "tls:index/locallySignedCert:LocallySignedCert":
       return { certPem: FIXTURES.clientCert, validityEndTime: mockValidityEnd(inputs.validityPeriodHours) };
+    // Dynamic providers do not run under mocks: what their create would return (day2/resources.ts).
+    case "pulumi-nodejs:dynamic:ImagePin":
+      return { imageId: inputs.candidate };
+    case "pulumi-nodejs:dynamic:ClusterState":
+      return { plan: [] };
     case "random:index/randomBytes:RandomBytes":
       return mockRandomBytes(name, inputs.length);
     case "random:index/randomString:RandomString": {

@@ -228,7 +228,8 @@ describe("Cluster: the worker lifecycle wired", () => {
 
   it("the autoscaler installs after the EBS CSI driver, the handler after the autoscaler", async () => {
     const dependsOn = async (n: string) => Promise.all(((optsOf.get(n)?.dependsOn ?? []) as pulumi.Resource[]).map((d) => valueOf(d.urn)));
-    expect(await dependsOn("lc-addons-cluster-autoscaler")).toEqual([expect.stringMatching(/::lc-addons-aws-ebs-csi-driver$/)]);
-    expect(await dependsOn("lc-addons-aws-node-termination-handler")).toEqual([expect.stringMatching(/::lc-addons-cluster-autoscaler$/)]);
+    // And, as every resource of a cluster, after its ClusterState (test/day2-wiring.test.ts).
+    expect(await dependsOn("lc-addons-cluster-autoscaler")).toEqual([expect.stringMatching(/::lc-addons-aws-ebs-csi-driver$/), expect.stringMatching(/dynamic:ClusterState::lc-state$/)]);
+    expect(await dependsOn("lc-addons-aws-node-termination-handler")).toEqual([expect.stringMatching(/::lc-addons-cluster-autoscaler$/), expect.stringMatching(/dynamic:ClusterState::lc-state$/)]);
   });
 });

@@ -33,6 +33,8 @@ export const GUARDED: Record<string, (n: ScriptNeeds) => boolean> = {
   "bootstrap.sh -> node-ready.sh": (n) => !(n.role === "worker" && n.launchHook),
   // Runs only on machines holding an etcd member: external members and stacked masters.
   "bootstrap.sh -> etcd-rejoin.sh": (n) => !(n.role === "etcd" || (n.role === "control-plane" && n.etcdTopology === "stacked")),
+  // `day2.sh addons` runs only on master 0 with addons.installer nodes, whose bundle ships addons.sh.
+  "day2.sh -> addons.sh": (n) => !n.addons,
   // An etcd member renews under an etcd lock; only masters take the join lock.
   "cert-renew.sh -> join-lock.sh": (n) => n.role === "etcd",
 };

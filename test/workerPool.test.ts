@@ -511,7 +511,7 @@ describe("Cluster builds the configured pools", () => {
     await settle();
   });
 
-  it("one pool a config entry, each launch template waiting for the worker secret's version and the bootstrap objects", async () => {
+  it("one pool a config entry, each launch template waiting for the worker secret's version, the bootstrap objects, the control plane's rollout and the add-ons", async () => {
     expect(ofType(regs, "kubeadm-ha:index:WorkerPool").filter((r) => r.name.startsWith("wired-")).map((r) => r.name)).toEqual(["wired-pool-general", "wired-pool-spot"]);
     for (const pool of ["general", "spot"]) {
       const deps = (opts.get(`wired-pool-${pool}-launch-template`)?.dependsOn ?? []) as pulumi.Resource[];
@@ -521,7 +521,15 @@ describe("Cluster builds the configured pools", () => {
         expect.stringMatching(/kubeadm-ha:index:BootstrapAssets::wired-bootstrap$/),
       ]);
       // Then the way out and the internal API listener the first boot uses (test/firstBoot.test.ts).
-      expect(urns.slice(2).every((u) => /::wired-(network-(nat-\d|private-default-route-\d|private-rta-\d|s3-endpoint)|api-listener)$/.test(u))).toBe(true);
+      const way = (u: string) => /::wired-(network-(nat-\d|private-default-route-\d|private-rta-\d|s3-endpoint)|api-listener)$/.test(u);
+      expect(urns.slice(2).filter(way)).toHaveLength(urns.length - 5);
+      // A new kubelet only after every master's gate and the scale-in (test/day2-wiring.test.ts),
+      // then the add-ons; like every child, after the check of the change (ClusterState).
+      expect(urns.slice(2).filter((u) => !way(u))).toEqual([
+        expect.stringMatching(/dynamic:Rollout::wired-scale-in$/),
+        expect.stringMatching(/kubeadm-ha:index:Addons::wired-addons$/),
+        expect.stringMatching(/dynamic:ClusterState::wired-state$/),
+      ]);
     }
   });
 

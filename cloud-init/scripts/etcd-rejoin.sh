@@ -129,7 +129,33 @@ prepare_existing() {
   fi
 }
 
+# A member joining a running cluster must start with an --initial-cluster of exactly the members the
+# cluster has, itself included, or etcd refuses ("member count is unequal"). The rendered list is
+# every member the config wants: after a scale-out (etcd.nodeCount 3 -> 5) it names members nobody
+# has added yet. Prints the cluster's list, or nothing when the rendered one has the same members.
+read -r -d '' INITIAL_CLUSTER_PY <<'PY' || true
+import json, sys
+peer, node, rendered = sys.argv[1], sys.argv[2], sys.argv[3]
+out = []
+for m in json.load(sys.stdin).get("members") or []:
+    urls = m.get("peerURLs") or []
+    name = node if peer in urls else m.get("name")
+    if not urls or not name:
+        sys.exit("member %s has no name: another member is being added" % (urls or ["?"])[0])
+    out.append("%s=%s" % (name, urls[0]))
+if sorted(out) != sorted(rendered.split(",")):
+    print(",".join(out))
+PY
+
 start_existing() {
+  local rendered list
+  rendered=$(sed -n 's/^ *- --initial-cluster=//p' "$NEXT")
+  list=$(ctl "$EPS" member list -w json | python3 -c "$INITIAL_CLUSTER_PY" "$PEER_URL" "$NODE_NAME" "$rendered") ||
+    die "$EXIT_ETCD_BUSY" "could not read the members this one joins"
+  if [[ -n $list ]]; then
+    sed -i "s|^\( *- --initial-cluster=\).*\$|\1$list|" "$NEXT"
+    log "$MANIFEST names the cluster's members in --initial-cluster: $list"
+  fi
   mv "$NEXT" "$MANIFEST"
   log "$MANIFEST starts etcd with --initial-cluster-state=existing"
 }

@@ -9,6 +9,9 @@
  *   scenarios.ts local <stack>                start and wait for SIGINT (`npm run local`)
  *   scenarios.ts renew <stack>                kubeadm certificates of 30 days; the shipped cert-renew.sh on every
  *                                             machine at once, again, and while a member is down
+ *   scenarios.ts upgrade <stack> <version>   the rollout's day2.sh upgrade on each master in turn, each
+ *                                            followed by its health gate, to <version> with
+ *                                            leaderElection.leaseDuration 20s (issue 14)
  */
 import { spawnSync } from "child_process";
 import * as crypto from "crypto";
@@ -21,6 +24,13 @@ import { ScriptRun, certInfo, restartWindow, runScript, servedFingerprint, setNo
 import { durationMs } from "../../config";
 import { API_HEALTH_CHECK } from "../../components/apiLoadBalancer";
 import { apiServerLoss, etcdWriteInFlightLoss, leaderLeaseLoss } from "../../scripts/failoverBudget";
+import * as zlib from "zlib";
+import { MasterDocumentValues, masterDocuments, placeNodes } from "../../components/controlPlane";
+import { planSubnets } from "../../components/network";
+import { caCertHash } from "../../components/pki";
+import { renderCloudConfig } from "../../cloud-init/render";
+import { shipScripts } from "../shipped";
+import { prepareDay2, runDay2, setUserData } from "./day2";
 
 /**
  * The README's first checks after `pulumi up` (its kubectl lines), run as an operator would: the
@@ -216,6 +226,74 @@ async function main(): Promise<void> {
         ].join("\n"),
       );
       await new Promise<never>(() => undefined);
+      break;
+    }
+    case "upgrade": {
+      const version = process.argv[4] ?? "1.35.4";
+      const cfg = c.config;
+      const leaderElection = { ...cfg.leaderElection, leaseDuration: "20s" };
+      // The user data Pulumi renders for each master after the change, as EC2 then serves it.
+      const placements = placeNodes(cfg.controlPlane.count, cfg.network.availabilityZones, planSubnets(cfg.network.vpcCidr, cfg.network.availabilityZones).map((x) => x.privateCidr), cfg.region);
+      const values: MasterDocumentValues = {
+        clusterName: cfg.clusterName,
+        kubernetesVersion: version,
+        region: cfg.region,
+        apiEndpoint: c.apiUrl.replace(/^https:\/\//, ""),
+        caCertHash: caCertHash(fs.readFileSync(path.join(c.masters[0].root, "etc/kubernetes/pki/ca.crt"), "utf8")),
+        secretArn: "arn:aws:secretsmanager:local",
+        podCidr: cfg.network.podCidr,
+        serviceCidr: cfg.network.serviceCidr,
+        leaderElection,
+        externalEtcd: undefined,
+        etcdTimings: { heartbeatIntervalMs: cfg.etcd.heartbeatIntervalMs, electionTimeoutMs: cfg.etcd.electionTimeoutMs },
+        encryptionAtRest: cfg.encryptionAtRest,
+        externalCloudProvider: cfg.addons.awsCloudControllerManager,
+        masters: placements,
+      };
+      if (cfg.etcd.topology !== "stacked") throw new Error("the upgrade scenario renders stacked masters");
+      const scripts = shipScripts();
+      const userData = (v: MasterDocumentValues, i: number) => zlib.gzipSync(renderCloudConfig(masterDocuments(v, placements[i]), "local-bootstrap"));
+      // What cloud-init wrote at first boot (node.env, the scripts), from the user data the cluster was created with.
+      const before = { ...values, kubernetesVersion: cfg.kubernetesVersion, leaderElection: cfg.leaderElection };
+      for (const m of c.masters) {
+        await prepareDay2(c, m, userData(before, m.index));
+        const sync = await runDay2(c, m, scripts, ["sync"]);
+        if (sync.code !== 0) throw new Error(`day2.sh sync on ${m.name}: ${sync.stderr}`);
+        setUserData(c, m, userData(values, m.index));
+      }
+      const last = (r: { stderr: string }) => r.stderr.trim().split("\n").pop() ?? "";
+      // The rollout's order, checked on the real cluster: master 1 before master 0 stored the new configuration.
+      log("master 1 before master 0: must refuse");
+      const early = await runDay2(c, c.masters[1], scripts, ["upgrade"]);
+      const steps: Array<{ master: number; step: string; code: number | null; ms: number; last: string }> = [];
+      for (const m of c.masters) {
+        for (const args of [["upgrade", ...(m.index === 0 ? ["--first"] : [])], ["health", "--wait", "300"]]) {
+          log(`master ${m.index}: day2.sh ${args.join(" ")}`);
+          const r = await runDay2(c, m, scripts, args);
+          steps.push({ master: m.index, step: args.join(" "), code: r.code, ms: r.ms, last: last(r) });
+          log(`master ${m.index}: day2.sh ${args.join(" ")} exited ${r.code} after ${r.ms} ms: ${last(r)}`);
+          if (r.code !== 0) break;
+        }
+        if (steps[steps.length - 1].code !== 0) break;
+      }
+      const manifest = (m: LocalMachine, f: string) => parse(fs.readFileSync(path.join(m.root, "etc/kubernetes/manifests", f), "utf8")).spec.containers[0];
+      const stored = parse((await apiOk(c.admin, "/api/v1/namespaces/kube-system/configmaps/kubeadm-config", { timeoutMs: 10000 })).data.ClusterConfiguration);
+      const nodes = await apiOk(c.admin, "/api/v1/nodes", { timeoutMs: 10000 });
+      process.stdout.write(
+        JSON.stringify({
+          early: { code: early.code, last: last(early) },
+          steps,
+          masters: c.masters.map((m) => ({
+            name: m.name,
+            images: Object.fromEntries(["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"].map((k) => [k, manifest(m, `${k}.yaml`).image])),
+            commands: Object.fromEntries(["kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"].map((k) => [k, manifest(m, `${k}.yaml`).command])),
+            running: Object.fromEntries(m.runner.components().map((k) => [k, m.runner.isRunning(k)])),
+          })),
+          stored: { kubernetesVersion: stored.kubernetesVersion, controllerManager: stored.controllerManager, scheduler: stored.scheduler },
+          nodes: (nodes.items as any[]).map((n) => ({ name: n.metadata.name, unschedulable: !!n.spec.unschedulable })),
+          etcdMembers: JSON.parse(c.etcdctl(["member", "list", "-w", "json"]).stdout.replace(/:\s*(\d{10,})/g, ':"$1"')).members.map((x: any) => x.name).sort(),
+        }) + "\n",
+      );
       break;
     }
     default:

@@ -6,12 +6,14 @@
  * kubeadm reads through the API in step: the Node with a heartbeat Lease, and a mirror Pod per
  * static pod with its Ready condition (kubeadm finds the etcd members from the etcd mirror pods'
  * annotations when a master joins). No containers, no images: the manifest's image tag is ignored
- * and the built binaries run.
+ * and the built binaries run. As the kubelet, it replaces a mirror pod when its manifest changes,
+ * with the manifest's hash in `kubernetes.io/config.hash`, which `kubeadm upgrade` waits on, and
+ * reports the built release as its kubelet version.
  *
  * Every machine shares this host's loopback, so `hostCommand` moves what a machine would bind on
  * its own 127.0.0.1 to its own loopback address, and maps host paths into the machine's root.
  */
-import { ChildProcess, spawn } from "child_process";
+import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
@@ -269,6 +271,12 @@ export class StaticPodRunner {
     });
   }
 
+  /** The release of the built binaries (`kube-apiserver --version`), which this stand-in reports as its kubelet's. */
+  private kubeletVersion(): string {
+    const r = spawnSync(path.join(this.binDir, "kube-apiserver"), ["--version"], { encoding: "utf8" });
+    return /v\d+\.\d+\.\d+/.exec(r.stdout ?? "")?.[0] ?? "unknown";
+  }
+
   private async registerNode(): Promise<void> {
     const api = this.api!;
     const now = new Date().toISOString();
@@ -283,6 +291,10 @@ export class StaticPodRunner {
     };
     const r = await apiRequest(api, "/api/v1/nodes", { method: "POST", body: node });
     if (r.status !== 201 && r.status !== 409) throw new Error(`register node ${this.host.name}: HTTP ${r.status}: ${r.body}`);
+    // The API server drops the status of a created Node: the kubelet posts it to the status subresource.
+    const status = { ...node.status, nodeInfo: { kubeletVersion: this.kubeletVersion(), kubeProxyVersion: "", operatingSystem: "linux", architecture: "amd64" } };
+    const st = await apiRequest(api, `/api/v1/nodes/${this.host.name}/status`, { method: "PATCH", body: { status }, contentType: "application/merge-patch+json" });
+    if (st.status !== 200) throw new Error(`node ${this.host.name} status: HTTP ${st.status}: ${st.body}`);
     await this.renewNodeLease();
   }
 
@@ -310,16 +322,24 @@ export class StaticPodRunner {
     const api = this.api;
     if (!api || this.stopped) return;
     const component = String(r.pod.metadata.name);
+    // A pod its manifest replaced mirrors nothing any more.
+    if (this.pods.get(component) !== r) return;
     const name = this.mirrorName(component);
     const url = `/api/v1/namespaces/kube-system/pods/${name}`;
     let current = await apiRequest(api, url);
+    const hash = r.hash.slice(0, 32);
+    // A changed manifest is a new pod: the kubelet deletes the old mirror and creates one with the new hash.
+    if (current.status === 200 && current.json?.metadata?.annotations?.["kubernetes.io/config.hash"] !== hash) {
+      await apiRequest(api, `${url}?gracePeriodSeconds=0`, { method: "DELETE" });
+      current = await apiRequest(api, url);
+    }
     if (current.status === 404) {
       const pod = structuredClone(r.pod);
       pod.metadata = {
         ...pod.metadata,
         name,
         namespace: "kube-system",
-        annotations: { ...(pod.metadata.annotations ?? {}), "kubernetes.io/config.mirror": r.hash.slice(0, 32), "kubernetes.io/config.source": "file" },
+        annotations: { ...(pod.metadata.annotations ?? {}), "kubernetes.io/config.mirror": hash, "kubernetes.io/config.hash": hash, "kubernetes.io/config.source": "file" },
       };
       pod.spec.nodeName = this.host.name;
       await apiOk(api, "/api/v1/namespaces/kube-system/pods", { method: "POST", body: pod });
