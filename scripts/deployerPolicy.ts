@@ -129,13 +129,12 @@ export function deployerPolicy(types: string[], invokes: string[] = Object.keys(
   const all = new Set([...types.flatMap((t) => DEPLOYER_ACTIONS[t]), ...invokes.flatMap((t) => INVOKE_ACTIONS[t]), ...READS, ...ROLLOUT_ACTIONS]);
   // Passing a role is only ever to EC2 (instance profiles), and is a statement of its own.
   all.delete("iam:PassRole");
-  const byService = new Map<string, string[]>();
-  for (const a of [...all].sort()) byService.set(a.split(":")[0], [...(byService.get(a.split(":")[0]) ?? []), a]);
-  const sid = (s: string) => s.split(/[^a-z0-9]/i).map((w) => w[0].toUpperCase() + w.slice(1)).join("");
   return {
     Version: "2012-10-17",
     Statement: [
-      ...[...byService.entries()].map(([service, actions]) => ({ Sid: sid(service), Effect: "Allow" as const, Action: actions, Resource: "*" as const })),
+      // One statement for every service: IAM's 6,144-character limit for a managed policy counts
+      // each statement's Sid, Effect and Resource, and a statement per service no longer fit.
+      { Sid: "ManageTheClustersResources", Effect: "Allow", Action: [...all].sort(), Resource: "*" },
       { Sid: "PassNodeRolesToEc2", Effect: "Allow", Action: ["iam:PassRole"], Resource: "*", Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } } },
       { Sid: "ServiceLinkedRoles", Effect: "Allow", Action: ["iam:CreateServiceLinkedRole"], Resource: "*", Condition: { StringEquals: { "iam:AWSServiceName": SERVICE_LINKED_ROLES } } },
     ],

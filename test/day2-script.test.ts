@@ -46,6 +46,9 @@ function fillBucket(dir: string): void {
     fs.writeFileSync(path.join(dir, BOOTSTRAP_PREFIX, sha(c)), c);
 }
 
+/** A call of the join lock: its credential, or kubectl with it. */
+const isLockCall = (c: string) => c.startsWith("kubeadm kubeconfig user") || /--kubeconfig \S*\/joiner\.conf /.test(c);
+
 interface Run {
   status: number | null;
   stdout: string;
@@ -120,11 +123,19 @@ class Machine {
     return fs.existsSync(p) ? fs.readFileSync(p, "utf8").split("\n").filter(Boolean).map((c) => c.replace(/^aws-(s3api|secrets) /, "aws ")) : [];
   }
 
-  /** The calls that change something, paths shortened. */
+  /** The calls that change something, paths shortened; the join lock's are `lock()`. */
   flow(): string[] {
     return this.calls()
+      .filter((c) => !isLockCall(c))
       .map((c) => c.split(this.root).join("").replace(/--kubeconfig \S+ /, "").replace(/ --request-timeout=30s/, ""))
       .filter((c) => /^(kubeadm|kubectl (replace|drain|uncordon|delete)|apt-get .*install|systemctl (daemon-reload|restart|enable|disable)|etcdctl .*member remove)/.test(c));
+  }
+
+  /** The join lock's calls (join-lock.sh), in order: `mint`, then the Lease operations. */
+  lock(): string[] {
+    return this.calls()
+      .filter(isLockCall)
+      .map((c) => (c.startsWith("kubeadm kubeconfig user") ? "mint" : c.replace(/^kubectl --kubeconfig \S+ --request-timeout=30s -n kube-system /, "")));
   }
 
   /** The Node kubectl reads. */
@@ -371,6 +382,46 @@ describe("upgrade: kubeadm's procedure on one master", () => {
     expect(stored.controllerManager.extraArgs).toContainEqual({ name: "leader-elect-lease-duration", value: "20s" });
     expect(m.read(path.join(m.root, "etc/apt/sources.list.d/kubernetes.list"))).toContain("https://pkgs.k8s.io/core:/stable:/v1.35/deb/ /");
     expect(r.stderr).toContain("upgrade: control plane v1.35.0 -> v1.35.4 (first master: kubeadm upgrade apply)");
+    // The join lock, as cert-renew.sh takes it: from before kubeadm to after the uncordon, renewed before the drain.
+    expect(m.lock()).toEqual([
+      "mint",
+      "create -f -",
+      "mint",
+      "create -f -",
+      "get lease kubeadm-ha-control-plane-join -o json",
+      "replace -f -",
+      "get lease kubeadm-ha-control-plane-join -o json",
+      "delete lease kubeadm-ha-control-plane-join",
+    ]);
+    const calls = m.calls();
+    const at = (re: RegExp) => calls.findIndex((c) => re.test(c));
+    const last = (re: RegExp) => calls.length - 1 - [...calls].reverse().findIndex((c) => re.test(c));
+    expect(at(/joiner\.conf .*create -f -$/)).toBeLessThan(at(/^kubectl .*admin\.conf .*replace -f -$/));
+    expect(at(/joiner\.conf .*replace -f -$/)).toBeGreaterThan(at(/^kubeadm upgrade apply/));
+    expect(at(/joiner\.conf .*replace -f -$/)).toBeLessThan(at(/^kubectl .* drain /));
+    expect(last(/joiner\.conf .*delete lease/)).toBeGreaterThan(at(/^kubectl .* uncordon /));
+    expect(fs.existsSync(path.join(m.state, "lease.json"))).toBe(false);
+  });
+
+  it("waits while another master's certificate renewal holds the join lock, changing nothing (exit 4), and goes ahead once it is released", () => {
+    const m = master(1);
+    m.userData(render(next, 1));
+    m.write(path.join(m.state, "kubeadm-config.json"), JSON.stringify(storedConfig(next)));
+    const now = new Date().toISOString().replace("Z", "000Z");
+    const renewal = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: "kubeadm-ha-control-plane-join", namespace: "kube-system" }, spec: { holderIdentity: "ip-10-0-0-10.eu-west-1.compute.internal", acquireTime: now, renewTime: now, leaseDurationSeconds: 900 } };
+    m.write(path.join(m.state, "lease.json"), JSON.stringify(renewal));
+    Object.assign(m.env, { KUBEADM_HA_WAIT_SECONDS: "2", KUBEADM_HA_POLL_SECONDS: "1" });
+    const held = m.day2("upgrade");
+    expect(held.status).toBe(4);
+    expect(held.stderr).toContain("join lock held by 'ip-10-0-0-10.eu-west-1.compute.internal'");
+    expect(held.stderr).toContain("timed out after 2s waiting for join lock lease/kubeadm-ha-control-plane-join in kube-system");
+    expect(m.flow().filter((c) => /^(kubeadm upgrade|kubectl (drain|uncordon))|kubelet/.test(c))).toEqual([]);
+    // Still the renewal's: a waiter never deletes a lock it does not hold.
+    expect(JSON.parse(m.read(path.join(m.state, "lease.json"))).spec.holderIdentity).toBe("ip-10-0-0-10.eu-west-1.compute.internal");
+    fs.rmSync(path.join(m.state, "lease.json"));
+    expect(m.day2("upgrade").status).toBe(0);
+    expect(m.flow().filter((c) => /^kubeadm/.test(c))).toEqual([`kubeadm upgrade node --patches ${PATCHES}`]);
+    expect(fs.existsSync(path.join(m.state, "lease.json"))).toBe(false);
   });
 
   it("another master waits for master 0: it refuses while the stored configuration is old (exit 21), then runs kubeadm upgrade node", () => {

@@ -256,7 +256,7 @@ describe("the table", () => {
 
   it("no pod reaches the instance metadata service in any stack or setting: only host processes on the machines do (issue 15)", () => {
     for (const k of CASES) expect(connections(k.ctx).filter((c) => c.to === "instanceMetadata" && !isNodeRole(c.from))).toEqual([]);
-    expect(connections(ctx()).filter((c) => c.to === "instanceMetadata").map((c) => c.from)).toEqual(["controlPlane", "worker", "controlPlane", "controlPlane"]);
+    expect(connections(ctx()).filter((c) => c.to === "instanceMetadata").map((c) => c.from)).toEqual(["controlPlane", "worker", "controlPlane", "controlPlane", "controlPlane"]);
   });
 
   it("flowApplies: every condition must hold; an absent one holds for any value", () => {

@@ -268,6 +268,7 @@ describe("docs/deployer-iam-policy.json", () => {
     for (const a of actions) expect(a).toMatch(/^(autoscaling|cloudwatch|ec2|elasticloadbalancing|events|iam|kms|s3|secretsmanager|sqs|ssm):[A-Z][A-Za-z]*\*?$/);
     expect(new Set(actions).size).toBe(actions.length);
     expect(JSON.stringify(policy).length).toBeLessThanOrEqual(6144);
+    expect(policy.Statement.map((s: { Sid: string }) => s.Sid)).toEqual(["ManageTheClustersResources", "PassNodeRolesToEc2", "ServiceLinkedRoles"]);
     // iam:PassRole only towards EC2.
     expect(policy.Statement.filter((s: { Action: string[] }) => s.Action.includes("iam:PassRole"))).toEqual([
       { Sid: "PassNodeRolesToEc2", Effect: "Allow", Action: ["iam:PassRole"], Resource: "*", Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } } },

@@ -37,6 +37,8 @@ export const GUARDED: Record<string, (n: ScriptNeeds) => boolean> = {
   "day2.sh -> addons.sh": (n) => !n.addons,
   // An etcd member renews under an etcd lock; only masters take the join lock.
   "cert-renew.sh -> join-lock.sh": (n) => n.role === "etcd",
+  // `day2.sh upgrade` runs on masters only: it refuses on an etcd member before it takes the lock.
+  "day2.sh -> join-lock.sh": (n) => n.role === "etcd",
 };
 
 /** Scripts a script pulls in: `source "$KUBEADM_HA_LIB/x.sh"`, `"$BASH" "$KUBEADM_HA_LIB/x.sh"` or `${BASH_SOURCE[0]%/*}/x.sh`. */

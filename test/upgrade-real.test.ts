@@ -36,6 +36,10 @@ describe("dev: 1.35.0 -> 1.35.4 and a new lease duration, one master at a time, 
       [2, "upgrade", 0],
       [2, "health --wait 300", 0],
     ]);
+    // Each upgrade under the join lock that certificate renewal takes, renewed before the drain, then released.
+    for (const s of r.steps.filter((x: any) => x.step.startsWith("upgrade")))
+      expect([s.master, s.lock]).toEqual([s.master, ["acquired join lock", "join lock already held by this node", "acquired join lock", "released join lock"]]);
+    for (const s of r.steps.filter((x: any) => x.step.startsWith("health"))) expect([s.master, s.lock]).toEqual([s.master, []]);
     for (const s of r.steps.filter((x: any) => x.step.startsWith("health"))) expect(s.last).toMatch(/kubeadm-ha\[day2\]: healthy: ip-10-10-\d+-10\.eu-west-1\.compute\.internal \(control-plane\)$/);
   });
 

@@ -362,6 +362,14 @@ upgrade() {
   fi
   encryption_key
   if [[ $running != "$target" ]]; then install_packages kubeadm; fi
+  # The rollout touches one machine at a time (day2/chain.ts), but every master's certificate
+  # renewal timer restarts its own static pods under the join lock (cert-renew.sh): holding the same
+  # Lease from here to the uncordon keeps a renewal from restarting a second API server or stacked
+  # etcd member while this master's are down, and a renewal in progress makes this wait.
+  # shellcheck source-path=SCRIPTDIR source=join-lock.sh
+  source "$KUBEADM_HA_LIB/join-lock.sh"
+  trap 'rc=$?; release_join_lock || true; exit "$rc"' EXIT
+  acquire_join_lock
   if $first; then
     [[ -f $KUBEADM_HA_ETC/init.yaml ]] || die "$EXIT_CONFIG" "$KUBEADM_HA_ETC/init.yaml is missing: only master 0 runs upgrade --first"
     kctl -n kube-system get configmap kubeadm-config -o json >"$KUBEADM_HA_RUN/kubeadm-config.json"
@@ -372,6 +380,8 @@ upgrade() {
     kubeadm upgrade node "${patches[@]}"
   fi
   if [[ $running != "$target" ]]; then
+    # The drain may take up to its timeout: renewed, the lease is not mistaken for a dead holder's.
+    acquire_join_lock
     kctl drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --timeout="$DRAIN_TIMEOUT"
     install_packages kubelet kubectl
     systemctl daemon-reload

@@ -75,6 +75,9 @@ export async function prepareDay2(c: LocalCluster, m: LocalMachine, userData: Bu
     "kubeadm",
     [
       `root=${q(m.root)}`,
+      // The join lock's credential (join-lock.sh) is signed from a document naming the machine's
+      // certificate directory as the script sees it: no chroot, as cert-renewal-real runs it.
+      `if [[ \${1:-} == kubeconfig ]]; then exec ${q(path.join(c.binDir, "kubeadm"))} "$@"; fi`,
       // Paths day2.sh passes are the machine's, which kubeadm sees under its chroot.
       'args=("${@//$root/}")',
       'extra=()',

@@ -26,6 +26,7 @@ import { API_HEALTH_CHECK } from "../../components/apiLoadBalancer";
 import { apiServerLoss, etcdWriteInFlightLoss, leaderLeaseLoss } from "../../scripts/failoverBudget";
 import * as zlib from "zlib";
 import { MasterDocumentValues, masterDocuments, placeNodes } from "../../components/controlPlane";
+import { initMarkerName } from "../../components/initMarker";
 import { planSubnets } from "../../components/network";
 import { caCertHash } from "../../components/pki";
 import { renderCloudConfig } from "../../cloud-init/render";
@@ -248,6 +249,7 @@ async function main(): Promise<void> {
         etcdTimings: { heartbeatIntervalMs: cfg.etcd.heartbeatIntervalMs, electionTimeoutMs: cfg.etcd.electionTimeoutMs },
         encryptionAtRest: cfg.encryptionAtRest,
         externalCloudProvider: cfg.addons.awsCloudControllerManager,
+        initMarker: initMarkerName(cfg.clusterName),
         masters: placements,
       };
       if (cfg.etcd.topology !== "stacked") throw new Error("the upgrade scenario renders stacked masters");
@@ -265,12 +267,14 @@ async function main(): Promise<void> {
       // The rollout's order, checked on the real cluster: master 1 before master 0 stored the new configuration.
       log("master 1 before master 0: must refuse");
       const early = await runDay2(c, c.masters[1], scripts, ["upgrade"]);
-      const steps: Array<{ master: number; step: string; code: number | null; ms: number; last: string }> = [];
+      const steps: Array<{ master: number; step: string; code: number | null; ms: number; last: string; lock: string[] }> = [];
       for (const m of c.masters) {
         for (const args of [["upgrade", ...(m.index === 0 ? ["--first"] : [])], ["health", "--wait", "300"]]) {
           log(`master ${m.index}: day2.sh ${args.join(" ")}`);
           const r = await runDay2(c, m, scripts, args);
-          steps.push({ master: m.index, step: args.join(" "), code: r.code, ms: r.ms, last: last(r) });
+          // What the step did with the join lock (join-lock.sh), in order.
+          const lock = r.stderr.split("\n").flatMap((l) => /(acquired|released) join lock|join lock already held by this node/.exec(l)?.[0] ?? []);
+          steps.push({ master: m.index, step: args.join(" "), code: r.code, ms: r.ms, last: last(r), lock });
           log(`master ${m.index}: day2.sh ${args.join(" ")} exited ${r.code} after ${r.ms} ms: ${last(r)}`);
           if (r.code !== 0) break;
         }

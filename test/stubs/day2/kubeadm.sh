@@ -2,7 +2,8 @@
 # kubeadm for day2.sh (test/day2-script.test.ts). `upgrade apply vX` stores vX in the kubeadm-config
 # ConfigMap ($STUB_STATE/kubeadm-config.json) and `upgrade apply`/`upgrade node` set the API server's
 # image tag in this machine's manifest to the stored version, as the real ones render it; both fail
-# while $STUB_STATE/upgrade-fails exists. `reset` removes the manifests and kubelet.conf.
+# while $STUB_STATE/upgrade-fails exists. `reset` removes the manifests and kubelet.conf. `kubeconfig
+# user` prints a fake kubeconfig (the join lock's credential).
 # shellcheck source=../stub-lib.sh
 source "${BASH_SOURCE[0]%/*}/stub-lib.sh"
 stub_record "$@"
@@ -26,6 +27,7 @@ json.dump(cm, open(p, "w"))' "$STUB_STATE/kubeadm-config.json" "$3"
     [[ ! -f $STUB_STATE/upgrade-fails ]] || { echo "[upgrade] FATAL: fake failure" >&2 && exit 1; }
     render "$(stored)"
     ;;
+  "kubeconfig user") printf 'apiVersion: v1\nkind: Config\n# fake credentials for %s\n' "$*" ;;
   "reset -f") rm -rf "${kube:?}/manifests" "$kube/kubelet.conf" "$kube/admin.conf" ;;
   *)
     echo "kubeadm stub: unexpected arguments: $*" >&2
