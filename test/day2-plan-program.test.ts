@@ -6,10 +6,10 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterConfig } from "../config";
-import { Cluster } from "../components/cluster";
 import { gateSteps } from "../day2/rollout";
 import { planTransition } from "../day2/rules";
-import { Registration, ofType, settle, setupMocks, valueOf } from "./mocks";
+import { Registration, ofType, setupMocks } from "./mocks";
+import { buildCluster } from "./day2Build";
 import { SCENARIOS, ScenarioName, configs, snapshot } from "./day2Scenarios";
 
 let regs: Registration[];
@@ -18,19 +18,7 @@ beforeAll(async () => {
   regs = await setupMocks();
 });
 
-async function build(name: string, config: ClusterConfig): Promise<Cluster> {
-  const cluster = new Cluster(name, { config: { ...config, clusterName: name } }, {
-    transformations: [
-      (a) => {
-        opts.set(a.name, a.opts as pulumi.CustomResourceOptions);
-        return undefined;
-      },
-    ],
-  });
-  await valueOf(cluster.kubeconfig);
-  await settle();
-  return cluster;
-}
+const build = (name: string, config: ClusterConfig) => buildCluster(name, config, opts);
 
 /** Everything about a rendered cluster that the plan speaks of. */
 interface Rendered {

@@ -7,8 +7,8 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterConfig } from "../config";
-import { Cluster } from "../components/cluster";
-import { Registration, ofType, settle, setupMocks, valueOf } from "./mocks";
+import { Registration, ofType, setupMocks, valueOf } from "./mocks";
+import { buildCluster } from "./day2Build";
 import { configs } from "./day2Scenarios";
 
 let regs: Registration[];
@@ -24,19 +24,7 @@ beforeAll(async () => {
   }
 }, 60000);
 
-async function build(name: string, config: ClusterConfig): Promise<Cluster> {
-  const cluster = new Cluster(name, { config: { ...config, clusterName: name } }, {
-    transformations: [
-      (a) => {
-        opts.set(a.name, a.opts as pulumi.CustomResourceOptions);
-        return undefined;
-      },
-    ],
-  });
-  await valueOf(cluster.kubeconfig);
-  await settle();
-  return cluster;
-}
+const build = (name: string, config: ClusterConfig) => buildCluster(name, config, opts);
 
 /** A resource's explicit dependencies, by name; `all` keeps the ClusterState every resource depends on. */
 async function dependsOn(name: string, all = false): Promise<string[]> {
