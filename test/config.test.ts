@@ -1,6 +1,7 @@
 import * as fc from "fast-check";
 import {
   ConfigError,
+  addonInstaller,
   DEFAULT_KUBERNETES_VERSION,
   MAX_GO_DURATION_NS,
   architectureOf,
@@ -776,5 +777,57 @@ describe("config reference", () => {
       ["`kubeadm-ha:workerPools[].autoscaling.enabled`", "boolean", "`true`"],
       ["`kubeadm-ha:workerPools[].readyTimeoutSeconds`", "integer", "`900`"],
     ]);
+  });
+});
+
+describe("boundaries the mutation run found unpinned (docs/mutation-testing.md)", () => {
+  it("a pool's desiredCapacity may equal minSize or maxSize, and minSize may equal maxSize; below minSize is refused", () => {
+    expect(problemsOf({ ...base(), workerPools: [{ name: "a", minSize: 1, maxSize: 3, desiredCapacity: 1 }] })).toEqual([]);
+    expect(problemsOf({ ...base(), workerPools: [{ name: "a", minSize: 1, maxSize: 3, desiredCapacity: 3 }] })).toEqual([]);
+    expect(problemsOf({ ...base(), workerPools: [{ name: "a", minSize: 2, maxSize: 2, desiredCapacity: 2 }] })).toEqual([]);
+    expect(problemsOf({ ...base(), workerPools: [{ name: "a", minSize: 2, maxSize: 3, desiredCapacity: 1 }] })).toEqual([
+      "workerPools[0].desiredCapacity: 1 — must be between minSize (2) and maxSize (3)",
+    ]);
+  });
+
+  it("three zones of which two are the same: a duplicate and too few distinct zones", () => {
+    expect(problemsOf({ ...base(), network: { availabilityZones: ["eu-west-1a", "eu-west-1b", "eu-west-1a"] } })).toEqual([
+      'network.availabilityZones[2]: "eu-west-1a" — zones must be distinct',
+      'network.availabilityZones: ["eu-west-1a","eu-west-1b","eu-west-1a"] — must list at least 3 distinct zones so losing one zone leaves quorum',
+    ]);
+  });
+
+  it("control plane and etcd counts: 3, 5 and 7 only", () => {
+    for (const n of [3, 5, 7]) expect([n, problemsOf({ ...base(), controlPlane: { count: n } })]).toEqual([n, []]);
+    for (const n of [1, 2, 4, 6, 9]) expect([n, problemsOf({ ...base(), controlPlane: { count: n } }).length]).toEqual([n, 1]);
+  });
+
+  it("an election timeout of exactly 5 x the heartbeat is what etcd accepts", () => {
+    expect(problemsOf({ ...base(), etcd: { heartbeatIntervalMs: 100, electionTimeoutMs: 500 } })).toEqual([]);
+    expect(problemsOf({ ...base(), etcd: { heartbeatIntervalMs: 100, electionTimeoutMs: 499 } })).toEqual([
+      "etcd.electionTimeoutMs: 499 — must be at least 5 x heartbeatIntervalMs (100), as etcd requires",
+    ]);
+  });
+
+  it("the newest supported minor is accepted, the next is not", () => {
+    expect(problemsOf({ ...base(), kubernetesVersion: "1.36.0" })).toEqual([]);
+    expect(problemsOf({ ...base(), kubernetesVersion: "1.31.0" })).toEqual([]);
+    expect(problemsOf({ ...base(), kubernetesVersion: "1.37.0" })).toHaveLength(1);
+    expect(problemsOf({ ...base(), kubernetesVersion: "1.30.0" })).toHaveLength(1);
+  });
+
+  it("addonInstaller: auto is nodes behind an internal load balancer and pulumi behind an internet-facing one; an explicit choice stands", () => {
+    const c = (installer: "auto" | "pulumi" | "nodes", scheme: "internal" | "internet-facing") => ({ addons: { installer }, apiLoadBalancer: { scheme } }) as unknown as Parameters<typeof addonInstaller>[0];
+    expect(addonInstaller(c("auto", "internal"))).toBe("nodes");
+    expect(addonInstaller(c("auto", "internet-facing"))).toBe("pulumi");
+    expect(addonInstaller(c("pulumi", "internal"))).toBe("pulumi");
+    expect(addonInstaller(c("nodes", "internet-facing"))).toBe("nodes");
+  });
+
+  it("ConfigError says how many problems, in the singular for one, and is named", () => {
+    const one = new ConfigError(["a: 1 — rule"]);
+    expect(one.message).toMatch(/^Invalid stack config \(1 problem\):/);
+    expect(one.name).toBe("ConfigError");
+    expect(new ConfigError(["a", "b"]).message).toMatch(/^Invalid stack config \(2 problems\):/);
   });
 });
