@@ -301,7 +301,8 @@ export const FLOWS: readonly Flow[] = [
         what: "a replacement member probes the other members' client URLs, reads the member list, removes its dead predecessor and adds itself; unanswered probes would read as a cluster being created",
         where: S("etcd-rejoin.sh"),
       },
-      { what: "a member renewing its certificates takes a lock in etcd and restarts only while the others answer healthy", where: S("cert-renew.sh") },
+      { what: "a member renewing its certificates restarts only while the others answer healthy", where: S("cert-renew.sh") },
+      { what: "the etcd members' lock, taken before a member restarts (renewal, the rollout's pod update), is a key in etcd through every member's client URL", where: S("etcdctl.sh") },
       {
         what: "the rollout's health gate checks every member, a member leaving at scale-in removes itself through the others, and a new one tells a cluster still being created by its closed client ports",
         where: S("day2.sh"),

@@ -88,7 +88,7 @@ describe.each(["dev", "prod"])("certificate renewal on the %s stack's real contr
     // The masters queued at the join lock; the members at the lock in etcd.
     expect(groups[0].every((r) => r.log.some((l) => l.includes("acquired join lock lease/kubeadm-ha-control-plane-join")))).toBe(true);
     for (const r of groups[1]) expect(r.log.find((l) => l.includes("within 60 days of expiry:"))?.split(": ").pop()!.split(" ").sort()).toEqual(["etcd-peer", "etcd-server"]);
-    expect(groups[1].every((r) => r.log.some((l) => l.startsWith("kubeadm-ha[cert-renew]: holding the etcd renewal lock (/kubeadm-ha/locks/cert-renew, lease ")))).toBe(true);
+    expect(groups[1].every((r) => r.log.some((l) => l.startsWith("kubeadm-ha[cert-renew]: holding the etcd members' lock (/kubeadm-ha/locks/cert-renew, lease ")))).toBe(true);
   });
 
   it("is idempotent: a second run renews nothing", () => {

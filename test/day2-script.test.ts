@@ -47,6 +47,12 @@ function fillBucket(dir: string): void {
 }
 
 /** A call of the join lock: its credential, or kubectl with it. */
+/** The etcd members' lock's etcdctl calls of the last run, with the health checks between them as "health". */
+const etcdLock = (m: { calls(): string[] }) =>
+  m
+    .calls()
+    .filter((c) => /^etcdctl .*(lease |txn$|endpoint health)/.test(c))
+    .map((c) => (/endpoint health/.test(c) ? "health" : c.replace(/^etcdctl /, "")));
 const isLockCall = (c: string) => c.startsWith("kubeadm kubeconfig user") || /--kubeconfig \S*\/joiner\.conf /.test(c);
 
 interface Run {
@@ -504,8 +510,37 @@ describe("etcd-manifest: an external member's new pod", () => {
     expect(pod).toContain("- --election-timeout=1500");
     expect(pod).toContain("- --initial-cluster-state=existing");
     expect(r.stderr).toContain("this etcd member to be healthy again is ready");
+    // The etcd members' lock (etcdctl.sh), as cert-renew.sh takes it: through every member, held
+    // from before the whole cluster's health check until this member is healthy again, then revoked.
+    const all = members.map((x) => `https://${x.ip}:2379`).join(",");
+    expect(etcdLock(m)).toEqual([`--endpoints=${all} lease grant 900`, `--endpoints=${all} txn`, "health", "health", `--endpoints=${all} lease revoke 694d9a6f1c2b3a01`]);
+    expect(r.stderr).toContain(`holding the etcd members' lock (/kubeadm-ha/locks/cert-renew, lease 694d9a6f1c2b3a01)`);
+    expect(JSON.parse(m.read(path.join(m.state, "etcd.json")))).toMatchObject({ kv: {}, leases: {} });
     const again = m.day2("etcd-manifest");
     expect([again.status, again.stderr]).toEqual([0, expect.stringContaining("etcd-manifest: the pod is up to date")]);
+    expect(etcdLock(m)).toEqual([]);
+  });
+
+  it("waits while another member's certificate renewal holds the etcd members' lock, changing nothing (exit 4)", () => {
+    const m = new Machine(members[1].ip, "etcd");
+    machines.push(m);
+    m.userData(encodeUserData(renderCloudConfig(doc("1.33.7"), BUCKET)));
+    expect(m.day2("sync").status).toBe(0);
+    const installed = m.read(path.join(m.etc, "etcd.yaml"));
+    m.write(path.join(m.kube, "manifests/etcd.yaml"), installed);
+    m.etcd(members.map((x) => ({ ip: x.ip })));
+    const cluster = JSON.parse(m.read(path.join(m.state, "etcd.json")));
+    m.write(path.join(m.state, "etcd.json"), JSON.stringify({ ...cluster, leases: { "1a": 900 }, kv: { "/kubeadm-ha/locks/cert-renew": { value: "etcd-2", lease: "1a" } } }));
+    m.userData(encodeUserData(renderCloudConfig(doc("1.34.0"), BUCKET)));
+    Object.assign(m.env, { KUBEADM_HA_WAIT_SECONDS: "2", KUBEADM_HA_POLL_SECONDS: "1" });
+    const held = m.day2("etcd-manifest");
+    expect(held.status).toBe(4);
+    expect(held.stderr).toContain("another member holds the etcd members' lock; waiting");
+    expect(held.stderr).toContain("timed out after 2s waiting for the etcd members' lock /kubeadm-ha/locks/cert-renew (held by etcd-2)");
+    expect(m.read(path.join(m.kube, "manifests/etcd.yaml"))).toBe(installed);
+    // Each attempt's own lease is revoked; the renewal's lock stays its own.
+    const after = JSON.parse(m.read(path.join(m.state, "etcd.json")));
+    expect([after.kv, after.leases]).toEqual([{ "/kubeadm-ha/locks/cert-renew": { value: "etcd-2", lease: "1a" } }, { "1a": 900 }]);
   });
 });
 

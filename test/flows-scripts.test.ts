@@ -33,11 +33,10 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
     [/curl .*"https:\/\/\$NODE_IP:6443\/readyz"/, []],
     [/curl .*--insecure "https:\/\/\$\(component_address/, []],
     // The gate before a restart: the other members (masters when stacked, etcd machines when
-    // external) and the other masters' API servers; the etcd members' renewal lock lives in etcd.
+    // external) and the other masters' API servers.
     [/etcdctl_run --endpoints="\$client" endpoint health/, [["controlPlane", 2379], ["etcd", 2379]]],
     [/curl .*"\$endpoint\/health"/, [["etcd", 2379]]],
     [/curl .*"https:\/\/\$ip:6443\/readyz"/, [["controlPlane", 6443]]],
-    [/etcdctl_run --endpoints="\$ETCD_ALL"/, [["etcd", 2379]]],
   ],
   "bootstrap.sh": [
     // A control plane node's kubeadm reset removes its stacked etcd member through the others.
@@ -96,6 +95,8 @@ const DIALS: Record<string, Array<[RegExp, Dial[]]>> = {
     // etcdctl in the image's container on the host network: its callers name the endpoints.
     [/ctr -n k8s.io run --rm --net-host/, []],
     [/^etcdctl_run\(\) \{/, []],
+    // The etcd members' lock, taken on external members only (its callers: cert-renew.sh, day2.sh).
+    [/etcdctl_run --endpoints="\$ETCD_LOCK_ENDPOINTS"/, [["etcd", 2379]]],
   ],
   "fetch-secrets.sh": [[/aws secretsmanager get-secret-value/, [["secretsManager", 443]]]],
   "token-rotate.sh": [

@@ -201,44 +201,6 @@ others_healthy() {
   if [[ $ETCD_TOPOLOGY == stacked ]]; then etcd_others_healthy; else external_etcd_healthy; fi
 }
 
-# --- The etcd members' lock: a key that exists while its lease lives ---
-
-LOCK_KEY=/kubeadm-ha/locks/cert-renew
-LOCK_LEASE=
-etcd_lock() {
-  local deadline=$((SECONDS + KUBEADM_HA_WAIT_SECONDS)) out
-  while true; do
-    LOCK_LEASE=$(etcdctl_run --endpoints="$ETCD_ALL" lease grant "$KUBEADM_HA_LOCK_STALE_SECONDS" | awk '/granted/ {print $2}') || LOCK_LEASE=
-    if [[ -n $LOCK_LEASE ]]; then
-      # Created only if no other member holds it: one compare-and-swap, atomic in etcd.
-      out=$(printf 'create("%s") = "0"\n\nput --lease=%s %s %s\n\n\n' "$LOCK_KEY" "$LOCK_LEASE" "$LOCK_KEY" "$NODE_NAME" | etcdctl_run --endpoints="$ETCD_ALL" txn) || out=
-      if [[ $out == SUCCESS* ]]; then
-        log "holding the etcd renewal lock ($LOCK_KEY, lease $LOCK_LEASE)"
-        return 0
-      fi
-      etcdctl_run --endpoints="$ETCD_ALL" lease revoke "$LOCK_LEASE" &>/dev/null || true
-      LOCK_LEASE=
-    fi
-    ((SECONDS < deadline)) || die "$EXIT_LOCK_TIMEOUT" "timed out after ${KUBEADM_HA_WAIT_SECONDS}s waiting for the etcd renewal lock $LOCK_KEY (held by $(etcdctl_run --endpoints="$ETCD_ALL" get --print-value-only "$LOCK_KEY" 2>/dev/null || echo '?'))"
-    log "another member holds the renewal lock; waiting"
-    sleep "$KUBEADM_HA_POLL_SECONDS"
-  done
-}
-# etcdctl's balancer may first pick a member that is down; another attempt reaches a live one. A
-# lease an earlier attempt revoked (its answer lost) is "not found": revoked all the same. etcdctl
-# 3.6 can report "revoked" and still exit non-zero when an endpoint of its list is down.
-revoke_lock() {
-  local out
-  out=$(etcdctl_run --endpoints="$ETCD_ALL" lease revoke "$LOCK_LEASE" 2>&1) || [[ $out == *"requested lease not found"* || $out == *" revoked"* ]] || {
-    log "lease revoke $LOCK_LEASE: $out"
-    return 1
-  }
-}
-etcd_unlock() {
-  [[ -n $LOCK_LEASE ]] || return 0
-  retry 5 1 revoke_lock || log "WARNING: could not revoke lease $LOCK_LEASE; the lock lapses with it after ${KUBEADM_HA_LOCK_STALE_SECONDS}s"
-}
-
 # --- Main ---
 
 if [[ $NODE_ROLE == etcd ]]; then
@@ -256,7 +218,6 @@ else
 fi
 if [[ $etcd_section == local ]]; then
   MEMBERS=$(etcd_members)
-  ETCD_ALL=$(awk '{print $2}' <<<"$MEMBERS" | paste -sd, -)
   etcd_client_env
 fi
 [[ $NODE_ROLE == etcd || -n ${CONTROL_PLANE_IPS:-} ]] || die "$EXIT_CONFIG" "CONTROL_PLANE_IPS is not set in $KUBEADM_HA_ETC/node.env"

@@ -419,9 +419,16 @@ etcd_manifest() {
     log "etcd-manifest: the pod is up to date"
     return 0
   fi
+  # The rollout restarts one member at a time; a certificate renewal on another member (its timer,
+  # cert-renew.sh) holds the same lock while it restarts that member.
+  etcd_client_env
+  trap 'rc=$?; etcd_unlock; exit "$rc"' EXIT
+  etcd_lock
+  poll_until "every etcd member to be healthy before this one restarts" "$EXIT_UNHEALTHY" etcd_healthy false
   mv "$next" "$MANIFEST"
   log "etcd-manifest: installed the new pod; the kubelet restarts etcd"
   poll_until "this etcd member to be healthy again" "$EXIT_UNHEALTHY" etcd_healthy false
+  etcd_unlock
 }
 
 # ---- scale-in ----------------------------------------------------------------------------------

@@ -62,3 +62,48 @@ etcdctl_run() { etcd_tool etcdctl "$@"; }
 # The tool of offline snapshot commands (status, restore): etcdutl since etcd 3.5, whose etcdctl
 # deprecates them (3.6 removed them); etcdctl when only a local etcdctl is named.
 etcd_snapshot_tool() { if [[ -n ${ETCDCTL:-} && -z ${ETCDUTL:-} ]]; then echo etcdctl; else echo etcdutl; fi; }
+
+# --- The etcd members' lock: a key that exists while its lease lives ---
+# Every step that restarts an external member's etcd takes it (cert-renew.sh, day2.sh
+# etcd-manifest), so two members never restart together: with 3 members that would cost the quorum.
+# Masters take the join lock (join-lock.sh) instead, which lives in the API their restarts serve.
+# The key keeps the name of its first user: a member whose cert-renew.sh predates day2.sh's use of
+# it still excludes the rollout, and the other way round.
+ETCD_LOCK_KEY=/kubeadm-ha/locks/cert-renew
+ETCD_LOCK_LEASE=
+ETCD_LOCK_ENDPOINTS=
+etcd_lock() {
+  local deadline=$((SECONDS + KUBEADM_HA_WAIT_SECONDS)) out
+  ETCD_LOCK_ENDPOINTS=$(etcd_members | awk '{print $2}' | paste -sd, -)
+  while true; do
+    ETCD_LOCK_LEASE=$(etcdctl_run --endpoints="$ETCD_LOCK_ENDPOINTS" lease grant "$KUBEADM_HA_LOCK_STALE_SECONDS" | awk '/granted/ {print $2}') || ETCD_LOCK_LEASE=
+    if [[ -n $ETCD_LOCK_LEASE ]]; then
+      # Created only if no other member holds it: one compare-and-swap, atomic in etcd.
+      out=$(printf 'create("%s") = "0"\n\nput --lease=%s %s %s\n\n\n' "$ETCD_LOCK_KEY" "$ETCD_LOCK_LEASE" "$ETCD_LOCK_KEY" "$NODE_NAME" | etcdctl_run --endpoints="$ETCD_LOCK_ENDPOINTS" txn) || out=
+      if [[ $out == SUCCESS* ]]; then
+        log "holding the etcd members' lock ($ETCD_LOCK_KEY, lease $ETCD_LOCK_LEASE)"
+        return 0
+      fi
+      etcdctl_run --endpoints="$ETCD_LOCK_ENDPOINTS" lease revoke "$ETCD_LOCK_LEASE" &>/dev/null || true
+      ETCD_LOCK_LEASE=
+    fi
+    ((SECONDS < deadline)) || die "$EXIT_LOCK_TIMEOUT" "timed out after ${KUBEADM_HA_WAIT_SECONDS}s waiting for the etcd members' lock $ETCD_LOCK_KEY (held by $(etcdctl_run --endpoints="$ETCD_LOCK_ENDPOINTS" get --print-value-only "$ETCD_LOCK_KEY" 2>/dev/null || echo '?'))"
+    log "another member holds the etcd members' lock; waiting"
+    sleep "$KUBEADM_HA_POLL_SECONDS"
+  done
+}
+# etcdctl's balancer may first pick a member that is down; another attempt reaches a live one. A
+# lease an earlier attempt revoked (its answer lost) is "not found": revoked all the same. etcdctl
+# 3.6 can report "revoked" and still exit non-zero when an endpoint of its list is down.
+etcd_revoke_lock() {
+  local out
+  out=$(etcdctl_run --endpoints="$ETCD_LOCK_ENDPOINTS" lease revoke "$ETCD_LOCK_LEASE" 2>&1) || [[ $out == *"requested lease not found"* || $out == *" revoked"* ]] || {
+    log "lease revoke $ETCD_LOCK_LEASE: $out"
+    return 1
+  }
+}
+etcd_unlock() {
+  [[ -n $ETCD_LOCK_LEASE ]] || return 0
+  retry 5 1 etcd_revoke_lock || log "WARNING: could not revoke lease $ETCD_LOCK_LEASE; the lock lapses with it after ${KUBEADM_HA_LOCK_STALE_SECONDS}s"
+  ETCD_LOCK_LEASE=
+}

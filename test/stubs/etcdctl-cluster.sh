@@ -7,14 +7,18 @@
 # 3.5). An endpoint in healthyAfter turns healthy on its Nth health probe. The first
 # "unhealthyReconfigs" membership changes fail as etcd's do while its leader has not been connected
 # to a quorum for 5 s. Like etcdctl, it fails when the ETCDCTL_CACERT/CERT/KEY files are missing.
+# Keys and leases for the etcd members' lock (etcdctl.sh): "kv": {key: {"value", "lease"}} and
+# "leases": {hex ID: TTL}; `txn` takes the one compare-and-swap the lock sends on stdin.
 # shellcheck source=stub-lib.sh
 source "${BASH_SOURCE[0]%/*}/stub-lib.sh"
 stub_record "$@"
 for f in "${ETCDCTL_CACERT:-}" "${ETCDCTL_CERT:-}" "${ETCDCTL_KEY:-}"; do
   [[ -f $f ]] || { echo "Error: open ${f:-<unset>}: no such file or directory" >&2 && exit 1; }
 done
+# The program comes on python's stdin, so txn's own stdin goes through a file.
+if [[ " $* " == *" txn "* ]]; then cat >"$STUB_STATE/etcd-txn.in"; fi
 exec python3 - "$STUB_STATE" "$@" <<'PY'
-import json, os, sys
+import json, os, re, sys
 
 state_dir, args = sys.argv[1], sys.argv[2:]
 path = os.path.join(state_dir, "etcd.json")
@@ -90,6 +94,40 @@ elif cmd == "member add" and len(rest) == 4 and rest[3].startswith("--peer-urls=
     cluster["members"].append(new)
     save()
     print(f"Member abcdef0123456789 added to cluster 1\n\nETCD_NAME=\"{rest[2]}\"\nETCD_INITIAL_CLUSTER_STATE=\"existing\"")
+elif cmd == "lease grant" and len(rest) == 3:
+    need_quorum()
+    lease = "%x" % cluster.get("nextLease", 0x694D9A6F1C2B3A01)
+    cluster["nextLease"] = int(lease, 16) + 1
+    cluster.setdefault("leases", {})[lease] = int(rest[2])
+    save()
+    print(f"lease {lease} granted with TTL({rest[2]}s)")
+elif rest == ["txn"]:
+    need_quorum()
+    text = open(os.path.join(state_dir, "etcd-txn.in")).read()
+    m = re.fullmatch(r'create\("([^"]+)"\) = "0"\n\nput --lease=([0-9a-f]+) (\S+) (\S+)\n\n\n', text)
+    if not m or m[1] != m[3]:
+        fail("etcdctl stub: unexpected txn: " + repr(text))
+    if m[2] not in cluster.get("leases", {}):
+        fail("Error: etcdserver: requested lease not found")
+    kv = cluster.setdefault("kv", {})
+    if m[1] in kv:
+        print("FAILURE\n")
+    else:
+        kv[m[1]] = {"value": m[4], "lease": m[2]}
+        save()
+        print("SUCCESS\n\nOK")
+elif cmd == "lease revoke" and len(rest) == 3:
+    need_quorum()
+    if rest[2] not in cluster.get("leases", {}):
+        fail("Error: etcdserver: requested lease not found")
+    del cluster["leases"][rest[2]]
+    cluster["kv"] = {k: v for k, v in cluster.get("kv", {}).items() if v["lease"] != rest[2]}
+    save()
+    print(f"lease {rest[2]} revoked")
+elif rest[:2] == ["get", "--print-value-only"] and len(rest) == 3:
+    need_quorum()
+    if rest[2] in cluster.get("kv", {}):
+        print(cluster["kv"][rest[2]]["value"])
 else:
     fail("etcdctl stub: unexpected arguments: " + " ".join(args))
 PY
