@@ -240,6 +240,7 @@ else
   source "$KUBEADM_HA_LIB/join-lock.sh"
   trap 'rc=$?; unpark; release_join_lock || true; exit "$rc"' EXIT
   acquire_join_lock
+  keep_join_lock
 fi
 poll_until "every other API server and etcd member to be healthy" "$EXIT_ETCD_BUSY" others_healthy
 

@@ -370,6 +370,7 @@ upgrade() {
   source "$KUBEADM_HA_LIB/join-lock.sh"
   trap 'rc=$?; release_join_lock || true; exit "$rc"' EXIT
   acquire_join_lock
+  keep_join_lock
   if $first; then
     [[ -f $KUBEADM_HA_ETC/init.yaml ]] || die "$EXIT_CONFIG" "$KUBEADM_HA_ETC/init.yaml is missing: only master 0 runs upgrade --first"
     kctl -n kube-system get configmap kubeadm-config -o json >"$KUBEADM_HA_RUN/kubeadm-config.json"
@@ -380,8 +381,6 @@ upgrade() {
     kubeadm upgrade node "${patches[@]}"
   fi
   if [[ $running != "$target" ]]; then
-    # The drain may take up to its timeout: renewed, the lease is not mistaken for a dead holder's.
-    acquire_join_lock
     kctl drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --timeout="$DRAIN_TIMEOUT"
     install_packages kubelet kubectl
     systemctl daemon-reload

@@ -114,8 +114,46 @@ delete_stale_node() {
   fi
 }
 
+# A holder's step can outlast the lease: kubeadm upgrade apply waits minutes for each static pod, a
+# drain up to its timeout, a renewal's health checks up to KUBEADM_HA_WAIT_SECONDS. Renewed in the
+# background every third of its staleness, the lease is never taken for a dead holder's while its
+# holder lives; the renewer stops with the holder (checked each round), so a killed holder's lease
+# still goes stale.
+LOCK_RENEWER=
+renew_join_lock() {
+  local lease age holder out
+  lease=$(lock_kubectl get lease "$LEASE" -o json 2>&1) || { log "WARNING: could not read lease/$LEASE to renew it: $lease" && return 1; }
+  read -r age holder < <(python3 -c "$LEASE_PY" inspect <<<"$lease") || return 1
+  [[ $holder == "$NODE_NAME" ]] || { log "WARNING: lease/$LEASE is held by '$holder', not this node (last renewed ${age}s ago)" && return 1; }
+  out=$(python3 -c "$LEASE_PY" take <<<"$lease" | lock_kubectl replace -f - 2>&1) || { log "WARNING: could not renew lease/$LEASE: $out" && return 1; }
+  log "renewed join lock lease/$LEASE"
+}
+keep_join_lock() {
+  local holder=$$ every=$((KUBEADM_HA_LOCK_STALE_SECONDS / 3))
+  ((every > 0)) || every=1
+  (
+    trap - EXIT
+    # sleep in the background: a TERM from release_join_lock ends the wait at once, and no orphaned
+    # sleep keeps the holder's output (SSM Run Command's pipe) open.
+    trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+    while kill -0 "$holder" 2>/dev/null; do
+      sleep "$every" &
+      nap=$!
+      wait "$nap"
+      kill -0 "$holder" 2>/dev/null || break
+      renew_join_lock || true
+    done
+  ) &
+  LOCK_RENEWER=$!
+}
+
 release_join_lock() {
   local lease holder age
+  if [[ -n $LOCK_RENEWER ]]; then
+    kill "$LOCK_RENEWER" 2>/dev/null || true
+    wait "$LOCK_RENEWER" 2>/dev/null || true
+    LOCK_RENEWER=
+  fi
   [[ $LOCK_TRIED == true ]] || return 0
   if lease=$(lock_kubectl get lease "$LEASE" -o json 2>/dev/null) &&
     read -r age holder < <(python3 -c "$LEASE_PY" inspect <<<"$lease") && [[ $holder == "$NODE_NAME" ]]; then

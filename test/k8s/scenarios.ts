@@ -273,7 +273,7 @@ async function main(): Promise<void> {
           log(`master ${m.index}: day2.sh ${args.join(" ")}`);
           const r = await runDay2(c, m, scripts, args);
           // What the step did with the join lock (join-lock.sh), in order.
-          const lock = r.stderr.split("\n").flatMap((l) => /(acquired|released) join lock|join lock already held by this node/.exec(l)?.[0] ?? []);
+          const lock = r.stderr.split("\n").flatMap((l) => /(acquired|released|renewed) join lock|join lock already held by this node|breaking stale join lock/.exec(l)?.[0] ?? []);
           steps.push({ master: m.index, step: args.join(" "), code: r.code, ms: r.ms, last: last(r), lock });
           log(`master ${m.index}: day2.sh ${args.join(" ")} exited ${r.code} after ${r.ms} ms: ${last(r)}`);
           if (r.code !== 0) break;

@@ -3,13 +3,15 @@
 # ConfigMap ($STUB_STATE/kubeadm-config.json) and `upgrade apply`/`upgrade node` set the API server's
 # image tag in this machine's manifest to the stored version, as the real ones render it; both fail
 # while $STUB_STATE/upgrade-fails exists. `reset` removes the manifests and kubelet.conf. `kubeconfig
-# user` prints a fake kubeconfig (the join lock's credential).
+# user` prints a fake kubeconfig (the join lock's credential). An upgrade takes STUB_UPGRADE_SECONDS
+# (default 0), as a real one waits for each static pod.
 # shellcheck source=../stub-lib.sh
 source "${BASH_SOURCE[0]%/*}/stub-lib.sh"
 stub_record "$@"
 kube=${KUBERNETES_DIR:?}
 stored() { python3 -c 'import json, sys, yaml; print(yaml.safe_load(json.load(open(sys.argv[1]))["data"]["ClusterConfiguration"])["kubernetesVersion"])' "$STUB_STATE/kubeadm-config.json"; }
 render() { sed -i -E "s#(kube-apiserver:)v[0-9.]+#\\1$1#" "$kube/manifests/kube-apiserver.yaml"; }
+if [[ $1 == upgrade ]]; then sleep "${STUB_UPGRADE_SECONDS:-0}"; fi
 case "$1 ${2:-}" in
   "upgrade apply")
     [[ ! -f $STUB_STATE/upgrade-fails ]] || { echo "[upgrade] FATAL: fake failure" >&2 && exit 1; }
