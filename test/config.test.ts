@@ -824,6 +824,36 @@ describe("boundaries the mutation run found unpinned (docs/mutation-testing.md)"
     expect(addonInstaller(c("nodes", "internet-facing"))).toBe("nodes");
   });
 
+  it("a VPC too small for two /28 subnets a zone is refused, naming the subnet count; the largest that fits is accepted", () => {
+    const zones = (n: number) => "abcdefghi".slice(0, n).split("").map((l) => `eu-west-1${l}`);
+    expect(problemsOf({ ...base(), network: { availabilityZones: zones(9), vpcCidr: "10.0.0.0/24" } })).toEqual(['network.vpcCidr: "10.0.0.0/24" — too small for 18 subnets of at least /28']);
+    expect(problemsOf({ ...base(), network: { availabilityZones: zones(8), vpcCidr: "10.0.0.0/24" } })).toEqual([]);
+    expect(problemsOf({ ...base(), network: { availabilityZones: zones(9), vpcCidr: "10.0.0.0/23" } })).toEqual([]);
+    expect(problemsOf({ ...base(), network: { availabilityZones: [...ZONES], vpcCidr: "10.0.0.0/25" } })).toEqual([
+      'network.vpcCidr: "10.0.0.0/25" — prefix must be /16 to /24 (AWS allows /16 to /28 and every zone needs two subnets of at least /28)',
+    ]);
+  });
+
+  it("Kubernetes majors other than 1 are refused", () => {
+    for (const v of ["2.35.0", "0.35.0"]) expect(problemsOf({ ...base(), kubernetesVersion: v })).toEqual([expect.stringMatching(new RegExp(`^kubernetesVersion: "${v}" — must be 1\\.31 to 1\\.36: `))]);
+  });
+
+  it("restoreEncryptionKey: exactly base64 (not base64url, no surrounding whitespace), 32 bytes", () => {
+    const key = Buffer.alloc(32, 7).toString("base64");
+    const refused = ['restoreEncryptionKey: "[secret]" — must be a 32-byte secretbox key in base64 (44 characters ending in =)'];
+    expect(problemsOf({ ...base(), restoreEncryptionKey: key })).toEqual([]);
+    // Each decodes to 32 bytes in Node, which also reads base64url and skips whitespace.
+    for (const k of ["-".repeat(43) + "=", ` ${key}`, `${key}\n`]) {
+      expect(Buffer.from(k, "base64")).toHaveLength(32);
+      expect(problemsOf({ ...base(), restoreEncryptionKey: k })).toEqual(refused);
+    }
+  });
+
+  it("zones: three distinct among four is enough (one problem, the repeat); a zone of another region is refused", () => {
+    expect(problemsOf({ ...base(), network: { availabilityZones: [...ZONES, ZONES[0]] } })).toEqual([`network.availabilityZones[3]: "${ZONES[0]}" — zones must be distinct`]);
+    expect(problemsOf({ ...base(), network: { availabilityZones: [ZONES[0], ZONES[1], "us-east-1c"] } })).toEqual(['network.availabilityZones[2]: "us-east-1c" — must be a zone of region eu-west-1']);
+  });
+
   it("ConfigError says how many problems, in the singular for one, and is named", () => {
     const one = new ConfigError(["a: 1 — rule"]);
     expect(one.message).toMatch(/^Invalid stack config \(1 problem\):/);
