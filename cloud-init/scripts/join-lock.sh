@@ -132,6 +132,7 @@ keep_join_lock() {
   local holder=$$ every=$((KUBEADM_HA_LOCK_STALE_SECONDS / 3))
   ((every > 0)) || every=1
   (
+    nap=
     trap - EXIT
     # sleep in the background: a TERM from release_join_lock ends the wait at once, and no orphaned
     # sleep keeps the holder's output (SSM Run Command's pipe) open.
