@@ -47,13 +47,13 @@ function fillBucket(dir: string): void {
 }
 
 /** A call of the join lock: its credential, or kubectl with it. */
+const isLockCall = (c: string) => c.startsWith("kubeadm kubeconfig user") || /--kubeconfig \S*\/joiner\.conf /.test(c);
 /** The etcd members' lock's etcdctl calls of the last run, with the health checks between them as "health". */
 const etcdLock = (m: { calls(): string[] }) =>
   m
     .calls()
     .filter((c) => /^etcdctl .*(lease |txn$|endpoint health)/.test(c))
     .map((c) => (/endpoint health/.test(c) ? "health" : c.replace(/^etcdctl /, "")));
-const isLockCall = (c: string) => c.startsWith("kubeadm kubeconfig user") || /--kubeconfig \S*\/joiner\.conf /.test(c);
 
 interface Run {
   status: number | null;
@@ -417,6 +417,23 @@ describe("upgrade: kubeadm's procedure on one master", () => {
     const after = m.calls().length;
     spawnSync("sleep", ["1.5"]);
     expect([m.calls().length, fs.existsSync(path.join(m.state, "lease.json"))]).toEqual([after, false]);
+  });
+
+  it("a holder killed mid-step (SIGKILL, no EXIT trap): its renewer stops, so the lease goes stale as a dead holder's should", () => {
+    const m = master(0);
+    m.userData(render(next, 0));
+    Object.assign(m.env, { KUBEADM_HA_LOCK_STALE_SECONDS: "3", STUB_UPGRADE_SECONDS: "6" });
+    fs.rmSync(path.join(m.state, "calls.log"), { force: true });
+    // No pipes: the orphaned kubeadm stub's sleep would hold them open.
+    spawnSync("/bin/bash", [path.join(SCRIPTS, "day2.sh"), "upgrade", "--first"], { env: m.env, stdio: "ignore", timeout: 2500, killSignal: "SIGKILL" });
+    const renewals = () => m.calls().filter((c) => /joiner\.conf .*replace -f -$/.test(c)).length;
+    // A renewal already under way when the holder died may still finish.
+    spawnSync("sleep", ["1.2"]);
+    const atKill = renewals();
+    expect(atKill).toBeGreaterThanOrEqual(1);
+    spawnSync("sleep", ["2.5"]);
+    expect(renewals()).toBe(atKill);
+    expect(JSON.parse(m.read(path.join(m.state, "lease.json"))).spec.holderIdentity).toBe("ip-10-0-0-10.eu-west-1.compute.internal");
   });
 
   it("waits while another master's certificate renewal holds the join lock, changing nothing (exit 4), and goes ahead once it is released", () => {
